@@ -1,0 +1,177 @@
+//! The errors a run can end with. Each says what went wrong, where, and what to do.
+
+use std::fmt;
+
+use crate::model::SourceLocation;
+use crate::report::RunReport;
+use crate::store::StoreError;
+
+/// A problem with the registered units themselves, found before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationProblem {
+    DuplicateId {
+        id: String,
+        first: SourceLocation,
+        second: SourceLocation,
+    },
+    DuplicateOrder {
+        order: String,
+        first_id: String,
+        first: SourceLocation,
+        second_id: String,
+        second: SourceLocation,
+    },
+    EmptyOrder {
+        id: String,
+        location: SourceLocation,
+    },
+}
+
+impl fmt::Display for ValidationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValidationProblem::DuplicateId { id, first, second } => write!(
+                f,
+                "two change units have id \"{id}\": one at {first}, one at {second}; ids must be unique"
+            ),
+            ValidationProblem::DuplicateOrder {
+                order,
+                first_id,
+                first,
+                second_id,
+                second,
+            } => write!(
+                f,
+                "change units \"{first_id}\" ({first}) and \"{second_id}\" ({second}) have the same order \"{order}\"; give each its own order"
+            ),
+            ValidationProblem::EmptyOrder { id, location } => {
+                write!(f, "change unit \"{id}\" at {location} has an empty order")
+            }
+        }
+    }
+}
+
+/// A parameter no dependency or transaction can fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingDependency {
+    pub change_id: String,
+    pub location: SourceLocation,
+    pub method: &'static str,
+    pub parameter: &'static str,
+    pub written_type: &'static str,
+    /// Why it cannot be filled and what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for MissingDependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "change unit \"{}\" ({}): parameter `{}: {}` of `{}`: {}",
+            self.change_id,
+            self.location,
+            self.parameter,
+            self.written_type,
+            self.method,
+            self.reason
+        )
+    }
+}
+
+/// A unit that blocks its stage until a person resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BlockedUnit {
+    pub change_id: String,
+    pub stage: String,
+    /// Its current audit state (`STARTED`, `FAILED`, `ROLLBACK_FAILED`).
+    pub state: String,
+    pub last_error: Option<String>,
+}
+
+impl fmt::Display for BlockedUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "\"{}\" (stage \"{}\") is {}",
+            self.change_id, self.stage, self.state
+        )?;
+        match &self.last_error {
+            Some(error) => write!(f, "; last error: {}", error.replace('\n', "; "))?,
+            None if self.state == "STARTED" => {
+                write!(f, "; it was interrupted, its effect is unknown")?
+            }
+            None => {}
+        }
+        write!(
+            f,
+            "\n    check the target, then: flamingock fix {} --applied --reason \"...\"   (its effect is in place)\n                         or: flamingock fix {} --rolled-back --reason \"...\"   (it is not; the next run applies it again)",
+            self.change_id, self.change_id
+        )
+    }
+}
+
+/// Everything a run (or its set-up) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The registered units are inconsistent; nothing ran.
+    #[error("{}", list("invalid change units; nothing ran", .0))]
+    Validation(Vec<ValidationProblem>),
+
+    /// A unit names a target system the run does not know; nothing ran.
+    #[error(
+        "change unit \"{change_id}\" ({location}) names target system \"{target}\", which is not registered; known target systems: {}",
+        known.join(", ")
+    )]
+    UnknownTarget {
+        change_id: String,
+        location: SourceLocation,
+        target: String,
+        known: Vec<String>,
+    },
+
+    /// Some parameters of pending units cannot be injected; nothing ran.
+    #[error("{}", list("missing dependencies; nothing ran", .0))]
+    MissingDependencies(Vec<MissingDependency>),
+
+    /// The audit store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    /// Configuration (environment or builder) is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// Units need manual intervention; their stage did not run.
+    #[error("{}", list("manual intervention needed; nothing in the blocked stage ran", blocked))]
+    Blocked {
+        blocked: Vec<BlockedUnit>,
+        report: Box<RunReport>,
+    },
+
+    /// A unit failed; the run stopped there.
+    #[error("change unit \"{change_id}\" failed: {message}\n{report}")]
+    UnitFailed {
+        change_id: String,
+        message: String,
+        report: Box<RunReport>,
+    },
+}
+
+impl Error {
+    /// The report of the run, for errors raised after units were considered.
+    pub fn report(&self) -> Option<&RunReport> {
+        match self {
+            Error::Blocked { report, .. } | Error::UnitFailed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+fn list(title: &str, items: &[impl fmt::Display]) -> String {
+    let mut text = format!("{title}:");
+    for item in items {
+        text.push_str("\n  - ");
+        text.push_str(&item.to_string());
+    }
+    text
+}

@@ -1,0 +1,19 @@
+//! Flamingock core: the change-unit model, planning, the execution engine, and the traits the
+//! drivers implement (audit store, target systems). It knows nothing of SQL or of macros; the
+//! `flamingock` crate glues it to `flamingock-sqlx` and `flamingock-macros`.
+
+pub mod engine;
+pub mod error;
+pub mod inject;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod store;
+pub mod target;
+
+pub use engine::{Engine, RunOptions};
+pub use error::Error;
+pub use inject::{ChangeContext, Dependencies};
+pub use model::{AuditEntry, AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
+pub use report::{RunReport, UnitOutcome, UnitReport};
+pub use store::{AuditStore, StoreError};

@@ -1,0 +1,295 @@
+//! The domain vocabulary: change units as registered by the macros, audit states, strategies and
+//! audit entries as stored.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::inject::{ParamSpec, UnitFuture};
+use crate::inject::Scope;
+
+/// Where a change unit was declared: shown in every error that names a unit and stored in the
+/// audit's `source` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLocation {
+    /// `module_path!()` of the unit.
+    pub module_path: &'static str,
+    /// `file!()` of the `#[change_unit]` attribute.
+    pub file: &'static str,
+    /// `line!()` of the `#[change_unit]` attribute.
+    pub line: u32,
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}:{})", self.module_path, self.file, self.line)
+    }
+}
+
+/// What the next run does with a unit whose outcome is in doubt (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryStrategy {
+    /// A non-transactional unit left `STARTED`, `FAILED` or `ROLLBACK_FAILED` blocks its stage
+    /// until a person resolves it with `flamingock fix`.
+    ManualIntervention,
+    /// The unit is applied again, whatever its last state.
+    AlwaysRetry,
+}
+
+impl RecoveryStrategy {
+    /// The value stored in the audit's `recovery_strategy` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryStrategy::ManualIntervention => "MANUAL_INTERVENTION",
+            RecoveryStrategy::AlwaysRetry => "ALWAYS_RETRY",
+        }
+    }
+}
+
+/// How a unit's effect and its audit entry are tied together (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TxStrategy {
+    /// The target is the audit store's own database: change and `APPLIED` commit together.
+    #[serde(rename = "TX_SHARED")]
+    Shared,
+    /// Another transactional database: a marker row in the target makes the outcome recoverable.
+    #[serde(rename = "TX_SEPARATE")]
+    Separate,
+    /// Anything else: `STARTED`, execute, `APPLIED`; rollback code undoes a failure.
+    #[serde(rename = "NON_TX")]
+    NonTransactional,
+}
+
+impl TxStrategy {
+    /// The value stored in the audit's `tx_strategy` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStrategy::Shared => "TX_SHARED",
+            TxStrategy::Separate => "TX_SEPARATE",
+            TxStrategy::NonTransactional => "NON_TX",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "TX_SHARED" => TxStrategy::Shared,
+            "TX_SEPARATE" => TxStrategy::Separate,
+            "NON_TX" => TxStrategy::NonTransactional,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TxStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One state change of a unit, as recorded in the audit store (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditState {
+    Started,
+    Applied,
+    Failed,
+    RolledBack,
+    RollbackFailed,
+    ManualMarkedAsApplied,
+    ManualMarkedAsRolledBack,
+}
+
+impl AuditState {
+    /// Every state, in the order DESIGN §4 lists them.
+    pub const ALL: [AuditState; 7] = [
+        AuditState::Started,
+        AuditState::Applied,
+        AuditState::Failed,
+        AuditState::RolledBack,
+        AuditState::RollbackFailed,
+        AuditState::ManualMarkedAsApplied,
+        AuditState::ManualMarkedAsRolledBack,
+    ];
+
+    /// The value stored in the audit's `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditState::Started => "STARTED",
+            AuditState::Applied => "APPLIED",
+            AuditState::Failed => "FAILED",
+            AuditState::RolledBack => "ROLLED_BACK",
+            AuditState::RollbackFailed => "ROLLBACK_FAILED",
+            AuditState::ManualMarkedAsApplied => "MANUAL_MARKED_AS_APPLIED",
+            AuditState::ManualMarkedAsRolledBack => "MANUAL_MARKED_AS_ROLLED_BACK",
+        }
+    }
+
+    /// Parses the stored form; `None` for anything else (a foreign or corrupt row).
+    pub fn parse(s: &str) -> Option<Self> {
+        AuditState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// `APPLIED` or `MANUAL_MARKED_AS_APPLIED`: the unit's effect is in place.
+    pub fn is_applied(self) -> bool {
+        matches!(
+            self,
+            AuditState::Applied | AuditState::ManualMarkedAsApplied
+        )
+    }
+}
+
+impl fmt::Display for AuditState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A method of a change unit (`#[execution]` or `#[rollback_execution]`), as generated by the macro.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitMethod {
+    /// The method's name in the user's code.
+    pub name: &'static str,
+    /// What each parameter asks to be injected with.
+    pub params: fn() -> Vec<ParamSpec>,
+    /// Calls the method with its parameters resolved from the scope.
+    pub call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>,
+}
+
+/// A change unit as registered at compile time by `#[change_unit]` (through `inventory`).
+///
+/// Everything here is `'static` and const-constructible, so that a registration is a plain static.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeUnit {
+    pub id: &'static str,
+    pub order: &'static str,
+    pub author: &'static str,
+    /// The named target system; `None` is the audit store's own database.
+    pub target_system: Option<&'static str>,
+    pub transactional: bool,
+    pub recovery: RecoveryStrategy,
+    pub run_always: bool,
+    pub system_version: Option<&'static str>,
+    pub stage: Option<&'static str>,
+    pub description: Option<&'static str>,
+    pub source: SourceLocation,
+    /// A hash of the unit's source tokens, computed at compile time.
+    pub checksum: &'static str,
+    pub execution: UnitMethod,
+    pub rollback: Option<UnitMethod>,
+}
+
+inventory::collect!(ChangeUnit);
+
+impl ChangeUnit {
+    /// Every change unit linked into this binary, in no particular order.
+    pub fn registered() -> impl Iterator<Item = &'static ChangeUnit> {
+        inventory::iter::<ChangeUnit>.into_iter()
+    }
+
+    /// The stage the unit belongs to (`"default"` when none is given).
+    pub fn stage_name(&self) -> &'static str {
+        self.stage.unwrap_or(DEFAULT_STAGE)
+    }
+
+    /// The target system's name (`"default"`: the audit store's own database).
+    pub fn target_name(&self) -> &'static str {
+        self.target_system.unwrap_or(DEFAULT_TARGET)
+    }
+}
+
+/// The stage of units that name none.
+pub const DEFAULT_STAGE: &str = "default";
+/// The name of the audit store's own database as a target system.
+pub const DEFAULT_TARGET: &str = "default";
+
+/// One row of the audit log, to be inserted (`id` and `created_at` are set by the store) or as read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Row id, assigned by the store; `0` before insertion.
+    pub id: i64,
+    pub execution_id: String,
+    pub change_id: String,
+    pub author: String,
+    pub change_order: String,
+    pub stage: String,
+    pub state: AuditState,
+    /// The database clock at insertion; `None` before insertion.
+    pub created_at: Option<DateTime<Utc>>,
+    pub execution_ms: Option<i64>,
+    pub hostname: String,
+    pub runner_id: String,
+    pub target_system: String,
+    pub tx_strategy: TxStrategy,
+    pub recovery_strategy: RecoveryStrategy,
+    pub app_name: Option<String>,
+    pub app_version: Option<String>,
+    pub source: String,
+    pub checksum: Option<String>,
+    /// The error message and its cause chain, one cause per line.
+    pub error: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The newest row of one unit, with how often it has been tried: what planning needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitState {
+    pub change_id: String,
+    pub state: AuditState,
+    pub execution_id: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// How many times the unit has been tried so far (see [`ChangeContext::attempt`]).
+    ///
+    /// [`ChangeContext::attempt`]: crate::inject::ChangeContext::attempt
+    pub tries: i64,
+}
+
+/// Formats an error with its `source()` chain: the message, then one `caused by:` line per cause.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // anyhow and others often repeat the cause in the message; don't print it twice.
+        if !text.ends_with(&cause_text) {
+            text.push_str("\ncaused by: ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_stored_form() {
+        for state in AuditState::ALL {
+            assert_eq!(AuditState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(AuditState::parse("applied"), None);
+    }
+
+    #[test]
+    fn error_chain_lists_causes() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("writing the flag")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Outer(std::io::Error::other("disk full"));
+        assert_eq!(error_chain(&err), "writing the flag\ncaused by: disk full");
+    }
+}

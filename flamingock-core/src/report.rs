@@ -1,0 +1,177 @@
+//! The report of one run: what happened to each unit. `Display` prints a table, `Serialize` JSON.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::TxStrategy;
+
+/// What a run did with one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitOutcome {
+    /// Applied by this run.
+    Applied,
+    /// Applied before; nothing done.
+    AlreadyApplied,
+    /// Found committed by an earlier, interrupted run (`TX_SEPARATE` marker); recorded, not rerun.
+    RecoveredApplied,
+    /// Failed; a transaction undid it, or it had no rollback.
+    Failed,
+    /// Failed, and its rollback undid it.
+    RolledBack,
+    /// Failed, and its rollback failed too.
+    RollbackFailed,
+    /// Needs manual intervention.
+    Blocked,
+    /// The run stopped before it.
+    NotReached,
+}
+
+impl UnitOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            UnitOutcome::Applied => "applied",
+            UnitOutcome::AlreadyApplied => "already applied",
+            UnitOutcome::RecoveredApplied => "recovered (applied)",
+            UnitOutcome::Failed => "FAILED",
+            UnitOutcome::RolledBack => "FAILED, rolled back",
+            UnitOutcome::RollbackFailed => "FAILED, rollback failed",
+            UnitOutcome::Blocked => "BLOCKED",
+            UnitOutcome::NotReached => "not reached",
+        }
+    }
+}
+
+/// One unit's line in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitReport {
+    pub change_id: String,
+    pub order: String,
+    pub author: String,
+    pub stage: String,
+    pub target_system: String,
+    pub tx_strategy: TxStrategy,
+    pub outcome: UnitOutcome,
+    /// Time spent executing (and rolling back), for units this run touched.
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// The report of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub execution_id: String,
+    pub runner_id: String,
+    pub audit_store: String,
+    pub duration_ms: u64,
+    pub units: Vec<UnitReport>,
+}
+
+impl RunReport {
+    /// How many units ended with `outcome`.
+    pub fn count(&self, outcome: UnitOutcome) -> usize {
+        self.units.iter().filter(|u| u.outcome == outcome).count()
+    }
+
+    /// The ids of the units this run applied, in order.
+    pub fn applied(&self) -> Vec<&str> {
+        self.units
+            .iter()
+            .filter(|u| u.outcome == UnitOutcome::Applied)
+            .map(|u| u.change_id.as_str())
+            .collect()
+    }
+
+    /// The unit with this id.
+    pub fn unit(&self, change_id: &str) -> Option<&UnitReport> {
+        self.units.iter().find(|u| u.change_id == change_id)
+    }
+
+    /// Whether every unit is in place (applied now or before).
+    pub fn is_success(&self) -> bool {
+        self.units.iter().all(|u| {
+            matches!(
+                u.outcome,
+                UnitOutcome::Applied | UnitOutcome::AlreadyApplied | UnitOutcome::RecoveredApplied
+            )
+        })
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = ["order", "change", "stage", "strategy", "outcome", "time"];
+        let rows: Vec<[String; 6]> = self
+            .units
+            .iter()
+            .map(|u| {
+                [
+                    u.order.clone(),
+                    u.change_id.clone(),
+                    u.stage.clone(),
+                    u.tx_strategy.as_str().to_owned(),
+                    u.outcome.label().to_owned(),
+                    u.duration_ms.map_or_else(String::new, |ms| format!("{ms} ms")),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: &[&str]| -> fmt::Result {
+            let mut text = String::new();
+            for (cell, width) in cells.iter().zip(widths) {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+            writeln!(f, "{}", text.trim_end())
+        };
+        writeln!(
+            f,
+            "Flamingock run {} on {} ({} ms)",
+            self.execution_id, self.audit_store, self.duration_ms
+        )?;
+        if self.units.is_empty() {
+            return writeln!(f, "no change units selected");
+        }
+        line(f, &headers)?;
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(f, &rule.iter().map(String::as_str).collect::<Vec<_>>())?;
+        for row in &rows {
+            line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
+        for unit in self.units.iter().filter(|u| u.error.is_some()) {
+            let error = unit.error.as_deref().unwrap_or_default();
+            writeln!(f, "error in \"{}\": {}", unit.change_id, error)?;
+        }
+        let applied = self.count(UnitOutcome::Applied);
+        let already = self.count(UnitOutcome::AlreadyApplied);
+        if applied == 0 && self.is_success() {
+            write!(f, "nothing to apply: all {already} units already applied")
+        } else {
+            write!(f, "{applied} applied, {already} already applied")?;
+            for outcome in [
+                UnitOutcome::RecoveredApplied,
+                UnitOutcome::Failed,
+                UnitOutcome::RolledBack,
+                UnitOutcome::RollbackFailed,
+                UnitOutcome::Blocked,
+                UnitOutcome::NotReached,
+            ] {
+                let n = self.count(outcome);
+                if n > 0 {
+                    write!(f, ", {n} {}", outcome.label().to_lowercase())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}

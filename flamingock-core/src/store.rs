@@ -1,0 +1,231 @@
+//! The audit store: the append-only record of every state change, and the trait drivers implement.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::inject::{BoxError, Dependencies};
+use crate::model::{AuditEntry, AuditState, TxStrategy, UnitState};
+
+/// What can go wrong talking to an audit store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached (after the driver's retries).
+    #[error("cannot connect to the audit store at {url}: {source}")]
+    Connect {
+        /// The URL with any password redacted.
+        url: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A statement failed.
+    #[error("audit store: {action} failed: {source}")]
+    Query {
+        /// What was being done (`"reading unit states"`).
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A configured table name is not a plain SQL identifier.
+    #[error("`{name}` is not a valid table name: {reason}")]
+    InvalidIdentifier { name: String, reason: &'static str },
+    /// A table exists under the configured name but is not one of ours.
+    #[error(
+        "table `{table}` exists but is not a Flamingock {kind} table ({detail}); configure another table name or remove it"
+    )]
+    ForeignTable {
+        table: String,
+        kind: &'static str,
+        detail: String,
+    },
+    /// A row could not be understood.
+    #[error("audit table `{table}` holds a row Flamingock cannot read: {detail}")]
+    CorruptRow { table: String, detail: String },
+    /// The database URL names no supported backend, or a backend this build lacks.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The transaction of a `TX_SHARED` unit: opened on the audit store's own database, so that the
+/// change and its `APPLIED` row commit together.
+#[async_trait]
+pub trait SharedTransaction: Send {
+    /// The driver's transaction, handed to the unit as `&mut T` (e.g. `sqlx::Transaction<'static, Sqlite>`).
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
+    /// Inserts `entry` in this transaction, then commits.
+    async fn commit_with(self: Box<Self>, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Rolls back everything the unit did.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// An append-only audit store (DESIGN §4).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Creates the tables if they are missing and checks that existing ones are ours.
+    async fn initialize(&self) -> Result<(), StoreError>;
+
+    /// The newest row of every unit, in one round trip.
+    async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError>;
+
+    /// Appends one row.
+    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Every row, oldest first (history queries with filters come with the operations API).
+    async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
+    async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
+
+    /// The type of the transaction [`begin_shared`](Self::begin_shared) hands to units, and its
+    /// name, so that a unit asking for another type is refused before anything runs.
+    fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str);
+
+    /// What units on the default target may take as `&T` (the store's connection pool).
+    fn dependencies(&self) -> Dependencies;
+
+    /// A description for logs and errors, with any password redacted.
+    fn describe(&self) -> String;
+}
+
+/// An in-memory audit store for tests of the engine; its "transaction" is a [`MemoryTransaction`].
+/// Clones share the same rows.
+#[derive(Clone, Default)]
+pub struct MemoryAuditStore {
+    rows: Arc<Mutex<Vec<AuditEntry>>>,
+}
+
+/// The transaction [`MemoryAuditStore`] hands to `TX_SHARED` units: a scratch list of effects that
+/// becomes visible in [`MemoryAuditStore::effects`] only on commit.
+#[derive(Debug, Default)]
+pub struct MemoryTransaction {
+    /// Effects recorded by the unit.
+    pub effects: Vec<String>,
+}
+
+impl MemoryAuditStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every row, oldest first.
+    pub fn rows(&self) -> Vec<AuditEntry> {
+        self.lock().clone()
+    }
+
+    /// The states of the rows of one unit, oldest first.
+    pub fn states_of(&self, change_id: &str) -> Vec<AuditState> {
+        self.lock()
+            .iter()
+            .filter(|row| row.change_id == change_id)
+            .map(|row| row.state)
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AuditEntry>> {
+        // A panic while holding the lock cannot leave the Vec half-updated (push is atomic here).
+        self.rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, entry: &AuditEntry) {
+        let mut rows = self.lock();
+        let mut entry = entry.clone();
+        entry.id = rows.len() as i64 + 1;
+        entry.created_at = Some(Utc::now());
+        rows.push(entry);
+    }
+}
+
+struct MemoryShared {
+    store: MemoryAuditStore,
+    tx: MemoryTransaction,
+}
+
+#[async_trait]
+impl SharedTransaction for MemoryShared {
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
+        &mut self.tx
+    }
+
+    async fn commit_with(self: Box<Self>, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut entry = entry.clone();
+        if !self.tx.effects.is_empty() {
+            entry.metadata = Some(serde_json::json!({ "effects": self.tx.effects }));
+        }
+        self.store.push(&entry);
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Tries (per [`UnitState::tries`]) that a row stands for: every `STARTED`, and the single row a
+/// `TX_SHARED` try writes.
+pub fn counts_as_try(entry: &AuditEntry) -> bool {
+    entry.state == AuditState::Started
+        || (entry.tx_strategy == TxStrategy::Shared
+            && matches!(entry.state, AuditState::Applied | AuditState::Failed))
+}
+
+#[async_trait]
+impl AuditStore for MemoryAuditStore {
+    async fn initialize(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
+        let mut states: HashMap<String, UnitState> = HashMap::new();
+        for row in self.lock().iter() {
+            let tries = states.get(&row.change_id).map_or(0, |s| s.tries)
+                + i64::from(counts_as_try(row));
+            states.insert(
+                row.change_id.clone(),
+                UnitState {
+                    change_id: row.change_id.clone(),
+                    state: row.state,
+                    execution_id: row.execution_id.clone(),
+                    created_at: row.created_at,
+                    error: row.error.clone(),
+                    tries,
+                },
+            );
+        }
+        Ok(states)
+    }
+
+    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.push(entry);
+        Ok(())
+    }
+
+    async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.rows())
+    }
+
+    async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
+        Ok(Box::new(MemoryShared {
+            store: self.clone(),
+            tx: MemoryTransaction::default(),
+        }))
+    }
+
+    fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
+        (
+            std::any::TypeId::of::<MemoryTransaction>(),
+            std::any::type_name::<MemoryTransaction>(),
+        )
+    }
+
+    fn dependencies(&self) -> Dependencies {
+        Dependencies::new()
+    }
+
+    fn describe(&self) -> String {
+        "in-memory audit store".to_owned()
+    }
+}
