@@ -8,7 +8,8 @@ use crate::model::{AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 
 /// Compares two order strings "naturally": runs of digits compare as numbers, so `"2" < "10"` and
 /// `"v1.9" < "v1.10"`; everything else compares character by character. Leading zeros do not
-/// change a number's value (`"0002" == "2"` numerically, then the shorter spelling first).
+/// change a number's value: `"0002"` and `"2"` differ only in spelling, which decides (shorter
+/// first) when nothing else does.
 ///
 /// ```
 /// use std::cmp::Ordering;
@@ -18,9 +19,22 @@ use crate::model::{AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 /// assert_eq!(natural_cmp("a-2", "a-10"), Ordering::Less);
 /// ```
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    compare(a, b, true)
+}
+
+/// Whether two orders name the same position (`"2"`, `"02"` and `"002"` do): such units would run
+/// in an order nobody chose, so planning refuses them.
+pub fn same_order(a: &str, b: &str) -> bool {
+    compare(a, b, false) == Ordering::Equal
+}
+
+fn compare(a: &str, b: &str, by_spelling: bool) -> Ordering {
     let (mut a, mut b) = (a, b);
+    // "01" and "1" are the same number: their spelling only decides when all else is equal.
+    let mut spelling = Ordering::Equal;
     loop {
         match (a.chars().next(), b.chars().next()) {
+            (None, None) if by_spelling => return spelling,
             (None, None) => return Ordering::Equal,
             (None, Some(_)) => return Ordering::Less,
             (Some(_), None) => return Ordering::Greater,
@@ -34,11 +48,11 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
                 let by_value = value_a
                     .len()
                     .cmp(&value_b.len())
-                    .then_with(|| value_a.cmp(value_b))
-                    .then_with(|| digits_a.len().cmp(&digits_b.len()));
+                    .then_with(|| value_a.cmp(value_b));
                 if by_value != Ordering::Equal {
                     return by_value;
                 }
+                spelling = spelling.then(digits_a.len().cmp(&digits_b.len()));
                 (a, b) = (rest_a, rest_b);
             }
             (Some(x), Some(y)) => {
@@ -115,7 +129,7 @@ pub fn order_units(
         }
     }
     for pair in selected.windows(2) {
-        if natural_cmp(pair[0].order, pair[1].order) == Ordering::Equal {
+        if same_order(pair[0].order, pair[1].order) {
             problems.push(ValidationProblem::DuplicateOrder {
                 order: pair[1].order.to_owned(),
                 first_id: pair[0].id.to_owned(),
@@ -191,6 +205,8 @@ mod tests {
         assert_eq!(orders, ["1", "001a", "1b", "2", "0003", "10", "v1.9", "v1.10"]);
         assert_eq!(natural_cmp("0002", "2"), Ordering::Greater);
         assert_eq!(natural_cmp("abc", "abc"), Ordering::Equal);
+        assert!(same_order("0002", "2"));
+        assert!(!same_order("2", "20"));
         assert_eq!(
             natural_cmp("99999999999999999999999", "100000000000000000000000"),
             Ordering::Less

@@ -1,0 +1,151 @@
+//! The engine against the in-memory store, with units built by hand (no macros in core).
+
+use std::sync::Arc;
+
+use flamingock_core::inject::{BoxError, Param, ParamSpec, Scope, UnitFuture};
+use flamingock_core::model::{SourceLocation, UnitMethod};
+use flamingock_core::store::{MemoryAuditStore, MemoryTransaction};
+use flamingock_core::{
+    AuditState, ChangeUnit, Engine, Error, RecoveryStrategy, TxStrategy, UnitOutcome,
+};
+
+fn no_params() -> Vec<ParamSpec> {
+    Vec::new()
+}
+
+fn method(call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>) -> UnitMethod {
+    UnitMethod { name: "execute", params: no_params, call }
+}
+
+fn unit(
+    id: &'static str,
+    order: &'static str,
+    transactional: bool,
+    execution: UnitMethod,
+    rollback: Option<UnitMethod>,
+) -> &'static ChangeUnit {
+    Box::leak(Box::new(ChangeUnit {
+        id,
+        order,
+        author: "test",
+        target_system: None,
+        transactional,
+        recovery: RecoveryStrategy::ManualIntervention,
+        run_always: false,
+        system_version: None,
+        stage: None,
+        description: None,
+        source: SourceLocation { module_path: "engine_tests", file: file!(), line: line!() },
+        checksum: "0",
+        execution,
+        rollback,
+    }))
+}
+
+fn record_effect<'s>(mut scope: Scope<'s>) -> UnitFuture<'s> {
+    Box::pin(async move {
+        let tx: &mut MemoryTransaction = Param::take(&mut scope)?;
+        tx.effects.push("created".into());
+        Ok(())
+    })
+}
+
+fn succeed<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    Box::pin(async { Ok(()) })
+}
+
+fn fail<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    Box::pin(async { Err::<(), BoxError>("target refused".into()) })
+}
+
+fn panic_inside<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    Box::pin(async { panic!("boom") })
+}
+
+fn engine(store: &MemoryAuditStore) -> Engine {
+    Engine::new(Arc::new(store.clone()))
+}
+
+#[tokio::test]
+async fn shared_units_apply_once_with_their_effect_in_the_applied_row() {
+    let store = MemoryAuditStore::new();
+    let units = [unit("a", "1", true, method(record_effect), None)];
+    let report = engine(&store).run(units).await.unwrap();
+    assert_eq!(report.applied(), ["a"]);
+    let rows = store.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, AuditState::Applied);
+    assert_eq!(rows[0].tx_strategy, TxStrategy::Shared);
+    assert_eq!(rows[0].metadata.as_ref().unwrap()["effects"][0], "created");
+
+    let again = engine(&store).run(units).await.unwrap();
+    assert_eq!(again.count(UnitOutcome::AlreadyApplied), 1);
+    assert_eq!(store.rows().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_non_transactional_unit_is_rolled_back_and_the_run_stops() {
+    let store = MemoryAuditStore::new();
+    let units = [
+        unit("first", "1", false, method(fail), Some(method(succeed))),
+        unit("second", "2", true, method(succeed), None),
+    ];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let Error::UnitFailed { change_id, report, .. } = &error else {
+        panic!("expected UnitFailed, got {error}");
+    };
+    assert_eq!(change_id, "first");
+    assert_eq!(report.unit("first").unwrap().outcome, UnitOutcome::RolledBack);
+    assert_eq!(report.unit("second").unwrap().outcome, UnitOutcome::NotReached);
+    assert_eq!(
+        store.states_of("first"),
+        [AuditState::Started, AuditState::Failed, AuditState::RolledBack]
+    );
+    assert!(store.states_of("second").is_empty());
+}
+
+#[tokio::test]
+async fn a_rollback_that_fails_keeps_both_errors() {
+    let store = MemoryAuditStore::new();
+    let units = [unit("flag", "1", false, method(fail), Some(method(fail)))];
+    engine(&store).run(units).await.unwrap_err();
+    let rows = store.rows();
+    let last = rows.last().unwrap();
+    assert_eq!(last.state, AuditState::RollbackFailed);
+    let error = last.error.as_deref().unwrap();
+    assert!(error.starts_with("target refused\nrollback failed: target refused"), "{error}");
+}
+
+#[tokio::test]
+async fn a_panic_is_recorded_as_a_failure() {
+    let store = MemoryAuditStore::new();
+    let units = [unit("p", "1", true, method(panic_inside), None)];
+    engine(&store).run(units).await.unwrap_err();
+    let rows = store.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, AuditState::Failed);
+    assert!(rows[0].error.as_deref().unwrap().contains("panicked: boom"));
+}
+
+#[tokio::test]
+async fn a_non_transactional_unit_left_failed_blocks_its_stage() {
+    let store = MemoryAuditStore::new();
+    engine(&store)
+        .run([unit("x", "1", false, method(fail), None)])
+        .await
+        .unwrap_err();
+    let units = [
+        unit("x", "1", false, method(succeed), None),
+        unit("y", "2", true, method(succeed), None),
+    ];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let Error::Blocked { blocked, report } = &error else {
+        panic!("expected Blocked, got {error}");
+    };
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].change_id, "x");
+    assert_eq!(report.unit("y").unwrap().outcome, UnitOutcome::NotReached);
+    let message = error.to_string();
+    assert!(message.contains("flamingock fix x --applied"), "{message}");
+    assert!(store.states_of("y").is_empty());
+}

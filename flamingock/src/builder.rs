@@ -1,0 +1,183 @@
+//! `Flamingock::builder()`: where the audit store, dependencies, targets and selection are set.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use flamingock_core::engine::{Engine, RunOptions};
+use flamingock_core::plan::Selection;
+use flamingock_core::store::AuditStore;
+use flamingock_core::target::TargetSystem;
+use flamingock_core::{ChangeUnit, Dependencies, Error, RunReport};
+
+/// The environment variable holding the audit store's URL.
+pub const DATABASE_URL_ENV: &str = "FLAMINGOCK_DATABASE_URL";
+/// The environment variable holding the audit table's name.
+pub const AUDIT_TABLE_ENV: &str = "FLAMINGOCK_AUDIT_TABLE";
+/// The audit store used when no URL is configured: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
+
+/// The entry point: `Flamingock::builder()`.
+pub struct Flamingock;
+
+impl Flamingock {
+    /// A builder with nothing set: the audit store comes from `FLAMINGOCK_DATABASE_URL`, or is a
+    /// local `flamingock.db` SQLite file.
+    pub fn builder() -> FlamingockBuilder {
+        FlamingockBuilder::default()
+    }
+}
+
+/// Configures and starts a run. Every setting has a default; see each method.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), flamingock::Error> {
+/// #[derive(Debug)]
+/// struct AppConfig { greeting: String }
+///
+/// let builder = flamingock::Flamingock::builder()
+///     .database_url("sqlite://app.db")
+///     .dependency(AppConfig { greeting: "hello".into() })
+///     .stage("schema");
+/// let report = flamingock::run!(builder).await?;
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct FlamingockBuilder {
+    database_url: Option<String>,
+    store: Option<Arc<dyn AuditStore>>,
+    audit_table: Option<String>,
+    dependencies: Dependencies,
+    targets: Vec<Arc<dyn TargetSystem>>,
+    selection: Selection,
+    app_name: Option<String>,
+    app_version: Option<String>,
+}
+
+impl FlamingockBuilder {
+    /// The audit store's URL (`sqlite://file.db`, `postgres://...`, `mysql://...`). Takes
+    /// precedence over `FLAMINGOCK_DATABASE_URL`.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// An audit store built by hand (e.g. on a pool the application already has, or the
+    /// in-memory store in tests). Takes precedence over any URL.
+    pub fn audit_store(mut self, store: Arc<dyn AuditStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The audit table's name (default `flamingock_audit_log`, or `FLAMINGOCK_AUDIT_TABLE`). It
+    /// must be a plain SQL identifier; anything else is refused before any SQL runs.
+    pub fn audit_table(mut self, name: impl Into<String>) -> Self {
+        self.audit_table = Some(name.into());
+        self
+    }
+
+    /// Offers `value` to every change unit as a `&T` parameter.
+    pub fn dependency<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.dependencies.insert(value);
+        self
+    }
+
+    /// Adds a target system that units name with `target_system = "..."`.
+    pub fn target(mut self, target: impl TargetSystem + 'static) -> Self {
+        self.targets.push(Arc::new(target));
+        self
+    }
+
+    /// Runs only units of this stage (may be called several times). Default: every stage.
+    pub fn stage(mut self, stage: impl Into<String>) -> Self {
+        self.selection.stages.push(stage.into());
+        self
+    }
+
+    /// Runs only units declared in this module or below it (`my_app::billing`; may be called
+    /// several times), so independent pipelines, and tests, can share one binary.
+    pub fn module(mut self, module_prefix: impl Into<String>) -> Self {
+        self.selection.module_prefixes.push(module_prefix.into());
+        self
+    }
+
+    /// The application's name and version, recorded in every audit entry. `run!()` sets them
+    /// from the calling crate unless set here.
+    pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.app_name = Some(name.into());
+        self.app_version = Some(version.into());
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn app_if_unset(self, name: &str, version: &str) -> Self {
+        if self.app_name.is_some() {
+            self
+        } else {
+            self.app(name, version)
+        }
+    }
+
+    /// Connects to the audit store and builds the engine, without running anything.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                let url = match self.database_url {
+                    Some(url) => url,
+                    None => env_var(DATABASE_URL_ENV)?
+                        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+                };
+                let mut options = flamingock_sqlx::StoreOptions::default();
+                if let Some(table) = self.audit_table.or(env_var(AUDIT_TABLE_ENV)?) {
+                    options.audit_table = table;
+                }
+                flamingock_sqlx::connect(&url, options).await?
+            }
+        };
+        let mut engine = Engine::new(store)
+            .with_dependencies(self.dependencies)
+            .with_options(RunOptions {
+                selection: self.selection,
+                app_name: self.app_name,
+                app_version: self.app_version,
+            });
+        for target in self.targets {
+            engine = engine.with_target(target);
+        }
+        Ok(engine)
+    }
+
+    /// Brings every selected change unit up to date. Prefer `flamingock::run!(builder)`, which
+    /// also records the calling crate's name and version.
+    pub async fn run(self) -> Result<RunReport, Error> {
+        let engine = self.build().await?;
+        engine.run(ChangeUnit::registered()).await
+    }
+
+    /// [`run`](Self::run) for a sync `main`: starts a single-threaded tokio runtime for the run.
+    /// Called from inside an async runtime it refuses (use `run().await` there).
+    pub fn run_blocking(self) -> Result<RunReport, Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Config(
+                "run_blocking was called inside an async runtime; use `flamingock::run!().await` there".into(),
+            ));
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start a tokio runtime: {e}")))?
+            .block_on(self.run())
+    }
+}
+
+fn env_var(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::Config(format!("{name} is not valid UTF-8")))
+        }
+    }
+}
