@@ -1,16 +1,107 @@
 //! Flamingock for Rust: ordered, audited, exactly-once changes to everything a service depends on.
 //!
-//! See the README for the quick start.
+//! Declare change units with [`macro@change_unit`], then bring every target up to date at start-up:
+//!
+//! ```no_run
+//! use flamingock::prelude::*;
+//!
+//! #[derive(Default)]
+//! pub struct CreateClients;
+//!
+//! #[change_unit(id = "create-clients", order = "0001", author = "ana")]
+//! impl CreateClients {
+//!     #[execution]
+//!     async fn execute(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+//!         sqlx::query("CREATE TABLE clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+//!             .execute(&mut **tx)
+//!             .await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), flamingock::Error> {
+//!     let report = flamingock::run!().await?;
+//!     println!("{report}");
+//!     Ok(())
+//! }
+//! ```
 
+mod builder;
+
+pub use builder::{
+    AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
+};
+pub use flamingock_core::engine::{Engine, PlannedUnit};
+pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
+pub use flamingock_core::plan::{Decision, Selection, natural_cmp};
+pub use flamingock_core::store::{AuditStore, MemoryAuditStore, StoreError};
+pub use flamingock_core::target::{NonTxTarget, TargetSystem};
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, UnitOutcome, UnitReport,
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
+pub use flamingock_sqlx as sqlx_store;
+
+/// Checks every change unit linked into this binary (duplicate ids or orders, each named with
+/// both source locations) without touching any database. Put it in a test:
+///
+/// ```
+/// #[test]
+/// fn change_units_are_consistent() {
+///     flamingock::validate().unwrap();
+/// }
+/// ```
+pub fn validate() -> Result<(), Error> {
+    validate_selection(&Selection::default())
+}
+
+/// [`validate`] for a subset of units (by stage or module prefix).
+pub fn validate_selection(selection: &Selection) -> Result<(), Error> {
+    flamingock_core::plan::order_units(ChangeUnit::registered(), selection)
+        .map(|_| ())
+        .map_err(Error::Validation)
+}
+
+/// Brings every change unit up to date: `flamingock::run!().await?`.
+///
+/// The audit store comes from `FLAMINGOCK_DATABASE_URL` (default: a `flamingock.db` SQLite file in
+/// the working directory). `run!(builder)` takes a [`Flamingock::builder()`] instead. Either form
+/// records the calling crate's name and version in every audit entry.
+#[macro_export]
+macro_rules! run {
+    () => {
+        $crate::run!($crate::Flamingock::builder())
+    };
+    ($builder:expr $(,)?) => {
+        $crate::FlamingockBuilder::run($crate::FlamingockBuilder::app_if_unset(
+            $builder,
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        ))
+    };
+}
+
+/// [`run!`] for a sync `main`: runs on a private single-threaded tokio runtime and returns the
+/// result directly.
+#[macro_export]
+macro_rules! run_blocking {
+    () => {
+        $crate::run_blocking!($crate::Flamingock::builder())
+    };
+    ($builder:expr $(,)?) => {
+        $crate::FlamingockBuilder::run_blocking($crate::FlamingockBuilder::app_if_unset(
+            $builder,
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        ))
+    };
+}
 
 /// Everything a file of change units needs: `use flamingock::prelude::*;`.
 pub mod prelude {
-    pub use crate::{ChangeContext, change_unit, execution, rollback_execution};
+    pub use crate::{ChangeContext, Flamingock, change_unit, execution, rollback_execution};
 }
 
 /// What the macros' generated code names. Not a public API: it changes without notice.
