@@ -122,6 +122,11 @@ impl Engine {
             });
         }
         self.store.initialize().await?;
+        for target in self.targets.values() {
+            if let Some(transactional) = target.transactional() {
+                transactional.initialize().await?;
+            }
+        }
         let mut states = self.store.unit_states().await?;
         for unit in &mut planned {
             unit.current = states.remove(unit.unit.id);
@@ -187,7 +192,17 @@ impl Engine {
             return Ok((None, strategy));
         };
         match self.targets.get(name) {
-            Some(target) => Ok((Some(target.clone()), TxStrategy::NonTransactional)),
+            Some(target) => {
+                let strategy = match target.transactional() {
+                    None => TxStrategy::NonTransactional,
+                    Some(_) if !unit.transactional => TxStrategy::NonTransactional,
+                    Some(tx) if Some(tx.database_identity()) == self.store.database_identity() => {
+                        TxStrategy::Shared
+                    }
+                    Some(_) => TxStrategy::Separate,
+                };
+                Ok((Some(target.clone()), strategy))
+            }
             None => {
                 let mut known: Vec<String> = self.targets.keys().cloned().collect();
                 known.sort();
@@ -258,7 +273,17 @@ impl Engine {
                         )
                     })
                 }
-                TxStrategy::Separate => None,
+                TxStrategy::Separate => {
+                    let transactional = unit.target.as_ref().and_then(|t| t.transactional());
+                    let (offered_id, offered_name) = transactional
+                        .map(|t| t.transaction_type())
+                        .expect("TX_SEPARATE is only planned for transactional targets");
+                    (offered_id != type_id).then(|| {
+                        format!(
+                            "the target \"{target_name}\" opens a `{offered_name}`, not a `{type_name}`; declare the parameter as `&mut {offered_name}`"
+                        )
+                    })
+                }
                 TxStrategy::NonTransactional => Some(format!(
                     "the unit runs without a transaction (NON_TX: {}), so there is no `{type_name}` to give it; take the target's client as `&T` instead",
                     if unit.target.is_some() {
@@ -345,7 +370,8 @@ impl Engine {
         let started = Instant::now();
         let (outcome, error) = match unit.strategy {
             TxStrategy::Shared => self.apply_shared(unit, &context).instrument(span).await,
-            TxStrategy::Separate | TxStrategy::NonTransactional => {
+            TxStrategy::Separate => self.apply_separate(unit, &context).instrument(span).await,
+            TxStrategy::NonTransactional => {
                 self.apply_non_tx(unit, &context).instrument(span).await
             }
         };

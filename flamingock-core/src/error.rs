@@ -137,6 +137,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// A target system failed outside a unit (its marker table, say).
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+
     /// Configuration (environment or builder) is not usable.
     #[error("configuration: {0}")]
     Config(String),

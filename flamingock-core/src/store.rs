@@ -88,6 +88,12 @@ pub trait AuditStore: Send + Sync {
 
     /// A description for logs and errors, with any password redacted.
     fn describe(&self) -> String;
+
+    /// Identifies the database the store lives in (see
+    /// [`TransactionalTarget::database_identity`](crate::target::TransactionalTarget::database_identity)).
+    fn database_identity(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An in-memory audit store for tests of the engine; its "transaction" is a [`MemoryTransaction`].

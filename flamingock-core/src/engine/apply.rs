@@ -3,6 +3,7 @@
 use super::{Engine, PlannedUnit, call, describe_error};
 use crate::inject::ChangeContext;
 use crate::model::AuditState;
+use crate::plan::Decision;
 use crate::report::UnitOutcome;
 
 /// What applying a unit came to, and the error text when it failed.
@@ -113,6 +114,133 @@ impl Engine {
                     describe_error(&error.into())
                 )),
             ),
+        }
+    }
+
+    /// `TX_SEPARATE`: insert `STARTED`; in the target's transaction execute and insert a marker,
+    /// commit; insert `APPLIED`; remove the marker. On error roll back and insert `FAILED`.
+    ///
+    /// A unit whose last try is in doubt is first checked against its marker: a marker carrying
+    /// that try's execution id proves the change committed, so `APPLIED` is recorded and the unit
+    /// is not run again. An older marker proves nothing; the new commit replaces it.
+    pub(super) async fn apply_separate(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+    ) -> Applied {
+        let target = unit
+            .target
+            .as_ref()
+            .and_then(|t| t.transactional())
+            .expect("TX_SEPARATE is only planned for transactional targets");
+        if unit.decision == Decision::ConsultMarker {
+            let last_try = unit.current.as_ref().map(|s| s.execution_id.as_str());
+            match target.marker(unit.unit.id).await {
+                Err(error) => {
+                    let message = format!(
+                        "could not read the marker that tells whether the last try committed; nothing was run: {}",
+                        describe_error(&error.into())
+                    );
+                    return (UnitOutcome::Failed, Some(message));
+                }
+                Ok(Some(marker)) if Some(marker.as_str()) == last_try => {
+                    return self.record_recovered(unit, context, target, marker).await;
+                }
+                Ok(_) => {}
+            }
+        }
+        let started_row = self.entry(unit, context, AuditState::Started, None, None);
+        if let Err(error) = self.store.append(&started_row).await {
+            let message = format!(
+                "could not record STARTED, so the unit was not run: {}",
+                describe_error(&error.into())
+            );
+            return (UnitOutcome::Failed, Some(message));
+        }
+        let started = std::time::Instant::now();
+        let mut transaction = match target.begin().await {
+            Ok(transaction) => transaction,
+            Err(error) => {
+                let message = format!("could not open a transaction: {}", describe_error(&error.into()));
+                return self.record_failure(unit, context, None, message).await;
+            }
+        };
+        let result = call(
+            &unit.unit.execution,
+            self.scope(unit, context, Some(transaction.as_any_mut())),
+        )
+        .await;
+        let execution_ms = Some(started.elapsed().as_millis() as i64);
+        if let Err(error) = result {
+            let mut message = describe_error(&error);
+            if let Err(rollback) = transaction.rollback().await {
+                message.push_str(&format!(
+                    "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
+                ));
+            }
+            return self.record_failure(unit, context, execution_ms, message).await;
+        }
+        if let Err(error) = transaction
+            .commit_with_marker(unit.unit.id, &context.execution_id)
+            .await
+        {
+            let message = format!(
+                "the change ran but the target's transaction did not commit, so nothing of it remains: {}",
+                describe_error(&error.into())
+            );
+            return self.record_failure(unit, context, execution_ms, message).await;
+        }
+        let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
+        if let Err(error) = self.store.append(&applied).await {
+            // The change is committed and its marker says so: the next run records APPLIED
+            // without running it again. Writing FAILED now would be a lie.
+            let message = format!(
+                "the change committed on the target but APPLIED could not be recorded ({}); the marker keeps the outcome and the next run records it",
+                describe_error(&error.into())
+            );
+            return (UnitOutcome::Failed, Some(message));
+        }
+        self.remove_marker(unit, target).await;
+        tracing::info!(change_id = unit.unit.id, "applied");
+        (UnitOutcome::Applied, None)
+    }
+
+    /// Records `APPLIED` for a unit whose marker proves its last try committed.
+    async fn record_recovered(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        target: &dyn crate::target::TransactionalTarget,
+        marker: String,
+    ) -> Applied {
+        let mut row = self.entry(unit, context, AuditState::Applied, None, None);
+        let metadata = row
+            .metadata
+            .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let Some(object) = metadata.as_object_mut() {
+            object.insert("recovered_execution_id".into(), marker.into());
+        }
+        if let Err(error) = self.store.append(&row).await {
+            let message = format!(
+                "the last try committed (its marker is in the target) but APPLIED could not be recorded: {}",
+                describe_error(&error.into())
+            );
+            return (UnitOutcome::Failed, Some(message));
+        }
+        tracing::info!(change_id = unit.unit.id, "recovered from its marker: applied, not run again");
+        self.remove_marker(unit, target).await;
+        (UnitOutcome::RecoveredApplied, None)
+    }
+
+    /// Removes a marker once `APPLIED` is recorded. Failing here loses nothing: a leftover marker
+    /// of an applied unit is never consulted, and a later commit replaces it.
+    async fn remove_marker(
+        &self,
+        unit: &PlannedUnit,
+        target: &dyn crate::target::TransactionalTarget,
+    ) {
+        if let Err(error) = target.remove_marker(unit.unit.id).await {
+            tracing::warn!(change_id = unit.unit.id, %error, "could not remove the marker; it is harmless and will be replaced");
         }
     }
 
