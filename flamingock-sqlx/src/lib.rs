@@ -1,1 +1,46 @@
-pub fn placeholder() {}
+//! Flamingock's SQL audit store for SQLite, PostgreSQL and MySQL/MariaDB, over sqlx.
+//!
+//! [`connect`] opens the store a URL names; `SqlAuditStore::sqlite` / `::postgres` / `::mysql`
+//! build one on a pool the application already has. Each backend is behind its cargo feature
+//! (`sqlite` by default, `postgres`, `mysql`); the logic is written once in [`SqlAuditStore`],
+//! and each backend's module holds only its SQL and connection details.
+
+// A build with no backend is legal (the facade's features pick them) but leaves the shared code
+// unused.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code, unused_imports, unused_macros)
+)]
+
+mod connect;
+mod identifier;
+mod options;
+mod row;
+mod store;
+mod url;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use connect::connect;
+pub use identifier::{MAX_IDENTIFIER_LEN, validate_identifier};
+pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
+pub use store::{Dialect, SqlAuditStore};
+pub use url::{Backend, redact_url};
+
+/// The audit store in a SQLite database.
+#[cfg(feature = "sqlite")]
+pub type SqliteAuditStore = SqlAuditStore<sqlx::Sqlite>;
+/// The audit store in a PostgreSQL database.
+#[cfg(feature = "postgres")]
+pub type PgAuditStore = SqlAuditStore<sqlx::Postgres>;
+/// The audit store in a MySQL or MariaDB database.
+#[cfg(feature = "mysql")]
+pub type MySqlAuditStore = SqlAuditStore<sqlx::MySql>;
+
+/// The sqlx this crate is built on, for naming its pool and transaction types.
+pub use sqlx;

@@ -1,0 +1,129 @@
+//! MySQL and MariaDB: the audit table's SQL and the constructors of a MySQL audit store.
+//!
+//! `CREATE INDEX` has no `IF NOT EXISTS` in MySQL, so the index is declared inside the one
+//! `CREATE TABLE IF NOT EXISTS` statement: table and index appear together or not at all, and
+//! concurrent creators are serialized by the server's metadata lock on the table name (the
+//! loser's statement is a no-op with a warning). The table uses `utf8mb4_bin`, so change ids
+//! compare exactly (case and accents matter) and any Unicode text round-trips.
+
+use std::str::FromStr;
+
+use flamingock_core::StoreError;
+use sqlx::MySql;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+
+use crate::connect::{connect_error, max_connections, open_pool};
+use crate::options::StoreOptions;
+use crate::store::{
+    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
+};
+use crate::url::redact_url;
+
+impl Dialect for MySql {
+    const LABEL: &'static str = "MySQL";
+    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::MySql>";
+    const BEGIN: Option<&'static str> = None;
+    const SCHEMA_LOCK: Option<&'static str> = None;
+    const TABLE_COLUMNS: &'static str = "SELECT column_name AS name \
+         FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND table_name = ?";
+
+    fn create_schema(table: &str, index: &str) -> Vec<String> {
+        // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded
+        // key); everything else is TEXT, so that no value is ever cut short.
+        vec![format!(
+            r#"CREATE TABLE IF NOT EXISTS `{table}` (
+    id BIGINT NOT NULL AUTO_INCREMENT,
+    execution_id TEXT NOT NULL,
+    change_id VARCHAR(255) NOT NULL,
+    author TEXT NOT NULL,
+    change_order TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    state VARCHAR(32) NOT NULL,
+    created_at DATETIME(3) NOT NULL,
+    execution_ms BIGINT NULL,
+    hostname TEXT NOT NULL,
+    runner_id TEXT NOT NULL,
+    target_system TEXT NOT NULL,
+    tx_strategy VARCHAR(32) NOT NULL,
+    recovery_strategy VARCHAR(32) NOT NULL,
+    app_name TEXT NULL,
+    app_version TEXT NULL,
+    source TEXT NOT NULL,
+    checksum TEXT NULL,
+    error MEDIUMTEXT NULL,
+    metadata JSON NULL,
+    PRIMARY KEY (id),
+    KEY `{index}` (change_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"#
+        )]
+    }
+
+    fn database_identity(options: &MySqlConnectOptions) -> String {
+        let host = match options.get_socket() {
+            Some(socket) => socket.display().to_string(),
+            None => options.get_host().to_ascii_lowercase(),
+        };
+        format!(
+            "mysql://{host}:{}/{}",
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        )
+    }
+
+    fn insert_entry(table: &str) -> String {
+        format!(
+            r#"INSERT INTO `{table}` ({INSERT_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"#
+        )
+    }
+
+    fn select_entries(table: &str) -> String {
+        format!(
+            r#"SELECT {PLAIN_COLUMNS},
+       DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
+       CAST(metadata AS CHAR) AS metadata
+FROM `{table}` ORDER BY id"#
+        )
+    }
+
+    fn select_unit_states(table: &str) -> String {
+        format!(
+            r#"SELECT newest.change_id, newest.state, newest.execution_id,
+       DATE_FORMAT(newest.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
+       newest.error, history.tries
+FROM (SELECT change_id, MAX(id) AS newest_id,
+             COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
+      FROM `{table}` GROUP BY change_id) AS history
+JOIN `{table}` AS newest ON newest.id = history.newest_id"#,
+            counts_as_try = counts_as_try_condition(),
+        )
+    }
+}
+
+impl SqlAuditStore<MySql> {
+    /// A store in the database of an existing pool (shared with the application).
+    pub fn mysql(pool: MySqlPool, options: StoreOptions) -> Result<Self, StoreError> {
+        let connect = pool.connect_options();
+        let location = format!(
+            "mysql://{}@{}:{}/{}",
+            connect.get_username(),
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or_default()
+        );
+        Self::with_location(pool, &options, location)
+    }
+}
+
+/// Opens a MySQL or MariaDB store, retrying while the server is unreachable.
+pub(crate) async fn connect(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<SqlAuditStore<MySql>, StoreError> {
+    let connect_options =
+        MySqlConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
+    let pool_options = MySqlPoolOptions::new().max_connections(max_connections(options));
+    let pool = open_pool(url, connect_options, pool_options, options).await?;
+    SqlAuditStore::with_location(pool, options, redact_url(url))
+}

@@ -1,0 +1,136 @@
+//! PostgreSQL: the audit table's SQL and the constructors of a PostgreSQL audit store.
+//!
+//! Two sessions running `CREATE TABLE IF NOT EXISTS` at the same moment can both pass the
+//! existence check and one then fails on the `pg_type` unique index; so `initialize()` first
+//! takes a transaction-scoped advisory lock keyed on the table name, and creates table and index
+//! in that one transaction.
+
+use std::str::FromStr;
+
+use flamingock_core::StoreError;
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::connect::{connect_error, max_connections, open_pool};
+use crate::options::StoreOptions;
+use crate::store::{
+    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
+};
+use crate::url::redact_url;
+
+/// `created_at` as RFC 3339 text in UTC with milliseconds.
+const CREATED_AT_TEXT: &str =
+    r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+impl Dialect for Postgres {
+    const LABEL: &'static str = "PostgreSQL";
+    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::Postgres>";
+    const BEGIN: Option<&'static str> = None;
+    const SCHEMA_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
+    const TABLE_COLUMNS: &'static str = "SELECT column_name::text AS name \
+         FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1";
+
+    fn create_schema(table: &str, index: &str) -> Vec<String> {
+        vec![
+            format!(
+                r#"CREATE TABLE IF NOT EXISTS "{table}" (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    change_order TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TIMESTAMPTZ(3) NOT NULL,
+    execution_ms BIGINT,
+    hostname TEXT NOT NULL,
+    runner_id TEXT NOT NULL,
+    target_system TEXT NOT NULL,
+    tx_strategy TEXT NOT NULL,
+    recovery_strategy TEXT NOT NULL,
+    app_name TEXT,
+    app_version TEXT,
+    source TEXT NOT NULL,
+    checksum TEXT,
+    error TEXT,
+    metadata JSONB
+)"#
+            ),
+            format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" (change_id, id)"#),
+        ]
+    }
+
+    fn database_identity(options: &PgConnectOptions) -> String {
+        let host = match options.get_socket() {
+            Some(socket) => socket.display().to_string(),
+            None => options.get_host().to_ascii_lowercase(),
+        };
+        format!(
+            "postgres://{host}:{}/{}",
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        )
+    }
+
+    fn insert_entry(table: &str) -> String {
+        // clock_timestamp(), not now(): a TX_SHARED row is stamped when written, not when its
+        // transaction began.
+        format!(
+            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb,
+        clock_timestamp())"#
+        )
+    }
+
+    fn select_entries(table: &str) -> String {
+        format!(
+            r#"SELECT {PLAIN_COLUMNS}, {CREATED_AT_TEXT} AS created_at, metadata::text AS metadata
+FROM "{table}" ORDER BY id"#
+        )
+    }
+
+    fn select_unit_states(table: &str) -> String {
+        format!(
+            r#"SELECT newest.change_id, newest.state, newest.execution_id,
+       to_char(newest.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
+       newest.error, history.tries
+FROM (SELECT change_id, MAX(id) AS newest_id,
+             COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
+      FROM "{table}" GROUP BY change_id) AS history
+JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
+            counts_as_try = counts_as_try_condition(),
+        )
+    }
+}
+
+impl SqlAuditStore<Postgres> {
+    /// A store in the database of an existing pool (shared with the application).
+    pub fn postgres(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
+        let connect = pool.connect_options();
+        let location = format!(
+            "postgres://{}@{}:{}/{}",
+            connect.get_username(),
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or_default()
+        );
+        Self::with_location(pool, &options, location)
+    }
+}
+
+/// Opens a PostgreSQL store, retrying while the server is unreachable.
+pub(crate) async fn connect(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<SqlAuditStore<Postgres>, StoreError> {
+    let mut connect_options =
+        PgConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
+    if connect_options.get_application_name().is_none() {
+        // Shows who holds a session in pg_stat_activity.
+        connect_options = connect_options.application_name("flamingock");
+    }
+    let pool_options = PgPoolOptions::new().max_connections(max_connections(options));
+    let pool = open_pool(url, connect_options, pool_options, options).await?;
+    SqlAuditStore::with_location(pool, options, redact_url(url))
+}

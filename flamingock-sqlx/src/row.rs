@@ -1,0 +1,174 @@
+//! Audit rows to and from SQL values: binding an [`AuditEntry`] into an insert, decoding rows into
+//! entries and unit states. Rows that hold values Flamingock never writes are reported as corrupt,
+//! never guessed at.
+
+use chrono::{DateTime, Utc};
+use flamingock_core::model::UnitState;
+use flamingock_core::{AuditEntry, AuditState, RecoveryStrategy, StoreError, TxStrategy};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+
+use crate::identifier::TableName;
+use crate::store::query_error;
+
+/// Binds `entry` to an insert in [`INSERT_COLUMNS`](crate::store::INSERT_COLUMNS) order. `id` and
+/// `created_at` are the database's to set.
+pub(crate) fn bind_entry<'q, DB>(
+    query: Query<'q, DB, DB::Arguments>,
+    entry: &AuditEntry,
+) -> Query<'q, DB, DB::Arguments>
+where
+    DB: Database,
+    String: Type<DB> + for<'e> Encode<'e, DB>,
+    i64: Type<DB> + for<'e> Encode<'e, DB>,
+    Option<String>: for<'e> Encode<'e, DB>,
+    Option<i64>: for<'e> Encode<'e, DB>,
+{
+    query
+        .bind(entry.execution_id.clone())
+        .bind(entry.change_id.clone())
+        .bind(entry.author.clone())
+        .bind(entry.change_order.clone())
+        .bind(entry.stage.clone())
+        .bind(entry.state.as_str().to_owned())
+        .bind(entry.execution_ms)
+        .bind(entry.hostname.clone())
+        .bind(entry.runner_id.clone())
+        .bind(entry.target_system.clone())
+        .bind(entry.tx_strategy.as_str().to_owned())
+        .bind(entry.recovery_strategy.as_str().to_owned())
+        .bind(entry.app_name.clone())
+        .bind(entry.app_version.clone())
+        .bind(entry.source.clone())
+        .bind(entry.checksum.clone())
+        .bind(entry.error.clone())
+        .bind(entry.metadata.as_ref().map(|value| value.to_string()))
+}
+
+/// Reads one row of `select_entries`.
+pub(crate) fn decode_entry<DB>(row: &DB::Row, table: &TableName) -> Result<AuditEntry, StoreError>
+where
+    DB: Database,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+{
+    let id: i64 = get(row, "id")?;
+    let corrupt = |detail: String| StoreError::CorruptRow {
+        table: table.to_string(),
+        detail: format!("row {id}: {detail}"),
+    };
+    let state: String = get(row, "state")?;
+    let tx_strategy: String = get(row, "tx_strategy")?;
+    let recovery_strategy: String = get(row, "recovery_strategy")?;
+    let metadata: Option<String> = get(row, "metadata")?;
+    Ok(AuditEntry {
+        id,
+        execution_id: get(row, "execution_id")?,
+        change_id: get(row, "change_id")?,
+        author: get(row, "author")?,
+        change_order: get(row, "change_order")?,
+        stage: get(row, "stage")?,
+        state: AuditState::parse(&state)
+            .ok_or_else(|| corrupt(format!("unknown state `{state}`")))?,
+        created_at: created_at(row).map_err(corrupt)?,
+        execution_ms: get(row, "execution_ms")?,
+        hostname: get(row, "hostname")?,
+        runner_id: get(row, "runner_id")?,
+        target_system: get(row, "target_system")?,
+        tx_strategy: TxStrategy::parse(&tx_strategy)
+            .ok_or_else(|| corrupt(format!("unknown tx_strategy `{tx_strategy}`")))?,
+        recovery_strategy: parse_recovery_strategy(&recovery_strategy)
+            .ok_or_else(|| corrupt(format!("unknown recovery_strategy `{recovery_strategy}`")))?,
+        app_name: get(row, "app_name")?,
+        app_version: get(row, "app_version")?,
+        source: get(row, "source")?,
+        checksum: get(row, "checksum")?,
+        error: get(row, "error")?,
+        metadata: metadata
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| corrupt(format!("metadata is not JSON: {e}")))?,
+    })
+}
+
+/// Reads one row of `select_unit_states`.
+pub(crate) fn decode_unit_state<DB>(
+    row: &DB::Row,
+    table: &TableName,
+) -> Result<UnitState, StoreError>
+where
+    DB: Database,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+{
+    let change_id: String = get(row, "change_id")?;
+    let corrupt = |detail: String| StoreError::CorruptRow {
+        table: table.to_string(),
+        detail: format!("newest row of `{change_id}`: {detail}"),
+    };
+    let state: String = get(row, "state")?;
+    Ok(UnitState {
+        state: AuditState::parse(&state)
+            .ok_or_else(|| corrupt(format!("unknown state `{state}`")))?,
+        execution_id: get(row, "execution_id")?,
+        created_at: created_at(row).map_err(corrupt)?,
+        error: get(row, "error")?,
+        tries: get(row, "tries")?,
+        change_id,
+    })
+}
+
+/// One column of `row`, typed.
+fn get<R, T>(row: &R, column: &'static str) -> Result<T, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    T: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    row.try_get(column)
+        .map_err(query_error("reading the audit log"))
+}
+
+/// `created_at`, which every dialect reads back as RFC 3339 text in UTC.
+fn created_at<R>(row: &R) -> Result<Option<DateTime<Utc>>, String>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    let text: Option<String> = get(row, "created_at").map_err(|e| e.to_string())?;
+    text.map(|text| {
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| format!("created_at `{text}` is not a timestamp: {e}"))
+    })
+    .transpose()
+}
+
+/// Parses the stored form of a recovery strategy (the inverse of `RecoveryStrategy::as_str`).
+fn parse_recovery_strategy(text: &str) -> Option<RecoveryStrategy> {
+    [
+        RecoveryStrategy::ManualIntervention,
+        RecoveryStrategy::AlwaysRetry,
+    ]
+    .into_iter()
+    .find(|strategy| strategy.as_str() == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_strategies_round_trip() {
+        for strategy in [
+            RecoveryStrategy::ManualIntervention,
+            RecoveryStrategy::AlwaysRetry,
+        ] {
+            assert_eq!(parse_recovery_strategy(strategy.as_str()), Some(strategy));
+        }
+        assert_eq!(parse_recovery_strategy("manual_intervention"), None);
+    }
+}

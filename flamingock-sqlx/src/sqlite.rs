@@ -1,0 +1,210 @@
+//! SQLite: the audit table's SQL, the pragmas a file shared by several processes needs, and the
+//! constructors of a SQLite audit store.
+//!
+//! Concurrent `initialize()` calls are serialized by `BEGIN IMMEDIATE`, which takes the database's
+//! write lock before the table is looked at (waiting up to the busy timeout); `TX_SHARED`
+//! transactions begin the same way, so a unit never fails half-way on a lock upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use flamingock_core::StoreError;
+use sqlx::Sqlite;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::connect::{connect_error, max_connections, open_pool};
+use crate::options::StoreOptions;
+use crate::store::{
+    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
+};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The database clock, UTC, as RFC 3339 text with milliseconds.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+impl Dialect for Sqlite {
+    const LABEL: &'static str = "SQLite";
+    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::Sqlite>";
+    const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    const SCHEMA_LOCK: Option<&'static str> = None;
+    const TABLE_COLUMNS: &'static str = "SELECT name FROM pragma_table_info(?1)";
+
+    fn create_schema(table: &str, index: &str) -> Vec<String> {
+        vec![
+            format!(
+                r#"CREATE TABLE IF NOT EXISTS "{table}" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    change_order TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    execution_ms INTEGER,
+    hostname TEXT NOT NULL,
+    runner_id TEXT NOT NULL,
+    target_system TEXT NOT NULL,
+    tx_strategy TEXT NOT NULL,
+    recovery_strategy TEXT NOT NULL,
+    app_name TEXT,
+    app_version TEXT,
+    source TEXT NOT NULL,
+    checksum TEXT,
+    error TEXT,
+    metadata TEXT
+)"#
+            ),
+            format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" (change_id, id)"#),
+        ]
+    }
+
+    fn database_identity(options: &SqliteConnectOptions) -> String {
+        let filename = options.get_filename();
+        if is_in_memory(options, "") {
+            // Its shared-cache name is unique to the pool (and its clones).
+            return format!("sqlite::memory:{}", filename.display());
+        }
+        // Another spelling of the same file (relative, through a link) is the same database.
+        let file = std::fs::canonicalize(filename).unwrap_or_else(|_| filename.to_owned());
+        format!("sqlite://{}", file.display())
+    }
+
+    fn insert_entry(table: &str) -> String {
+        format!(
+            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, {NOW})"#
+        )
+    }
+
+    fn select_entries(table: &str) -> String {
+        format!(r#"SELECT {PLAIN_COLUMNS}, created_at, metadata FROM "{table}" ORDER BY id"#)
+    }
+
+    fn select_unit_states(table: &str) -> String {
+        format!(
+            r#"SELECT newest.change_id, newest.state, newest.execution_id, newest.created_at,
+       newest.error, history.tries
+FROM (SELECT change_id, MAX(id) AS newest_id,
+             COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
+      FROM "{table}" GROUP BY change_id) AS history
+JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
+            counts_as_try = counts_as_try_condition(),
+        )
+    }
+}
+
+impl SqlAuditStore<Sqlite> {
+    /// A store in the database of an existing pool (shared with the application).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flamingock_core::AuditStore;
+    /// use flamingock_sqlx::{SqlAuditStore, StoreOptions};
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let store = SqlAuditStore::sqlite(pool, StoreOptions::default())?;
+    /// store.initialize().await?;
+    /// assert_eq!(store.describe(), "SQLite audit store :memory: (table flamingock_audit_log)");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sqlite(pool: SqlitePool, options: StoreOptions) -> Result<Self, StoreError> {
+        let location = location(&pool.connect_options());
+        Self::with_location(pool, &options, location)
+    }
+}
+
+/// Opens a SQLite store: the file is created if missing (unless the URL sets `mode`), in WAL
+/// mode with a busy timeout, so that several processes can share it.
+pub(crate) async fn connect(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<SqlAuditStore<Sqlite>, StoreError> {
+    let mut connect_options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| connect_error(url, error))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(BUSY_TIMEOUT);
+    if !sets_mode(url) {
+        connect_options = connect_options.create_if_missing(true);
+    }
+    let pool_options = if is_in_memory(&connect_options, url) {
+        // Each connection to `:memory:` would be a database of its own: keep exactly one, forever.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(max_connections(options))
+    };
+    let location = location(&connect_options);
+    let pool = open_pool(url, connect_options, pool_options, options).await?;
+    SqlAuditStore::with_location(pool, options, location)
+}
+
+/// Whether the URL chooses its own open mode (`?mode=ro|rw|rwc|memory`).
+fn sets_mode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("mode"))
+    })
+}
+
+fn is_in_memory(options: &SqliteConnectOptions, url: &str) -> bool {
+    options
+        .get_filename()
+        .to_string_lossy()
+        .starts_with("file:sqlx-in-memory-")
+        || url.contains("mode=memory")
+}
+
+/// The database file, as shown in descriptions (`:memory:` for an in-memory database).
+fn location(options: &SqliteConnectOptions) -> String {
+    let filename = options.get_filename().to_string_lossy();
+    if filename.starts_with("file:sqlx-in-memory-") {
+        ":memory:".to_owned()
+    } else {
+        filename.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choosing_a_mode_are_respected() {
+        assert!(sets_mode("sqlite://a.db?mode=ro"));
+        assert!(sets_mode("sqlite://a.db?cache=shared&mode=rw"));
+        assert!(!sets_mode("sqlite://a.db"));
+        assert!(!sets_mode("sqlite://a.db?model=x"));
+    }
+
+    #[test]
+    fn identities_name_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("a.db"), b"").expect("file");
+        let direct = format!("sqlite://{}/a.db", dir.path().display());
+        let indirect = format!("sqlite://{}/./x/../a.db?mode=rw", dir.path().display());
+        std::fs::create_dir(dir.path().join("x")).expect("dir");
+        let identity = |url: &str| {
+            Sqlite::database_identity(&SqliteConnectOptions::from_str(url).expect("url"))
+        };
+        assert_eq!(identity(&direct), identity(&indirect));
+        assert_ne!(identity("sqlite::memory:"), identity("sqlite::memory:"));
+    }
+
+    #[test]
+    fn locations_are_file_names() {
+        let options = SqliteConnectOptions::from_str("sqlite://data/flamingock.db").expect("url");
+        assert_eq!(location(&options), "data/flamingock.db");
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").expect("url");
+        assert_eq!(location(&options), ":memory:");
+        assert!(is_in_memory(&options, "sqlite::memory:"));
+    }
+}

@@ -1,0 +1,194 @@
+//! Connecting: scheme dispatch and its error messages, redaction, the bounded retry, and errors
+//! that must fail at once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use flamingock_core::StoreError;
+use flamingock_sqlx::{StoreOptions, connect, redact_url};
+
+#[test]
+fn redact_url_masks_every_password() {
+    let cases = [
+        ("postgres://user:pw@host/db", "postgres://user:***@host/db"),
+        (
+            "postgresql://user@host:5432/db",
+            "postgresql://user@host:5432/db",
+        ),
+        (
+            "mysql://host/db?user=u&password=pw",
+            "mysql://host/db?user=u&password=***",
+        ),
+        (
+            "mariadb://u:p%2Fw@h/db?Password=x",
+            "mariadb://u:***@h/db?Password=***",
+        ),
+        ("sqlite:flamingock.db", "sqlite:flamingock.db"),
+        ("sqlite::memory:", "sqlite::memory:"),
+        ("", ""),
+        ("no url at all", "no url at all"),
+        ("user:secret@host", "user:***@host"),
+    ];
+    for (url, redacted) in cases {
+        assert_eq!(redact_url(url), redacted, "{url}");
+    }
+    for garbage in [
+        "pg://u:secret/x@h",
+        "%%%:secret@@",
+        "x://:secret@",
+        "h?pwd=secret",
+    ] {
+        assert!(!redact_url(garbage).contains("secret"), "{garbage}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_schemes_name_the_supported_ones() {
+    let Err(err) = connect("mongodb://u:pw@host/db", StoreOptions::default()).await else {
+        panic!("mongodb is not an audit store");
+    };
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Unsupported(_)), "{message}");
+    for scheme in ["sqlite:", "postgres:", "mysql:", "mariadb:"] {
+        assert!(message.contains(scheme), "{message}");
+    }
+    assert!(message.contains("mongodb://u:***@host/db"), "{message}");
+    assert!(!message.contains("pw"), "{message}");
+}
+
+#[cfg(not(feature = "postgres"))]
+#[tokio::test]
+async fn a_backend_not_compiled_in_names_its_feature() {
+    let Err(err) = connect("postgres://u:pw@host/db", StoreOptions::default()).await else {
+        panic!("postgres is not compiled in");
+    };
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Unsupported(_)), "{message}");
+    assert!(message.contains("`postgres` cargo feature"), "{message}");
+    assert!(!message.contains("pw"), "{message}");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_files_are_created_and_bad_paths_fail_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("new.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = connect(&url, StoreOptions::default())
+        .await
+        .expect("connect");
+    store.initialize().await.expect("initialize");
+    assert!(path.exists(), "the database file is created");
+
+    let url = format!("sqlite://{}/missing/dir/x.db", dir.path().display());
+    let options = StoreOptions::default()
+        .with_connect_attempts(5)
+        .with_connect_backoff(Duration::from_secs(2));
+    let started = Instant::now();
+    let Err(err) = connect(&url, options).await else {
+        panic!("a file in a missing directory cannot be opened");
+    };
+    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "not retried");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_one_database() {
+    let store = connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .expect("connect");
+    store.initialize().await.expect("initialize");
+    let entry = common::entry(
+        "m",
+        flamingock_core::AuditState::Applied,
+        flamingock_core::TxStrategy::Shared,
+    );
+    store.append(&entry).await.expect("append");
+    assert_eq!(store.entries().await.expect("entries").len(), 1);
+    assert_eq!(
+        store.describe(),
+        "SQLite audit store :memory: (table flamingock_audit_log)"
+    );
+}
+
+/// A closed port: refused at once, so each try is quick and only the back-off takes time.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn unreachable_servers_are_retried_with_backoff_then_reported() {
+    let options = StoreOptions::default()
+        .with_connect_attempts(3)
+        .with_connect_backoff(Duration::from_millis(100));
+    let started = Instant::now();
+    let Err(err) = connect("postgres://ana:s3cret@127.0.0.1:1/db", options).await else {
+        panic!("nothing listens on port 1");
+    };
+    let elapsed = started.elapsed();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{message}");
+    assert!(
+        message.contains("postgres://ana:***@127.0.0.1:1/db"),
+        "{message}"
+    );
+    assert!(message.contains("3 attempts"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    // Waits of 100 ms then 200 ms between the three tries.
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+/// An error the server answers with (no such database) is final: no retry.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_errors_that_retrying_cannot_fix_fail_at_once() {
+    use flamingock_sqlx::Backend;
+    let Some(_db) = common::TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = with_database(
+        &common::server_url(Backend::Postgres),
+        "no_such_db_flamingock",
+    );
+    assert_fails_at_once(&url).await;
+}
+
+/// Likewise on MariaDB/MySQL.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_errors_that_retrying_cannot_fix_fail_at_once() {
+    use flamingock_sqlx::Backend;
+    let Some(_db) = common::TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let url = with_database(&common::server_url(Backend::MySql), "no_such_db_flamingock");
+    assert_fails_at_once(&url).await;
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a server URL has a path");
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn assert_fails_at_once(url: &str) {
+    let options = StoreOptions::default()
+        .with_connect_attempts(5)
+        .with_connect_backoff(Duration::from_secs(2));
+    let started = Instant::now();
+    let Err(err) = connect(url, options).await else {
+        panic!("{url} names a database that does not exist");
+    };
+    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not retried: {err}"
+    );
+}
