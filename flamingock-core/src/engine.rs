@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use crate::error::{BlockedUnit, Error, MissingDependency};
 use crate::inject::{ChangeContext, Dependencies, Requirement, Scope};
+use crate::lock::LockOptions;
 use crate::model::{
     AuditEntry, AuditState, ChangeUnit, DEFAULT_TARGET, UnitMethod, UnitState, error_chain,
 };
@@ -18,7 +19,10 @@ use crate::store::AuditStore;
 use crate::target::TargetSystem;
 
 mod apply;
+mod lease;
 mod unwind;
+
+use lease::Lease;
 
 pub use crate::model::TxStrategy;
 
@@ -40,6 +44,7 @@ pub struct Engine {
     targets: HashMap<String, Arc<dyn TargetSystem>>,
     dependencies: Dependencies,
     options: RunOptions,
+    lock_options: LockOptions,
     runner_id: String,
     hostname: String,
 }
@@ -71,6 +76,7 @@ impl Engine {
             targets: HashMap::new(),
             dependencies: Dependencies::new(),
             options: RunOptions::default(),
+            lock_options: LockOptions::default(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         }
@@ -91,6 +97,12 @@ impl Engine {
     /// Sets the selection and the application's name and version.
     pub fn with_options(mut self, options: RunOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Sets how the distributed lock is used (key, lease, wait).
+    pub fn with_lock_options(mut self, options: LockOptions) -> Self {
+        self.lock_options = options;
         self
     }
 
@@ -149,8 +161,24 @@ impl Engine {
         let execution_id = uuid::Uuid::now_v7().to_string();
         let span = tracing::info_span!("flamingock.run", %execution_id, runner_id = %self.runner_id);
         async {
-            let planned = self.plan(units).await?;
+            let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
+            let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
+            let mut lease = None;
+            if planned.iter().any(PlannedUnit::is_pending) {
+                lease = Lease::acquire(
+                    &self.store,
+                    &self.lock_options,
+                    &self.runner_id,
+                    &self.hostname,
+                )
+                .await?;
+                if lease.is_some() {
+                    // Another instance may have done the work while this one waited.
+                    planned = self.plan(units.iter().copied()).await?;
+                    self.check_dependencies(&planned)?;
+                }
+            }
             let pending = planned.iter().filter(|p| p.is_pending()).count();
             tracing::info!(units = planned.len(), pending, store = %self.store.describe(), "planned");
             let mut report = RunReport {
@@ -160,7 +188,12 @@ impl Engine {
                 duration_ms: 0,
                 units: Vec::with_capacity(planned.len()),
             };
-            let result = self.execute(&planned, &execution_id, &mut report).await;
+            let result = self
+                .execute(&planned, &execution_id, lease.as_ref(), &mut report)
+                .await;
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
             report.duration_ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok(()) => Ok(report),
@@ -171,6 +204,10 @@ impl Engine {
                 Err(Stop::Failed { change_id, message }) => Err(Error::UnitFailed {
                     change_id,
                     message,
+                    report: Box::new(report),
+                }),
+                Err(Stop::LockLost { change_id }) => Err(Error::LockLost {
+                    change_id,
                     report: Box::new(report),
                 }),
             }
@@ -306,6 +343,7 @@ impl Engine {
         &self,
         planned: &[PlannedUnit],
         execution_id: &str,
+        lease: Option<&Lease>,
         report: &mut RunReport,
     ) -> Result<(), Stop> {
         let blocked_stages: HashSet<&str> = planned
@@ -334,8 +372,22 @@ impl Engine {
             let line = match unit.decision {
                 Decision::Skip => unit_report(unit, UnitOutcome::AlreadyApplied),
                 Decision::Apply | Decision::ConsultMarker | Decision::Block => {
-                    let line = self.apply(unit, execution_id).await;
-                    if !matches!(line.outcome, UnitOutcome::Applied) {
+                    if lease.is_some_and(Lease::is_lost) {
+                        stop = Some(Stop::LockLost {
+                            change_id: unit.unit.id.to_owned(),
+                        });
+                        report.units.push(unit_report(unit, UnitOutcome::NotReached));
+                        continue;
+                    }
+                    let line = self.apply(unit, execution_id, lease).await;
+                    if lease.is_some_and(Lease::is_lost) {
+                        stop = Some(Stop::LockLost {
+                            change_id: unit.unit.id.to_owned(),
+                        });
+                    } else if !matches!(
+                        line.outcome,
+                        UnitOutcome::Applied | UnitOutcome::RecoveredApplied
+                    ) {
                         stop = Some(Stop::Failed {
                             change_id: unit.unit.id.to_owned(),
                             message: line.error.clone().unwrap_or_default(),
@@ -349,7 +401,12 @@ impl Engine {
         stop.map_or(Ok(()), Err)
     }
 
-    async fn apply(&self, unit: &PlannedUnit, execution_id: &str) -> UnitReport {
+    async fn apply(
+        &self,
+        unit: &PlannedUnit,
+        execution_id: &str,
+        lease: Option<&Lease>,
+    ) -> UnitReport {
         let context = ChangeContext {
             change_id: unit.unit.id.to_owned(),
             execution_id: execution_id.to_owned(),
@@ -369,10 +426,20 @@ impl Engine {
         );
         let started = Instant::now();
         let (outcome, error) = match unit.strategy {
-            TxStrategy::Shared => self.apply_shared(unit, &context).instrument(span).await,
-            TxStrategy::Separate => self.apply_separate(unit, &context).instrument(span).await,
+            TxStrategy::Shared => {
+                self.apply_shared(unit, &context, lease)
+                    .instrument(span)
+                    .await
+            }
+            TxStrategy::Separate => {
+                self.apply_separate(unit, &context, lease)
+                    .instrument(span)
+                    .await
+            }
             TxStrategy::NonTransactional => {
-                self.apply_non_tx(unit, &context).instrument(span).await
+                self.apply_non_tx(unit, &context, lease)
+                    .instrument(span)
+                    .await
             }
         };
         let mut line = unit_report(unit, outcome);
@@ -444,6 +511,7 @@ impl Engine {
 enum Stop {
     Blocked(Vec<BlockedUnit>),
     Failed { change_id: String, message: String },
+    LockLost { change_id: String },
 }
 
 fn blocked_units(planned: &[PlannedUnit]) -> Vec<BlockedUnit> {

@@ -152,6 +152,24 @@ pub enum Error {
         report: Box<RunReport>,
     },
 
+    /// The lock could not be had in time; nothing ran.
+    #[error(
+        "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; `flamingock lock release` removes it now"
+    )]
+    LockTimeout {
+        holder: Box<crate::lock::LockInfo>,
+        waited: std::time::Duration,
+    },
+
+    /// This runner lost its lease during the run and stopped; it wrote nothing after losing it.
+    #[error(
+        "this runner lost the lock during the run (its lease ended or was taken over) and stopped before \"{change_id}\"; units it had not recorded are left to the instance that holds the lock now, as DESIGN §5 says\n{report}"
+    )]
+    LockLost {
+        change_id: String,
+        report: Box<RunReport>,
+    },
+
     /// A unit failed; the run stopped there.
     #[error("change unit \"{change_id}\" failed: {message}\n{report}")]
     UnitFailed {
@@ -165,7 +183,9 @@ impl Error {
     /// The report of the run, for errors raised after units were considered.
     pub fn report(&self) -> Option<&RunReport> {
         match self {
-            Error::Blocked { report, .. } | Error::UnitFailed { report, .. } => Some(report),
+            Error::Blocked { report, .. }
+            | Error::UnitFailed { report, .. }
+            | Error::LockLost { report, .. } => Some(report),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod error;
 pub mod inject;
+pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::inject::{BoxError, Dependencies};
+use crate::lock::{Acquisition, DistributedLock, Fence, LockInfo};
 use crate::model::{AuditEntry, AuditState, TxStrategy, UnitState};
 
 /// What can go wrong talking to an audit store.
@@ -47,6 +48,11 @@ pub enum StoreError {
     /// The database URL names no supported backend, or a backend this build lacks.
     #[error("{0}")]
     Unsupported(String),
+    /// A fenced write was refused: the lease is no longer this runner's.
+    #[error(
+        "the lock \"{key}\" is no longer held by this runner ({owner}): another instance may have taken over, so this one records and runs nothing more"
+    )]
+    LockLost { key: String, owner: String },
 }
 
 /// The transaction of a `TX_SHARED` unit: opened on the audit store's own database, so that the
@@ -55,8 +61,13 @@ pub enum StoreError {
 pub trait SharedTransaction: Send {
     /// The driver's transaction, handed to the unit as `&mut T` (e.g. `sqlx::Transaction<'static, Sqlite>`).
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
-    /// Inserts `entry` in this transaction, then commits.
-    async fn commit_with(self: Box<Self>, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Inserts `entry` in this transaction, then commits. With a fence, the insert succeeds only
+    /// while the fence's lease is still held ([`StoreError::LockLost`] otherwise, nothing committed).
+    async fn commit_with(
+        self: Box<Self>,
+        entry: &AuditEntry,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError>;
     /// Rolls back everything the unit did.
     async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -70,8 +81,9 @@ pub trait AuditStore: Send + Sync {
     /// The newest row of every unit, in one round trip.
     async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError>;
 
-    /// Appends one row.
-    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Appends one row. With a fence, in the same statement, only while the fence's lease is still
+    /// held: [`StoreError::LockLost`] otherwise, and nothing is written.
+    async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError>;
 
     /// Every row, oldest first (history queries with filters come with the operations API).
     async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
@@ -94,13 +106,20 @@ pub trait AuditStore: Send + Sync {
     fn database_identity(&self) -> Option<String> {
         None
     }
+
+    /// The distributed lock kept in the same database, if the store has one. Without it, runs
+    /// take no lock (fine for one process, not for a fleet).
+    fn lock(&self) -> Option<&dyn DistributedLock> {
+        None
+    }
 }
 
 /// An in-memory audit store for tests of the engine; its "transaction" is a [`MemoryTransaction`].
-/// Clones share the same rows.
+/// Clones share the same rows and lock. Its lock runs on the local clock.
 #[derive(Clone, Default)]
 pub struct MemoryAuditStore {
     rows: Arc<Mutex<Vec<AuditEntry>>>,
+    leases: Arc<Mutex<HashMap<String, LockInfo>>>,
 }
 
 /// The transaction [`MemoryAuditStore`] hands to `TX_SHARED` units: a scratch list of effects that
@@ -119,25 +138,37 @@ impl MemoryAuditStore {
 
     /// Every row, oldest first.
     pub fn rows(&self) -> Vec<AuditEntry> {
-        self.lock().clone()
+        self.rows_guard().clone()
     }
 
     /// The states of the rows of one unit, oldest first.
     pub fn states_of(&self, change_id: &str) -> Vec<AuditState> {
-        self.lock()
+        self.rows_guard()
             .iter()
             .filter(|row| row.change_id == change_id)
             .map(|row| row.state)
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AuditEntry>> {
+    fn rows_guard(&self) -> std::sync::MutexGuard<'_, Vec<AuditEntry>> {
         // A panic while holding the lock cannot leave the Vec half-updated (push is atomic here).
         self.rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn fenced(&self, fence: Option<&Fence>) -> Result<(), StoreError> {
+        let Some(fence) = fence else { return Ok(()) };
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get(&fence.key) {
+            Some(info) if info.owner == fence.owner && info.expires_at > Utc::now() => Ok(()),
+            _ => Err(StoreError::LockLost {
+                key: fence.key.clone(),
+                owner: fence.owner.clone(),
+            }),
+        }
+    }
+
     fn push(&self, entry: &AuditEntry) {
-        let mut rows = self.lock();
+        let mut rows = self.rows_guard();
         let mut entry = entry.clone();
         entry.id = rows.len() as i64 + 1;
         entry.created_at = Some(Utc::now());
@@ -156,7 +187,12 @@ impl SharedTransaction for MemoryShared {
         &mut self.tx
     }
 
-    async fn commit_with(self: Box<Self>, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn commit_with(
+        self: Box<Self>,
+        entry: &AuditEntry,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        self.store.fenced(fence)?;
         let mut entry = entry.clone();
         if !self.tx.effects.is_empty() {
             entry.metadata = Some(serde_json::json!({ "effects": self.tx.effects }));
@@ -186,7 +222,7 @@ impl AuditStore for MemoryAuditStore {
 
     async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
         let mut states: HashMap<String, UnitState> = HashMap::new();
-        for row in self.lock().iter() {
+        for row in self.rows_guard().iter() {
             let tries = states.get(&row.change_id).map_or(0, |s| s.tries)
                 + i64::from(counts_as_try(row));
             states.insert(
@@ -204,7 +240,8 @@ impl AuditStore for MemoryAuditStore {
         Ok(states)
     }
 
-    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
+        self.fenced(fence)?;
         self.push(entry);
         Ok(())
     }
@@ -233,5 +270,72 @@ impl AuditStore for MemoryAuditStore {
 
     fn describe(&self) -> String {
         "in-memory audit store".to_owned()
+    }
+
+    fn lock(&self) -> Option<&dyn DistributedLock> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DistributedLock for MemoryAuditStore {
+    async fn try_acquire(
+        &self,
+        fence: &Fence,
+        hostname: &str,
+        lease: std::time::Duration,
+    ) -> Result<Acquisition, StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        if let Some(info) = leases.get(&fence.key) {
+            if info.owner != fence.owner && info.expires_at > now {
+                return Ok(Acquisition::Held(info.clone()));
+            }
+        }
+        leases.insert(
+            fence.key.clone(),
+            LockInfo {
+                key: fence.key.clone(),
+                owner: fence.owner.clone(),
+                hostname: hostname.to_owned(),
+                acquired_at: now,
+                expires_at: now + lease,
+                expired: false,
+            },
+        );
+        Ok(Acquisition::Acquired)
+    }
+
+    async fn extend(&self, fence: &Fence, lease: std::time::Duration) -> Result<bool, StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        match leases.get_mut(&fence.key) {
+            Some(info) if info.owner == fence.owner && info.expires_at > now => {
+                info.expires_at = now + lease;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.get(&fence.key).is_some_and(|info| info.owner == fence.owner) {
+            leases.remove(&fence.key);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(leases.get(key).cloned().map(|mut info| {
+            info.expired = info.expires_at <= Utc::now();
+            info
+        }))
+    }
+
+    async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(leases.remove(key))
     }
 }

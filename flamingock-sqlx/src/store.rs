@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
 use flamingock_core::model::UnitState;
+use flamingock_core::lock::Fence;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
 use sqlx::{
@@ -296,7 +297,8 @@ where
             .collect()
     }
 
-    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
+        refuse_fence(fence)?;
         row::bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
             .execute(&self.pool)
             .await
@@ -380,7 +382,12 @@ where
         &mut self.tx
     }
 
-    async fn commit_with(self: Box<Self>, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn commit_with(
+        self: Box<Self>,
+        entry: &AuditEntry,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        refuse_fence(fence)?;
         let Self {
             mut tx,
             sql: statements,
@@ -401,5 +408,16 @@ where
             .rollback()
             .await
             .map_err(query_error("rolling back a shared transaction"))
+    }
+}
+
+/// This store offers no lock yet (`AuditStore::lock` is `None`), so the engine never fences its
+/// writes; a fence reaching it is a caller's mistake, refused rather than ignored.
+fn refuse_fence(fence: Option<&Fence>) -> Result<(), StoreError> {
+    match fence {
+        None => Ok(()),
+        Some(_) => Err(StoreError::Unsupported(
+            "this SQL audit store has no distributed lock yet, so it cannot fence writes".into(),
+        )),
     }
 }

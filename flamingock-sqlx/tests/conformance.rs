@@ -89,7 +89,7 @@ mod checks {
             }
         }
         stores[0]
-            .append(&entry("a", AuditState::Applied, TxStrategy::Shared))
+            .append(&entry("a", AuditState::Applied, TxStrategy::Shared), None)
             .await
             .expect("append");
         assert_eq!(stores[3].entries().await.expect("entries").len(), 1);
@@ -132,8 +132,8 @@ mod checks {
             let mut row = entry(change_id, state, tx);
             row.execution_id = execution_id.to_owned();
             row.error = error.map(str::to_owned);
-            store.append(&row).await.expect("append");
-            memory.append(&row).await.expect("append to memory");
+            store.append(&row, None).await.expect("append");
+            memory.append(&row, None).await.expect("append to memory");
         }
         let states = store.unit_states().await.expect("unit states");
         let expected = memory.unit_states().await.expect("memory unit states");
@@ -175,7 +175,7 @@ mod checks {
         let empty = entry("empty", AuditState::Started, TxStrategy::NonTransactional);
         let before = Utc::now() - Duration::seconds(5);
         for row in [&full, &empty, &full] {
-            store.append(row).await.expect("append");
+            store.append(row, None).await.expect("append");
         }
         let after = Utc::now() + Duration::seconds(5);
 
@@ -218,7 +218,7 @@ mod checks {
         // Nothing is visible outside the transaction before it commits.
         assert!(store.entries().await.expect("entries").is_empty());
         assert_eq!(db.count(store.as_ref(), &side).await, 0);
-        tx.commit_with(&entry("shared", AuditState::Applied, TxStrategy::Shared))
+        tx.commit_with(&entry("shared", AuditState::Applied, TxStrategy::Shared), None)
             .await
             .expect("commit with entry");
 
@@ -254,7 +254,7 @@ mod checks {
         assert!(store.entries().await.expect("entries").is_empty());
         // The connection went back to the pool in a usable state.
         store
-            .append(&entry("after", AuditState::Failed, TxStrategy::Shared))
+            .append(&entry("after", AuditState::Failed, TxStrategy::Shared), None)
             .await
             .expect("append after rollback");
         assert_eq!(store.entries().await.expect("entries").len(), 1);
@@ -296,12 +296,12 @@ mod checks {
         };
         let store = db.initialized_store().await;
         store
-            .append(&entry("fine", AuditState::Applied, TxStrategy::Shared))
+            .append(&entry("fine", AuditState::Applied, TxStrategy::Shared), None)
             .await
             .expect("append");
         // A row Flamingock never writes, put there by hand.
         store
-            .append(&entry("bad", AuditState::Failed, TxStrategy::Shared))
+            .append(&entry("bad", AuditState::Failed, TxStrategy::Shared), None)
             .await
             .expect("append");
         db.execute(
@@ -396,7 +396,7 @@ mod checks {
             .await
             .expect("initialize an existing table");
         shared
-            .append(&entry("pooled", AuditState::Applied, TxStrategy::Shared))
+            .append(&entry("pooled", AuditState::Applied, TxStrategy::Shared), None)
             .await
             .expect("append");
         assert_eq!(

@@ -105,7 +105,7 @@ async fn in_memory_sqlite_keeps_its_one_database() {
         flamingock_core::AuditState::Applied,
         flamingock_core::TxStrategy::Shared,
     );
-    store.append(&entry).await.expect("append");
+    store.append(&entry, None).await.expect("append");
     assert_eq!(store.entries().await.expect("entries").len(), 1);
     assert_eq!(
         store.describe(),

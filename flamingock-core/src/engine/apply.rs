@@ -1,7 +1,10 @@
 //! Applying one unit with its strategy: the write sequences of DESIGN §5.
 
-use super::{Engine, PlannedUnit, call, describe_error};
+use super::{Engine, Lease, PlannedUnit, call, describe_error};
 use crate::inject::ChangeContext;
+use crate::lock::Fence;
+use crate::model::AuditEntry;
+use crate::store::StoreError;
 use crate::model::AuditState;
 use crate::plan::Decision;
 use crate::report::UnitOutcome;
@@ -13,13 +16,18 @@ impl Engine {
     /// `TX_SHARED`: execute and insert `APPLIED` in one transaction on the audit store's database.
     /// On error the transaction is rolled back and `FAILED` is inserted on its own; the rollback
     /// method is not called, the database undid the change.
-    pub(super) async fn apply_shared(&self, unit: &PlannedUnit, context: &ChangeContext) -> Applied {
+    pub(super) async fn apply_shared(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        lease: Option<&Lease>,
+    ) -> Applied {
         let started = std::time::Instant::now();
         let mut transaction = match self.store.begin_shared().await {
             Ok(transaction) => transaction,
             Err(error) => {
                 let message = format!("could not open a transaction: {}", describe_error(&error.into()));
-                return self.record_failure(unit, context, None, message).await;
+                return self.record_failure(unit, context, lease, None, message).await;
             }
         };
         let result = call(
@@ -31,7 +39,7 @@ impl Engine {
         match result {
             Ok(()) => {
                 let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
-                match transaction.commit_with(&applied).await {
+                match self.commit_shared(transaction, &applied, lease).await {
                     Ok(()) => {
                         tracing::info!(change_id = unit.unit.id, "applied");
                         (UnitOutcome::Applied, None)
@@ -41,7 +49,7 @@ impl Engine {
                             "the change ran but its transaction did not commit, so nothing of it remains: {}",
                             describe_error(&error.into())
                         );
-                        self.record_failure(unit, context, execution_ms, message).await
+                        self.record_failure(unit, context, lease, execution_ms, message).await
                     }
                 }
             }
@@ -53,7 +61,7 @@ impl Engine {
                         "\n(rolling back the transaction also failed: {rollback}; the connection was discarded)"
                     ));
                 }
-                self.record_failure(unit, context, execution_ms, message).await
+                self.record_failure(unit, context, lease, execution_ms, message).await
             }
         }
     }
@@ -61,9 +69,14 @@ impl Engine {
     /// `NON_TX`: insert `STARTED`, execute, insert `APPLIED`. On error (or when `APPLIED` cannot be
     /// written) insert `FAILED`, call the rollback method if there is one, and insert
     /// `ROLLED_BACK` or `ROLLBACK_FAILED` (keeping the original error).
-    pub(super) async fn apply_non_tx(&self, unit: &PlannedUnit, context: &ChangeContext) -> Applied {
+    pub(super) async fn apply_non_tx(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        lease: Option<&Lease>,
+    ) -> Applied {
         let started_row = self.entry(unit, context, AuditState::Started, None, None);
-        if let Err(error) = self.store.append(&started_row).await {
+        if let Err(error) = self.append(&started_row, lease).await {
             // Nothing ran: the unit was not started without its STARTED row.
             let message = format!(
                 "could not record STARTED, so the unit was not run: {}",
@@ -77,7 +90,7 @@ impl Engine {
         let message = match result {
             Ok(()) => {
                 let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
-                match self.store.append(&applied).await {
+                match self.append(&applied, lease).await {
                     Ok(()) => {
                         tracing::info!(change_id = unit.unit.id, "applied");
                         return (UnitOutcome::Applied, None);
@@ -90,10 +103,18 @@ impl Engine {
             }
             Err(error) => describe_error(&error),
         };
-        let failed = self.record_failure(unit, context, execution_ms, message.clone()).await;
+        if lease.is_some_and(Lease::is_lost) {
+            // The unit may already be in another instance's hands: rolling it back now could undo
+            // that instance's work, and nothing could be recorded anyway.
+            return (UnitOutcome::Failed, Some(message));
+        }
+        let failed = self.record_failure(unit, context, lease, execution_ms, message.clone()).await;
         let Some(rollback) = &unit.unit.rollback else {
             return failed;
         };
+        if lease.is_some_and(Lease::is_lost) {
+            return failed;
+        }
         let rollback_result = call(rollback, self.scope(unit, context, None)).await;
         let (state, outcome, message) = match rollback_result {
             Ok(()) => (AuditState::RolledBack, UnitOutcome::RolledBack, message),
@@ -105,7 +126,7 @@ impl Engine {
         };
         tracing::warn!(change_id = unit.unit.id, state = %state, "rolled back after failure");
         let row = self.entry(unit, context, state, execution_ms, Some(message.clone()));
-        match self.store.append(&row).await {
+        match self.append(&row, lease).await {
             Ok(()) => (outcome, Some(message)),
             Err(error) => (
                 outcome,
@@ -127,6 +148,7 @@ impl Engine {
         &self,
         unit: &PlannedUnit,
         context: &ChangeContext,
+        lease: Option<&Lease>,
     ) -> Applied {
         let target = unit
             .target
@@ -144,13 +166,13 @@ impl Engine {
                     return (UnitOutcome::Failed, Some(message));
                 }
                 Ok(Some(marker)) if Some(marker.as_str()) == last_try => {
-                    return self.record_recovered(unit, context, target, marker).await;
+                    return self.record_recovered(unit, context, lease, target, marker).await;
                 }
                 Ok(_) => {}
             }
         }
         let started_row = self.entry(unit, context, AuditState::Started, None, None);
-        if let Err(error) = self.store.append(&started_row).await {
+        if let Err(error) = self.append(&started_row, lease).await {
             let message = format!(
                 "could not record STARTED, so the unit was not run: {}",
                 describe_error(&error.into())
@@ -162,7 +184,7 @@ impl Engine {
             Ok(transaction) => transaction,
             Err(error) => {
                 let message = format!("could not open a transaction: {}", describe_error(&error.into()));
-                return self.record_failure(unit, context, None, message).await;
+                return self.record_failure(unit, context, lease, None, message).await;
             }
         };
         let result = call(
@@ -178,7 +200,7 @@ impl Engine {
                     "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
                 ));
             }
-            return self.record_failure(unit, context, execution_ms, message).await;
+            return self.record_failure(unit, context, lease, execution_ms, message).await;
         }
         if let Err(error) = transaction
             .commit_with_marker(unit.unit.id, &context.execution_id)
@@ -188,10 +210,10 @@ impl Engine {
                 "the change ran but the target's transaction did not commit, so nothing of it remains: {}",
                 describe_error(&error.into())
             );
-            return self.record_failure(unit, context, execution_ms, message).await;
+            return self.record_failure(unit, context, lease, execution_ms, message).await;
         }
         let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
-        if let Err(error) = self.store.append(&applied).await {
+        if let Err(error) = self.append(&applied, lease).await {
             // The change is committed and its marker says so: the next run records APPLIED
             // without running it again. Writing FAILED now would be a lie.
             let message = format!(
@@ -210,6 +232,7 @@ impl Engine {
         &self,
         unit: &PlannedUnit,
         context: &ChangeContext,
+        lease: Option<&Lease>,
         target: &dyn crate::target::TransactionalTarget,
         marker: String,
     ) -> Applied {
@@ -220,7 +243,7 @@ impl Engine {
         if let Some(object) = metadata.as_object_mut() {
             object.insert("recovered_execution_id".into(), marker.into());
         }
-        if let Err(error) = self.store.append(&row).await {
+        if let Err(error) = self.append(&row, lease).await {
             let message = format!(
                 "the last try committed (its marker is in the target) but APPLIED could not be recorded: {}",
                 describe_error(&error.into())
@@ -249,12 +272,13 @@ impl Engine {
         &self,
         unit: &PlannedUnit,
         context: &ChangeContext,
+        lease: Option<&Lease>,
         execution_ms: Option<i64>,
         message: String,
     ) -> Applied {
         tracing::error!(change_id = unit.unit.id, error = %message, "change unit failed");
         let row = self.entry(unit, context, AuditState::Failed, execution_ms, Some(message.clone()));
-        match self.store.append(&row).await {
+        match self.append(&row, lease).await {
             Ok(()) => (UnitOutcome::Failed, Some(message)),
             Err(error) => (
                 UnitOutcome::Failed,
@@ -264,5 +288,34 @@ impl Engine {
                 )),
             ),
         }
+    }
+
+    /// Appends a row, fenced by the lease when there is one; a refused write marks it lost.
+    async fn append(&self, row: &AuditEntry, lease: Option<&Lease>) -> Result<(), StoreError> {
+        let result = self.store.append(row, fence(lease)).await;
+        observe(lease, &result);
+        result
+    }
+
+    /// Inserts the `APPLIED` row in the unit's transaction and commits, fenced by the lease.
+    async fn commit_shared(
+        &self,
+        transaction: Box<dyn crate::store::SharedTransaction>,
+        row: &AuditEntry,
+        lease: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        let result = transaction.commit_with(row, fence(lease)).await;
+        observe(lease, &result);
+        result
+    }
+}
+
+fn fence(lease: Option<&Lease>) -> Option<&Fence> {
+    lease.map(|lease| &lease.fence)
+}
+
+fn observe(lease: Option<&Lease>, result: &Result<(), StoreError>) {
+    if let (Some(lease), Err(error)) = (lease, result) {
+        lease.observe(error);
     }
 }

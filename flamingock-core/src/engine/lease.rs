@@ -1,0 +1,152 @@
+//! Holding the distributed lock for one run: acquire with back-off, keep alive in the background,
+//! notice loss, release however the run ends (DESIGN §6).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::lock::{Acquisition, Fence, LockOptions};
+use crate::store::{AuditStore, StoreError};
+
+/// This runner's lease, for the length of one run.
+pub(super) struct Lease {
+    store: Arc<dyn AuditStore>,
+    pub(super) fence: Fence,
+    lost: Arc<AtomicBool>,
+    heartbeat: JoinHandle<()>,
+    released: bool,
+}
+
+impl Lease {
+    /// Takes the lock, retrying with back-off while someone else holds it, for at most
+    /// `options.wait`; then keeps it alive at a third of the lease.
+    pub(super) async fn acquire(
+        store: &Arc<dyn AuditStore>,
+        options: &LockOptions,
+        owner: &str,
+        hostname: &str,
+    ) -> Result<Option<Lease>, Error> {
+        let Some(lock) = store.lock() else {
+            return Ok(None);
+        };
+        let fence = Fence {
+            key: options.key.clone(),
+            owner: owner.to_owned(),
+        };
+        let started = Instant::now();
+        let mut pause = options.retry_interval.max(Duration::from_millis(1));
+        loop {
+            match lock.try_acquire(&fence, hostname, options.lease).await? {
+                Acquisition::Acquired => break,
+                Acquisition::Held(holder) => {
+                    let waited = started.elapsed();
+                    if waited >= options.wait {
+                        return Err(Error::LockTimeout {
+                            holder: Box::new(holder),
+                            waited,
+                        });
+                    }
+                    tracing::debug!(%holder, "waiting for the lock");
+                    tokio::time::sleep(pause.min(options.wait - waited)).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        tracing::info!(key = %fence.key, "lock acquired");
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(keep_alive(
+            store.clone(),
+            fence.clone(),
+            options.lease,
+            lost.clone(),
+        ));
+        Ok(Some(Lease {
+            store: store.clone(),
+            fence,
+            lost,
+            heartbeat,
+            released: false,
+        }))
+    }
+
+    /// Whether the lease is known to be lost (by the heartbeat, or by a refused fenced write).
+    pub(super) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Notes that a fenced write was refused.
+    pub(super) fn observe(&self, error: &StoreError) {
+        if matches!(error, StoreError::LockLost { .. }) {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives the lease up (unless it is already lost: then it is someone else's).
+    pub(super) async fn release(mut self) {
+        self.heartbeat.abort();
+        self.released = true;
+        if self.is_lost() {
+            return;
+        }
+        if let Some(lock) = self.store.lock() {
+            match lock.release(&self.fence).await {
+                Ok(()) => tracing::info!(key = %self.fence.key, "lock released"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not release the lock; it ends with its lease")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// A run that ends without `release` (a panic, a dropped future) still gives the lease up.
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        if self.released || self.is_lost() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, fence) = (self.store.clone(), self.fence.clone());
+            runtime.spawn(async move {
+                if let Some(lock) = store.lock() {
+                    let _ = lock.release(&fence).await;
+                }
+            });
+        }
+    }
+}
+
+/// Extends the lease at a third of its length. Once an extension is refused, or none has
+/// succeeded for a whole lease, the lease counts as lost and is never re-taken.
+async fn keep_alive(
+    store: Arc<dyn AuditStore>,
+    fence: Fence,
+    lease: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let Some(lock) = store.lock() else { return };
+    let period = (lease / 3).max(Duration::from_millis(10));
+    let mut last_extended = Instant::now();
+    loop {
+        tokio::time::sleep(period).await;
+        match lock.extend(&fence, lease).await {
+            Ok(true) => last_extended = Instant::now(),
+            Ok(false) => {
+                tracing::error!(key = %fence.key, "the lock's lease was lost; stopping");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not extend the lock's lease; retrying");
+                if last_extended.elapsed() >= lease {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+}
