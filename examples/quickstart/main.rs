@@ -36,7 +36,12 @@ impl CreateClients {
 }
 
 /// Seed data, as a module of free functions.
-#[change_unit(id = "seed-clients", order = "0002", author = "ana", description = "first customers")]
+#[change_unit(
+    id = "seed-clients",
+    order = "0002",
+    author = "ana",
+    description = "first customers"
+)]
 mod seed_clients {
     use super::*;
 
@@ -86,7 +91,10 @@ mod trim_client_names {
             .execute(&mut **tx)
             .await?
             .rows_affected();
-        println!("  [{}] trimmed {fixed} names (attempt {})", ctx.change_id, ctx.attempt);
+        println!(
+            "  [{}] trimmed {fixed} names (attempt {})",
+            ctx.change_id, ctx.attempt
+        );
         Ok(())
     }
 }
@@ -99,7 +107,12 @@ pub struct ExportDir(pub PathBuf);
 #[derive(Default)]
 pub struct ExportClients;
 
-#[change_unit(id = "export-clients", order = "0005", author = "cy", transactional = false)]
+#[change_unit(
+    id = "export-clients",
+    order = "0005",
+    author = "cy",
+    transactional = false
+)]
 impl ExportClients {
     #[execution]
     async fn execute(&self, pool: &SqlitePool, dir: &ExportDir) -> Result<(), std::io::Error> {
@@ -126,14 +139,11 @@ impl ExportClients {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), flamingock::Error> {
+pub async fn main() -> Result<(), flamingock::Error> {
     let export_dir = PathBuf::from("target/quickstart-export");
     let builder = Flamingock::builder().dependency(ExportDir(export_dir.clone()));
     let report = flamingock::run!(builder).await?;
     println!("{report}");
-    println!(
-        "export file: {}",
-        export_dir.join("clients.csv").display()
-    );
+    println!("export file: {}", export_dir.join("clients.csv").display());
     Ok(())
 }

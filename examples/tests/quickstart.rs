@@ -16,7 +16,9 @@ fn quickstart_applies_everything_once_then_nothing() {
     quickstart::main().expect("second run");
 
     let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = sqlx::SqlitePool::connect("sqlite://flamingock.db").await.unwrap();
+        let pool = sqlx::SqlitePool::connect("sqlite://flamingock.db")
+            .await
+            .unwrap();
         sqlx::query_as::<_, (String, String)>(
             "SELECT change_id, state FROM flamingock_audit_log ORDER BY id",
         )
@@ -31,10 +33,19 @@ fn quickstart_applies_everything_once_then_nothing() {
         .collect();
     assert_eq!(
         applied,
-        ["create-clients", "seed-clients", "add-client-email", "trim-client-names", "export-clients"]
+        [
+            "create-clients",
+            "seed-clients",
+            "add-client-email",
+            "trim-client-names",
+            "export-clients"
+        ]
     );
     // The only other row is the non-transactional unit's STARTED.
     assert_eq!(rows.len(), 6, "{rows:?}");
     let csv = std::fs::read_to_string("target/quickstart-export/clients.csv").unwrap();
-    assert!(csv.contains("Ada Lovelace,ada.lovelace@example.com"), "{csv}");
+    assert!(
+        csv.contains("Ada Lovelace,ada.lovelace@example.com"),
+        "{csv}"
+    );
 }

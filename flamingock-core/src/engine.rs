@@ -159,7 +159,8 @@ impl Engine {
     ) -> Result<RunReport, Error> {
         let started = Instant::now();
         let execution_id = uuid::Uuid::now_v7().to_string();
-        let span = tracing::info_span!("flamingock.run", %execution_id, runner_id = %self.runner_id);
+        let span =
+            tracing::info_span!("flamingock.run", %execution_id, runner_id = %self.runner_id);
         async {
             let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
             let mut planned = self.plan(units.iter().copied()).await?;
@@ -354,7 +355,9 @@ impl Engine {
         let mut stop: Option<Stop> = None;
         for (index, unit) in planned.iter().enumerate() {
             if stop.is_some() {
-                report.units.push(unit_report(unit, UnitOutcome::NotReached));
+                report
+                    .units
+                    .push(unit_report(unit, UnitOutcome::NotReached));
                 continue;
             }
             if blocked_stages.contains(unit.unit.stage_name()) {
@@ -376,7 +379,9 @@ impl Engine {
                         stop = Some(Stop::LockLost {
                             change_id: unit.unit.id.to_owned(),
                         });
-                        report.units.push(unit_report(unit, UnitOutcome::NotReached));
+                        report
+                            .units
+                            .push(unit_report(unit, UnitOutcome::NotReached));
                         continue;
                     }
                     let line = self.apply(unit, execution_id, lease).await;
@@ -485,7 +490,10 @@ impl Engine {
             recovery_strategy: u.recovery,
             app_name: self.options.app_name.clone(),
             app_version: self.options.app_version.clone(),
-            source: format!("{} {}:{}", u.source.module_path, u.source.file, u.source.line),
+            source: format!(
+                "{} {}:{}",
+                u.source.module_path, u.source.file, u.source.line
+            ),
             checksum: Some(u.checksum.to_owned()),
             error,
             metadata: (!metadata.is_empty()).then_some(serde_json::Value::Object(metadata)),
@@ -545,10 +553,7 @@ fn unit_report(unit: &PlannedUnit, outcome: UnitOutcome) -> UnitReport {
 }
 
 /// Calls one method of a unit; a panic becomes an error.
-async fn call(
-    method: &UnitMethod,
-    scope: Scope<'_>,
-) -> Result<(), crate::inject::BoxError> {
+async fn call(method: &UnitMethod, scope: Scope<'_>) -> Result<(), crate::inject::BoxError> {
     unwind::CatchUnwind::new((method.call)(scope)).await
 }
 

@@ -146,7 +146,13 @@ pub enum Error {
     Config(String),
 
     /// Units need manual intervention; their stage did not run.
-    #[error("{}", list("manual intervention needed; nothing in the blocked stage ran", blocked))]
+    #[error(
+        "{}",
+        list(
+            "manual intervention needed; nothing in the blocked stage ran",
+            blocked
+        )
+    )]
     Blocked {
         blocked: Vec<BlockedUnit>,
         report: Box<RunReport>,

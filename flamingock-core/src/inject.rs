@@ -124,9 +124,15 @@ pub enum Requirement {
     /// `&ChangeContext`: always available.
     Context,
     /// `&T`: a dependency of this type on the unit's target or the builder.
-    Dependency { type_id: TypeId, type_name: &'static str },
+    Dependency {
+        type_id: TypeId,
+        type_name: &'static str,
+    },
     /// `&mut T`: the target system's open transaction, of this type.
-    Transaction { type_id: TypeId, type_name: &'static str },
+    Transaction {
+        type_id: TypeId,
+        type_name: &'static str,
+    },
 }
 
 /// One parameter of a generated method, as the macro describes it.
@@ -262,7 +268,10 @@ mod tests {
         assert_eq!(<&String as Param>::take(&mut scope).unwrap(), "config");
         assert_eq!(<&ChangeContext as Param>::take(&mut scope).unwrap(), &ctx);
         assert!(<&i64 as Param>::take(&mut scope).is_err());
-        assert_eq!(<&ChangeContext as Param>::requirement(), Requirement::Context);
+        assert_eq!(
+            <&ChangeContext as Param>::requirement(),
+            Requirement::Context
+        );
     }
 
     #[test]

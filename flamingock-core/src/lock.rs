@@ -41,7 +41,11 @@ impl std::fmt::Display for LockInfo {
             self.owner,
             self.hostname,
             self.acquired_at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
-            if self.expired { "expired at" } else { "expires at" },
+            if self.expired {
+                "expired at"
+            } else {
+                "expires at"
+            },
             self.expires_at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
         )
     }

@@ -6,8 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::inject::{ParamSpec, UnitFuture};
 use crate::inject::Scope;
+use crate::inject::{ParamSpec, UnitFuture};
 
 /// Where a change unit was declared: shown in every error that names a unit and stored in the
 /// audit's `source` column.
@@ -129,7 +129,9 @@ impl AuditState {
 
     /// Parses the stored form; `None` for anything else (a foreign or corrupt row).
     pub fn parse(s: &str) -> Option<Self> {
-        AuditState::ALL.into_iter().find(|state| state.as_str() == s)
+        AuditState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
     }
 
     /// `APPLIED` or `MANUAL_MARKED_AS_APPLIED`: the unit's effect is in place.

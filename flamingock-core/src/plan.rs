@@ -107,8 +107,10 @@ pub fn order_units(
     units: impl IntoIterator<Item = &'static ChangeUnit>,
     selection: &Selection,
 ) -> Result<Vec<&'static ChangeUnit>, Vec<ValidationProblem>> {
-    let mut selected: Vec<&'static ChangeUnit> =
-        units.into_iter().filter(|u| selection.includes(u)).collect();
+    let mut selected: Vec<&'static ChangeUnit> = units
+        .into_iter()
+        .filter(|u| selection.includes(u))
+        .collect();
     // A stable order for reporting duplicates, whatever order inventory yields.
     selected.sort_by(|a, b| {
         natural_cmp(a.order, b.order)
@@ -202,7 +204,10 @@ mod tests {
     fn natural_order_compares_digit_runs_as_numbers() {
         let mut orders = vec!["10", "2", "1", "001a", "1b", "v1.10", "v1.9", "0003"];
         orders.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(orders, ["1", "001a", "1b", "2", "0003", "10", "v1.9", "v1.10"]);
+        assert_eq!(
+            orders,
+            ["1", "001a", "1b", "2", "0003", "10", "v1.9", "v1.10"]
+        );
         assert_eq!(natural_cmp("0002", "2"), Ordering::Greater);
         assert_eq!(natural_cmp("abc", "abc"), Ordering::Equal);
         assert!(same_order("0002", "2"));
@@ -233,7 +238,12 @@ mod tests {
             (NonTransactional, manual, Some(S::RolledBack), Apply),
             (Separate, manual, Some(S::ManualMarkedAsRolledBack), Apply),
             (Shared, manual, Some(S::Applied), Skip),
-            (NonTransactional, retry, Some(S::ManualMarkedAsApplied), Skip),
+            (
+                NonTransactional,
+                retry,
+                Some(S::ManualMarkedAsApplied),
+                Skip,
+            ),
             (Shared, manual, Some(S::Failed), Apply),
             (Separate, manual, Some(S::Failed), ConsultMarker),
             (NonTransactional, manual, Some(S::Failed), Block),

@@ -117,7 +117,8 @@ impl fmt::Display for RunReport {
                     u.stage.clone(),
                     u.tx_strategy.as_str().to_owned(),
                     u.outcome.label().to_owned(),
-                    u.duration_ms.map_or_else(String::new, |ms| format!("{ms} ms")),
+                    u.duration_ms
+                        .map_or_else(String::new, |ms| format!("{ms} ms")),
                 ]
             })
             .collect();

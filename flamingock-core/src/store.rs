@@ -152,7 +152,9 @@ impl MemoryAuditStore {
 
     fn rows_guard(&self) -> std::sync::MutexGuard<'_, Vec<AuditEntry>> {
         // A panic while holding the lock cannot leave the Vec half-updated (push is atomic here).
-        self.rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.rows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn fenced(&self, fence: Option<&Fence>) -> Result<(), StoreError> {
@@ -223,8 +225,8 @@ impl AuditStore for MemoryAuditStore {
     async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
         let mut states: HashMap<String, UnitState> = HashMap::new();
         for row in self.rows_guard().iter() {
-            let tries = states.get(&row.change_id).map_or(0, |s| s.tries)
-                + i64::from(counts_as_try(row));
+            let tries =
+                states.get(&row.change_id).map_or(0, |s| s.tries) + i64::from(counts_as_try(row));
             states.insert(
                 row.change_id.clone(),
                 UnitState {
@@ -287,10 +289,11 @@ impl DistributedLock for MemoryAuditStore {
     ) -> Result<Acquisition, StoreError> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
-        if let Some(info) = leases.get(&fence.key) {
-            if info.owner != fence.owner && info.expires_at > now {
-                return Ok(Acquisition::Held(info.clone()));
-            }
+        if let Some(info) = leases.get(&fence.key)
+            && info.owner != fence.owner
+            && info.expires_at > now
+        {
+            return Ok(Acquisition::Held(info.clone()));
         }
         leases.insert(
             fence.key.clone(),
@@ -320,7 +323,10 @@ impl DistributedLock for MemoryAuditStore {
 
     async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        if leases.get(&fence.key).is_some_and(|info| info.owner == fence.owner) {
+        if leases
+            .get(&fence.key)
+            .is_some_and(|info| info.owner == fence.owner)
+        {
             leases.remove(&fence.key);
         }
         Ok(())

@@ -14,7 +14,11 @@ fn no_params() -> Vec<ParamSpec> {
 }
 
 fn method(call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>) -> UnitMethod {
-    UnitMethod { name: "execute", params: no_params, call }
+    UnitMethod {
+        name: "execute",
+        params: no_params,
+        call,
+    }
 }
 
 fn unit(
@@ -35,7 +39,11 @@ fn unit(
         system_version: None,
         stage: None,
         description: None,
-        source: SourceLocation { module_path: "engine_tests", file: file!(), line: line!() },
+        source: SourceLocation {
+            module_path: "engine_tests",
+            file: file!(),
+            line: line!(),
+        },
         checksum: "0",
         execution,
         rollback,
@@ -91,15 +99,28 @@ async fn a_failing_non_transactional_unit_is_rolled_back_and_the_run_stops() {
         unit("second", "2", true, method(succeed), None),
     ];
     let error = engine(&store).run(units).await.unwrap_err();
-    let Error::UnitFailed { change_id, report, .. } = &error else {
+    let Error::UnitFailed {
+        change_id, report, ..
+    } = &error
+    else {
         panic!("expected UnitFailed, got {error}");
     };
     assert_eq!(change_id, "first");
-    assert_eq!(report.unit("first").unwrap().outcome, UnitOutcome::RolledBack);
-    assert_eq!(report.unit("second").unwrap().outcome, UnitOutcome::NotReached);
+    assert_eq!(
+        report.unit("first").unwrap().outcome,
+        UnitOutcome::RolledBack
+    );
+    assert_eq!(
+        report.unit("second").unwrap().outcome,
+        UnitOutcome::NotReached
+    );
     assert_eq!(
         store.states_of("first"),
-        [AuditState::Started, AuditState::Failed, AuditState::RolledBack]
+        [
+            AuditState::Started,
+            AuditState::Failed,
+            AuditState::RolledBack
+        ]
     );
     assert!(store.states_of("second").is_empty());
 }
@@ -113,7 +134,10 @@ async fn a_rollback_that_fails_keeps_both_errors() {
     let last = rows.last().unwrap();
     assert_eq!(last.state, AuditState::RollbackFailed);
     let error = last.error.as_deref().unwrap();
-    assert!(error.starts_with("target refused\nrollback failed: target refused"), "{error}");
+    assert!(
+        error.starts_with("target refused\nrollback failed: target refused"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

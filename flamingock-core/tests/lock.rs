@@ -7,7 +7,7 @@ use flamingock_core::inject::{ParamSpec, Scope, UnitFuture};
 use flamingock_core::lock::{DistributedLock, Fence, LockOptions};
 use flamingock_core::model::{SourceLocation, UnitMethod};
 use flamingock_core::store::MemoryAuditStore;
-use flamingock_core::{AuditState, AuditStore, ChangeUnit, Engine, Error, RecoveryStrategy};
+use flamingock_core::{AuditState, ChangeUnit, Engine, Error, RecoveryStrategy};
 
 fn no_params() -> Vec<ParamSpec> {
     Vec::new()
@@ -40,9 +40,17 @@ fn unit(
         system_version: None,
         stage: None,
         description: None,
-        source: SourceLocation { module_path: "lock_tests", file: file!(), line: line!() },
+        source: SourceLocation {
+            module_path: "lock_tests",
+            file: file!(),
+            line: line!(),
+        },
         checksum: "0",
-        execution: UnitMethod { name: "execute", params: no_params, call },
+        execution: UnitMethod {
+            name: "execute",
+            params: no_params,
+            call,
+        },
         rollback: None,
     }))
 }
@@ -56,7 +64,10 @@ fn options(lease_ms: u64, wait_ms: u64) -> LockOptions {
 }
 
 fn someone_else() -> Fence {
-    Fence { key: "flamingock".into(), owner: "other-runner".into() }
+    Fence {
+        key: "flamingock".into(),
+        owner: "other-runner".into(),
+    }
 }
 
 #[tokio::test]
@@ -70,7 +81,10 @@ async fn a_held_lock_times_out_naming_its_holder_and_nothing_runs() {
     let error = engine.run([unit("a", "1", succeed)]).await.unwrap_err();
     assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("other-runner") && message.contains("other-host"), "{message}");
+    assert!(
+        message.contains("other-runner") && message.contains("other-host"),
+        "{message}"
+    );
     assert!(store.rows().is_empty());
 }
 
@@ -78,8 +92,15 @@ async fn a_held_lock_times_out_naming_its_holder_and_nothing_runs() {
 async fn a_run_with_nothing_pending_takes_no_lock() {
     let store = MemoryAuditStore::new();
     let units = [unit("a", "1", succeed)];
-    Engine::new(Arc::new(store.clone())).run(units).await.unwrap();
-    assert_eq!(store.read("flamingock").await.unwrap(), None, "released after the run");
+    Engine::new(Arc::new(store.clone()))
+        .run(units)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read("flamingock").await.unwrap(),
+        None,
+        "released after the run"
+    );
     store
         .try_acquire(&someone_else(), "other-host", Duration::from_secs(60))
         .await
@@ -95,7 +116,10 @@ async fn the_lease_is_extended_while_a_long_unit_runs() {
     let engine = Engine::new(Arc::new(store.clone())).with_lock_options(options(150, 1000));
     let report = engine.run([unit("slow", "1", slow)]).await.unwrap();
     assert_eq!(report.applied(), ["slow"]);
-    assert_eq!(store.states_of("slow"), [AuditState::Started, AuditState::Applied]);
+    assert_eq!(
+        store.states_of("slow"),
+        [AuditState::Started, AuditState::Applied]
+    );
 }
 
 #[tokio::test]
@@ -124,5 +148,8 @@ async fn a_runner_that_lost_its_lease_records_nothing_more_and_says_so() {
     assert_eq!(store.states_of("slow"), [AuditState::Started]);
     assert!(store.states_of("after").is_empty());
     let holder = store.read("flamingock").await.unwrap().unwrap();
-    assert_eq!(holder.owner, "other-runner", "the lost lease was not re-taken or released");
+    assert_eq!(
+        holder.owner, "other-runner",
+        "the lost lease was not re-taken or released"
+    );
 }

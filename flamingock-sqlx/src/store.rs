@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
-use flamingock_core::model::UnitState;
 use flamingock_core::lock::Fence;
+use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
 use sqlx::{

@@ -218,9 +218,12 @@ mod checks {
         // Nothing is visible outside the transaction before it commits.
         assert!(store.entries().await.expect("entries").is_empty());
         assert_eq!(db.count(store.as_ref(), &side).await, 0);
-        tx.commit_with(&entry("shared", AuditState::Applied, TxStrategy::Shared), None)
-            .await
-            .expect("commit with entry");
+        tx.commit_with(
+            &entry("shared", AuditState::Applied, TxStrategy::Shared),
+            None,
+        )
+        .await
+        .expect("commit with entry");
 
         assert_eq!(db.count(store.as_ref(), &side).await, 1);
         let rows = store.entries().await.expect("entries");
@@ -254,7 +257,10 @@ mod checks {
         assert!(store.entries().await.expect("entries").is_empty());
         // The connection went back to the pool in a usable state.
         store
-            .append(&entry("after", AuditState::Failed, TxStrategy::Shared), None)
+            .append(
+                &entry("after", AuditState::Failed, TxStrategy::Shared),
+                None,
+            )
             .await
             .expect("append after rollback");
         assert_eq!(store.entries().await.expect("entries").len(), 1);
@@ -296,7 +302,10 @@ mod checks {
         };
         let store = db.initialized_store().await;
         store
-            .append(&entry("fine", AuditState::Applied, TxStrategy::Shared), None)
+            .append(
+                &entry("fine", AuditState::Applied, TxStrategy::Shared),
+                None,
+            )
             .await
             .expect("append");
         // A row Flamingock never writes, put there by hand.
@@ -396,7 +405,10 @@ mod checks {
             .await
             .expect("initialize an existing table");
         shared
-            .append(&entry("pooled", AuditState::Applied, TxStrategy::Shared), None)
+            .append(
+                &entry("pooled", AuditState::Applied, TxStrategy::Shared),
+                None,
+            )
             .await
             .expect("append");
         assert_eq!(

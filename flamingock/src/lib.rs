@@ -48,10 +48,8 @@ pub use flamingock_sqlx as sqlx_store;
 /// both source locations) without touching any database. Put it in a test:
 ///
 /// ```
-/// #[test]
-/// fn change_units_are_consistent() {
-///     flamingock::validate().unwrap();
-/// }
+/// // in a test of your own: #[test] fn change_units_are_consistent() { ... }
+/// flamingock::validate().expect("change units are consistent");
 /// ```
 pub fn validate() -> Result<(), Error> {
     validate_selection(&Selection::default())

@@ -19,9 +19,7 @@ impl TestDb {
 
     /// A builder on this database, selecting only the units of `module` (a `module_path!()`).
     pub fn builder(&self, module: &str) -> FlamingockBuilder {
-        Flamingock::builder()
-            .database_url(&self.url)
-            .module(module)
+        Flamingock::builder().database_url(&self.url).module(module)
     }
 
     /// Every audit row, oldest first.
@@ -31,6 +29,12 @@ impl TestDb {
             .build()
             .await
             .expect("the test database opens");
+        // A run refused before it touched the store left no table yet: the audit is then empty.
+        engine
+            .store()
+            .initialize()
+            .await
+            .expect("the audit table exists");
         engine.store().entries().await.expect("the audit reads")
     }
 
@@ -46,7 +50,9 @@ impl TestDb {
 
     /// A pool on the database, for checking what units did.
     pub async fn pool(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&self.url)
+        let options: sqlx::sqlite::SqliteConnectOptions =
+            self.url.parse().expect("a valid SQLite URL");
+        sqlx::SqlitePool::connect_with(options.create_if_missing(true))
             .await
             .expect("the test database opens")
     }

@@ -34,9 +34,16 @@ mod ordering {
 #[tokio::test]
 async fn units_run_in_natural_order() {
     let db = TestDb::sqlite();
-    let report = flamingock::run!(db.builder("sqlite_engine::ordering")).await.unwrap();
+    let report = flamingock::run!(db.builder("sqlite_engine::ordering"))
+        .await
+        .unwrap();
     assert_eq!(report.applied(), ["one", "two", "ten"]);
-    let applied: Vec<String> = db.entries().await.into_iter().map(|e| e.change_id).collect();
+    let applied: Vec<String> = db
+        .entries()
+        .await
+        .into_iter()
+        .map(|e| e.change_id)
+        .collect();
     assert_eq!(applied, ["one", "two", "ten"]);
 }
 
@@ -91,16 +98,24 @@ async fn duplicate_ids_and_orders_name_both_locations_before_anything_runs() {
             }
             other => panic!("unexpected problem {other:?}"),
         };
-        assert!(first.file.ends_with("sqlite_engine.rs") && second.file.ends_with("sqlite_engine.rs"));
+        assert!(
+            first.file.ends_with("sqlite_engine.rs") && second.file.ends_with("sqlite_engine.rs")
+        );
         assert_ne!(first.line, second.line);
         let message = error.to_string();
         for location in [first, second] {
-            assert!(message.contains(&format!("{}:{}", location.file, location.line)), "{message}");
+            assert!(
+                message.contains(&format!("{}:{}", location.file, location.line)),
+                "{message}"
+            );
         }
         assert!(db.entries().await.is_empty(), "nothing may run");
     }
     let whole = flamingock::validate().unwrap_err().to_string();
-    assert!(whole.contains("\"same\"") && whole.contains("\"07\""), "{whole}");
+    assert!(
+        whole.contains("\"same\"") && whole.contains("\"07\""),
+        "{whole}"
+    );
     let selection = flamingock::Selection {
         module_prefixes: vec!["sqlite_engine::ordering".into()],
         ..Default::default()
@@ -156,18 +171,33 @@ async fn table_exists(db: &TestDb, table: &str) -> bool {
 async fn a_failing_transactional_unit_leaves_no_trace_and_applies_once_fixed() {
     let db = TestDb::sqlite();
     let module = "sqlite_engine::tx_failure";
-    let failing = db.builder(module).dependency(FailSwitch(AtomicBool::new(true)));
+    let failing = db
+        .builder(module)
+        .dependency(FailSwitch(AtomicBool::new(true)));
     let error = flamingock::run!(failing).await.unwrap_err();
-    assert!(error.to_string().contains("gadget supplier unavailable"), "{error}");
-    assert_eq!(error.report().unwrap().units[0].outcome, UnitOutcome::Failed);
-    assert!(!table_exists(&db, "gadgets").await, "the transaction must have been rolled back");
+    assert!(
+        error.to_string().contains("gadget supplier unavailable"),
+        "{error}"
+    );
+    assert_eq!(
+        error.report().unwrap().units[0].outcome,
+        UnitOutcome::Failed
+    );
+    assert!(
+        !table_exists(&db, "gadgets").await,
+        "the transaction must have been rolled back"
+    );
     assert_eq!(db.states_of("create-gadgets").await, [AuditState::Failed]);
 
-    let fixed = db.builder(module).dependency(FailSwitch(AtomicBool::new(false)));
+    let fixed = db
+        .builder(module)
+        .dependency(FailSwitch(AtomicBool::new(false)));
     let report = flamingock::run!(fixed).await.unwrap();
     assert_eq!(report.applied(), ["create-gadgets"]);
     assert!(table_exists(&db, "gadgets").await);
-    let again = db.builder(module).dependency(FailSwitch(AtomicBool::new(false)));
+    let again = db
+        .builder(module)
+        .dependency(FailSwitch(AtomicBool::new(false)));
     let report = flamingock::run!(again).await.unwrap();
     assert_eq!(report.count(UnitOutcome::AlreadyApplied), 1);
     assert_eq!(
@@ -237,15 +267,32 @@ async fn a_failing_non_transactional_unit_is_rolled_back_by_its_rollback() {
         .builder("sqlite_engine::non_tx_failure")
         .dependency(OutputDir(dir.path().to_owned()));
     let error = flamingock::run!(builder).await.unwrap_err();
-    assert_eq!(error.report().unwrap().units[0].outcome, UnitOutcome::RolledBack);
-    assert!(!dir.path().join("flag").exists(), "the rollback removed the effect");
+    assert_eq!(
+        error.report().unwrap().units[0].outcome,
+        UnitOutcome::RolledBack
+    );
+    assert!(
+        !dir.path().join("flag").exists(),
+        "the rollback removed the effect"
+    );
     assert_eq!(
         db.states_of("publish-flag").await,
-        [AuditState::Started, AuditState::Failed, AuditState::RolledBack]
+        [
+            AuditState::Started,
+            AuditState::Failed,
+            AuditState::RolledBack
+        ]
     );
     let entries = db.entries().await;
-    assert!(entries.iter().all(|e| e.tx_strategy == TxStrategy::NonTransactional));
-    assert_eq!(entries[2].error.as_deref(), Some("broker rejected the flag"));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.tx_strategy == TxStrategy::NonTransactional)
+    );
+    assert_eq!(
+        entries[2].error.as_deref(),
+        Some("broker rejected the flag")
+    );
 }
 
 #[tokio::test]
@@ -257,24 +304,43 @@ async fn a_failing_rollback_is_recorded_with_both_errors_and_then_blocks() {
             .dependency(OutputDir(dir.path().to_owned()))
     };
     let error = flamingock::run!(builder()).await.unwrap_err();
-    assert_eq!(error.report().unwrap().units[0].outcome, UnitOutcome::RollbackFailed);
+    assert_eq!(
+        error.report().unwrap().units[0].outcome,
+        UnitOutcome::RollbackFailed
+    );
     assert_eq!(
         db.states_of("publish-topic").await,
-        [AuditState::Started, AuditState::Failed, AuditState::RollbackFailed]
+        [
+            AuditState::Started,
+            AuditState::Failed,
+            AuditState::RollbackFailed
+        ]
     );
     let last = db.entries().await.pop().unwrap();
     let text = last.error.unwrap();
-    assert!(text.contains("topic config invalid") && text.contains("broker unreachable"), "{text}");
+    assert!(
+        text.contains("topic config invalid") && text.contains("broker unreachable"),
+        "{text}"
+    );
 
     let blocked = flamingock::run!(builder()).await.unwrap_err();
     assert!(matches!(blocked, Error::Blocked { .. }), "{blocked}");
-    assert_eq!(db.states_of("publish-topic").await.len(), 3, "nothing more was written");
+    assert_eq!(
+        db.states_of("publish-topic").await.len(),
+        3,
+        "nothing more was written"
+    );
 }
 
 mod interrupted {
     use flamingock::prelude::*;
 
-    #[change_unit(id = "send-welcome-mails", order = "1", author = "t", transactional = false)]
+    #[change_unit(
+        id = "send-welcome-mails",
+        order = "1",
+        author = "t",
+        transactional = false
+    )]
     mod send_welcome_mails {
         #[execution]
         fn execute() {}
@@ -297,7 +363,7 @@ async fn a_unit_left_started_blocks_the_run_and_nothing_after_it_runs() {
     let mut started = db.entries().await.remove(0);
     assert_eq!(started.change_id, "send-welcome-mails");
     started.state = AuditState::Started;
-    engine.store().append(&started).await.unwrap();
+    engine.store().append(&started, None).await.unwrap();
     let rows_before = db.entries().await.len();
 
     let error = flamingock::run!(db.builder(module)).await.unwrap_err();
@@ -305,12 +371,25 @@ async fn a_unit_left_started_blocks_the_run_and_nothing_after_it_runs() {
         panic!("expected Blocked, got {error}");
     };
     assert_eq!(blocked[0].change_id, "send-welcome-mails");
-    assert_eq!(report.unit("send-welcome-mails").unwrap().outcome, UnitOutcome::Blocked);
+    assert_eq!(
+        report.unit("send-welcome-mails").unwrap().outcome,
+        UnitOutcome::Blocked
+    );
     let message = error.to_string();
     assert!(message.contains("manual intervention"), "{message}");
-    assert!(message.contains("\"send-welcome-mails\" (stage \"default\") is STARTED"), "{message}");
-    assert!(message.contains("flamingock fix send-welcome-mails --applied"), "{message}");
-    assert_eq!(db.entries().await.len(), rows_before, "a blocked run writes nothing");
+    assert!(
+        message.contains("\"send-welcome-mails\" (stage \"default\") is STARTED"),
+        "{message}"
+    );
+    assert!(
+        message.contains("flamingock fix send-welcome-mails --applied"),
+        "{message}"
+    );
+    assert_eq!(
+        db.entries().await.len(),
+        rows_before,
+        "a blocked run writes nothing"
+    );
 }
 
 pub struct NotRegistered;
@@ -334,7 +413,9 @@ mod missing_dependency {
 #[tokio::test]
 async fn a_missing_dependency_fails_before_any_unit_runs() {
     let db = TestDb::sqlite();
-    let error = flamingock::run!(db.builder("sqlite_engine::missing_dependency")).await.unwrap_err();
+    let error = flamingock::run!(db.builder("sqlite_engine::missing_dependency"))
+        .await
+        .unwrap_err();
     let Error::MissingDependencies(missing) = &error else {
         panic!("expected MissingDependencies, got {error}");
     };
@@ -342,8 +423,14 @@ async fn a_missing_dependency_fails_before_any_unit_runs() {
     let message = error.to_string();
     assert!(message.contains("\"needs-config\""), "{message}");
     assert!(message.contains("_config"), "{message}");
-    assert!(message.contains("sqlite_engine::NotRegistered"), "{message}");
-    assert!(db.entries().await.is_empty(), "not even the harmless unit ran");
+    assert!(
+        message.contains("sqlite_engine::NotRegistered"),
+        "{message}"
+    );
+    assert!(
+        db.entries().await.is_empty(),
+        "not even the harmless unit ran"
+    );
 }
 
 mod always {
@@ -360,10 +447,15 @@ mod always {
 async fn run_always_units_apply_on_every_run() {
     let db = TestDb::sqlite();
     for _ in 0..3 {
-        let report = flamingock::run!(db.builder("sqlite_engine::always")).await.unwrap();
+        let report = flamingock::run!(db.builder("sqlite_engine::always"))
+            .await
+            .unwrap();
         assert_eq!(report.applied(), ["refresh-stats"]);
     }
-    assert_eq!(db.states_of("refresh-stats").await, [AuditState::Applied; 3]);
+    assert_eq!(
+        db.states_of("refresh-stats").await,
+        [AuditState::Applied; 3]
+    );
 }
 
 mod staged {
@@ -399,14 +491,18 @@ async fn a_subset_is_selected_by_stage_and_by_module() {
         .await
         .unwrap();
     assert_eq!(report.applied(), ["schema-1"]);
-    let report = flamingock::run!(db.builder("sqlite_engine::staged::billing")).await.unwrap();
+    let report = flamingock::run!(db.builder("sqlite_engine::staged::billing"))
+        .await
+        .unwrap();
     assert_eq!(report.applied(), ["billing-1"]);
     let report = flamingock::run!(db.builder("sqlite_engine::staged").stage("data"))
         .await
         .unwrap();
     assert_eq!(report.applied(), ["data-1"]);
     assert_eq!(report.count(UnitOutcome::AlreadyApplied), 1);
-    let report = flamingock::run!(db.builder("sqlite_engine::staged")).await.unwrap();
+    let report = flamingock::run!(db.builder("sqlite_engine::staged"))
+        .await
+        .unwrap();
     assert_eq!(report.count(UnitOutcome::AlreadyApplied), 3);
 }
 
@@ -457,7 +553,7 @@ mod described {
         system_version = "1.4.0",
         stage = "docs"
     )]
-    mod described {
+    mod described_unit {
         #[execution]
         fn execute(ctx: &flamingock::ChangeContext) {
             assert_eq!(ctx.change_id, "described");
@@ -469,7 +565,9 @@ mod described {
 #[tokio::test]
 async fn every_audit_column_is_filled() {
     let db = TestDb::sqlite();
-    let report = flamingock::run!(db.builder("sqlite_engine::described")).await.unwrap();
+    let report = flamingock::run!(db.builder("sqlite_engine::described"))
+        .await
+        .unwrap();
     let entries = db.entries().await;
     assert_eq!(entries.len(), 1);
     let e = &entries[0];
@@ -477,19 +575,33 @@ async fn every_audit_column_is_filled() {
     assert_eq!(e.execution_id, report.execution_id);
     assert_eq!(uuid_version(&e.execution_id), '7');
     assert_eq!(e.runner_id, report.runner_id);
-    assert_eq!((e.change_id.as_str(), e.author.as_str()), ("described", "dora"));
+    assert_eq!(
+        (e.change_id.as_str(), e.author.as_str()),
+        ("described", "dora")
+    );
     assert_eq!((e.change_order.as_str(), e.stage.as_str()), ("1", "docs"));
     assert_eq!(e.state, AuditState::Applied);
     let age = chrono::Utc::now() - e.created_at.unwrap();
-    assert!(age.num_seconds().abs() < 60, "created_at is the database's UTC clock");
+    assert!(
+        age.num_seconds().abs() < 60,
+        "created_at is the database's UTC clock"
+    );
     assert!(e.execution_ms.is_some());
     assert!(!e.hostname.is_empty());
     assert_eq!(e.target_system, "default");
     assert_eq!(e.tx_strategy, TxStrategy::Shared);
-    assert_eq!(e.recovery_strategy, flamingock::RecoveryStrategy::ManualIntervention);
+    assert_eq!(
+        e.recovery_strategy,
+        flamingock::RecoveryStrategy::ManualIntervention
+    );
     assert_eq!(e.app_name.as_deref(), Some("flamingock-tests"));
     assert_eq!(e.app_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
-    assert!(e.source.starts_with("sqlite_engine::described::described "), "{}", e.source);
+    assert!(
+        e.source
+            .starts_with("sqlite_engine::described::described_unit "),
+        "{}",
+        e.source
+    );
     assert!(e.source.contains("sqlite_engine.rs:"), "{}", e.source);
     assert_eq!(e.checksum.as_deref().map(str::len), Some(16));
     assert_eq!(e.error, None);

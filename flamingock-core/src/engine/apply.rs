@@ -4,10 +4,10 @@ use super::{Engine, Lease, PlannedUnit, call, describe_error};
 use crate::inject::ChangeContext;
 use crate::lock::Fence;
 use crate::model::AuditEntry;
-use crate::store::StoreError;
 use crate::model::AuditState;
 use crate::plan::Decision;
 use crate::report::UnitOutcome;
+use crate::store::StoreError;
 
 /// What applying a unit came to, and the error text when it failed.
 pub(super) type Applied = (UnitOutcome, Option<String>);
@@ -26,8 +26,13 @@ impl Engine {
         let mut transaction = match self.store.begin_shared().await {
             Ok(transaction) => transaction,
             Err(error) => {
-                let message = format!("could not open a transaction: {}", describe_error(&error.into()));
-                return self.record_failure(unit, context, lease, None, message).await;
+                let message = format!(
+                    "could not open a transaction: {}",
+                    describe_error(&error.into())
+                );
+                return self
+                    .record_failure(unit, context, lease, None, message)
+                    .await;
             }
         };
         let result = call(
@@ -49,7 +54,8 @@ impl Engine {
                             "the change ran but its transaction did not commit, so nothing of it remains: {}",
                             describe_error(&error.into())
                         );
-                        self.record_failure(unit, context, lease, execution_ms, message).await
+                        self.record_failure(unit, context, lease, execution_ms, message)
+                            .await
                     }
                 }
             }
@@ -61,7 +67,8 @@ impl Engine {
                         "\n(rolling back the transaction also failed: {rollback}; the connection was discarded)"
                     ));
                 }
-                self.record_failure(unit, context, lease, execution_ms, message).await
+                self.record_failure(unit, context, lease, execution_ms, message)
+                    .await
             }
         }
     }
@@ -108,7 +115,9 @@ impl Engine {
             // that instance's work, and nothing could be recorded anyway.
             return (UnitOutcome::Failed, Some(message));
         }
-        let failed = self.record_failure(unit, context, lease, execution_ms, message.clone()).await;
+        let failed = self
+            .record_failure(unit, context, lease, execution_ms, message.clone())
+            .await;
         let Some(rollback) = &unit.unit.rollback else {
             return failed;
         };
@@ -166,7 +175,9 @@ impl Engine {
                     return (UnitOutcome::Failed, Some(message));
                 }
                 Ok(Some(marker)) if Some(marker.as_str()) == last_try => {
-                    return self.record_recovered(unit, context, lease, target, marker).await;
+                    return self
+                        .record_recovered(unit, context, lease, target, marker)
+                        .await;
                 }
                 Ok(_) => {}
             }
@@ -183,8 +194,13 @@ impl Engine {
         let mut transaction = match target.begin().await {
             Ok(transaction) => transaction,
             Err(error) => {
-                let message = format!("could not open a transaction: {}", describe_error(&error.into()));
-                return self.record_failure(unit, context, lease, None, message).await;
+                let message = format!(
+                    "could not open a transaction: {}",
+                    describe_error(&error.into())
+                );
+                return self
+                    .record_failure(unit, context, lease, None, message)
+                    .await;
             }
         };
         let result = call(
@@ -200,7 +216,9 @@ impl Engine {
                     "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
                 ));
             }
-            return self.record_failure(unit, context, lease, execution_ms, message).await;
+            return self
+                .record_failure(unit, context, lease, execution_ms, message)
+                .await;
         }
         if let Err(error) = transaction
             .commit_with_marker(unit.unit.id, &context.execution_id)
@@ -210,7 +228,9 @@ impl Engine {
                 "the change ran but the target's transaction did not commit, so nothing of it remains: {}",
                 describe_error(&error.into())
             );
-            return self.record_failure(unit, context, lease, execution_ms, message).await;
+            return self
+                .record_failure(unit, context, lease, execution_ms, message)
+                .await;
         }
         let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
         if let Err(error) = self.append(&applied, lease).await {
@@ -250,7 +270,10 @@ impl Engine {
             );
             return (UnitOutcome::Failed, Some(message));
         }
-        tracing::info!(change_id = unit.unit.id, "recovered from its marker: applied, not run again");
+        tracing::info!(
+            change_id = unit.unit.id,
+            "recovered from its marker: applied, not run again"
+        );
         self.remove_marker(unit, target).await;
         (UnitOutcome::RecoveredApplied, None)
     }
@@ -277,7 +300,13 @@ impl Engine {
         message: String,
     ) -> Applied {
         tracing::error!(change_id = unit.unit.id, error = %message, "change unit failed");
-        let row = self.entry(unit, context, AuditState::Failed, execution_ms, Some(message.clone()));
+        let row = self.entry(
+            unit,
+            context,
+            AuditState::Failed,
+            execution_ms,
+            Some(message.clone()),
+        );
         match self.append(&row, lease).await {
             Ok(()) => (UnitOutcome::Failed, Some(message)),
             Err(error) => (

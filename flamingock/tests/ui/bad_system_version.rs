@@ -1,0 +1,17 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(
+    id = "create-clients",
+    order = "0001",
+    author = "ana",
+    system_version = "1.2"
+)]
+impl CreateClients {
+    #[execution]
+    fn execute(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001", author = "ana")]
+impl CreateClients {
+    #[execution]
+    #[rollback_execution]
+    fn execute(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001", author = "ana")]
+impl CreateClients {
+    #[execution]
+    fn execute<C: Send + Sync + 'static>(&self, config: &C) {
+        let _ = config;
+    }
+}
+
+fn main() {}

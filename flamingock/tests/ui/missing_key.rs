@@ -1,0 +1,12 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001")]
+impl CreateClients {
+    #[execution]
+    fn execute(&self) {}
+}
+
+fn main() {}

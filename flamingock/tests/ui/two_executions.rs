@@ -1,0 +1,15 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001", author = "ana")]
+impl CreateClients {
+    #[execution]
+    fn create_table(&self) {}
+
+    #[execution]
+    fn create_index(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001", author = "ana")]
+impl CreateClients {
+    #[execution]
+    fn execute(&self) {}
+
+    #[rollback_execution]
+    fn drop_table(&self) {}
+
+    #[rollback_execution]
+    fn drop_index(&self) {}
+}
+
+fn main() {}

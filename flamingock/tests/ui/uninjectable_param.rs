@@ -1,0 +1,14 @@
+use flamingock::prelude::*;
+
+#[derive(Default)]
+struct CreateClients;
+
+#[change_unit(id = "create-clients", order = "0001", author = "ana")]
+impl CreateClients {
+    #[execution]
+    fn execute(&self, table: &str) {
+        let _ = table;
+    }
+}
+
+fn main() {}
