@@ -1,4 +1,7 @@
-//! Shared helpers for the integration tests: a fresh SQLite file per test, and reading its audit.
+//! Shared helpers for the integration tests: a fresh SQLite file per test, and reading its audit;
+//! a fresh database per test on the servers ([`servers`]).
+
+pub mod servers;
 
 use flamingock::{AuditEntry, AuditState, Flamingock, FlamingockBuilder};
 
