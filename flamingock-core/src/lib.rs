@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod inject;
 pub mod lock;
 pub mod model;

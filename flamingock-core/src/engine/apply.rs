@@ -35,6 +35,7 @@ impl Engine {
                     .await;
             }
         };
+        crate::failpoint!("shared.before_execute");
         let result = call(
             &unit.unit.execution,
             self.scope(unit, context, Some(transaction.as_any_mut())),
@@ -43,9 +44,11 @@ impl Engine {
         let execution_ms = Some(started.elapsed().as_millis() as i64);
         match result {
             Ok(()) => {
+                crate::failpoint!("shared.after_execute");
                 let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
                 match self.commit_shared(transaction, &applied, lease).await {
                     Ok(()) => {
+                        crate::failpoint!("shared.after_commit");
                         tracing::info!(change_id = unit.unit.id, "applied");
                         (UnitOutcome::Applied, None)
                     }
@@ -67,6 +70,7 @@ impl Engine {
                         "\n(rolling back the transaction also failed: {rollback}; the connection was discarded)"
                     ));
                 }
+                crate::failpoint!("shared.after_rollback");
                 self.record_failure(unit, context, lease, execution_ms, message)
                     .await
             }
@@ -91,14 +95,17 @@ impl Engine {
             );
             return (UnitOutcome::Failed, Some(message));
         }
+        crate::failpoint!("non_tx.after_started");
         let started = std::time::Instant::now();
         let result = call(&unit.unit.execution, self.scope(unit, context, None)).await;
         let execution_ms = Some(started.elapsed().as_millis() as i64);
         let message = match result {
             Ok(()) => {
+                crate::failpoint!("non_tx.after_execute");
                 let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
                 match self.append(&applied, lease).await {
                     Ok(()) => {
+                        crate::failpoint!("non_tx.after_applied");
                         tracing::info!(change_id = unit.unit.id, "applied");
                         return (UnitOutcome::Applied, None);
                     }
@@ -118,6 +125,7 @@ impl Engine {
         let failed = self
             .record_failure(unit, context, lease, execution_ms, message.clone())
             .await;
+        crate::failpoint!("non_tx.after_failed");
         let Some(rollback) = &unit.unit.rollback else {
             return failed;
         };
@@ -125,6 +133,7 @@ impl Engine {
             return failed;
         }
         let rollback_result = call(rollback, self.scope(unit, context, None)).await;
+        crate::failpoint!("non_tx.after_rollback");
         let (state, outcome, message) = match rollback_result {
             Ok(()) => (AuditState::RolledBack, UnitOutcome::RolledBack, message),
             Err(error) => (
@@ -190,6 +199,7 @@ impl Engine {
             );
             return (UnitOutcome::Failed, Some(message));
         }
+        crate::failpoint!("separate.after_started");
         let started = std::time::Instant::now();
         let mut transaction = match target.begin().await {
             Ok(transaction) => transaction,
@@ -216,10 +226,12 @@ impl Engine {
                     "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
                 ));
             }
+            crate::failpoint!("separate.after_rollback");
             return self
                 .record_failure(unit, context, lease, execution_ms, message)
                 .await;
         }
+        crate::failpoint!("separate.after_execute");
         if let Err(error) = transaction
             .commit_with_marker(unit.unit.id, &context.execution_id)
             .await
@@ -232,6 +244,7 @@ impl Engine {
                 .record_failure(unit, context, lease, execution_ms, message)
                 .await;
         }
+        crate::failpoint!("separate.after_commit");
         let applied = self.entry(unit, context, AuditState::Applied, execution_ms, None);
         if let Err(error) = self.append(&applied, lease).await {
             // The change is committed and its marker says so: the next run records APPLIED
@@ -242,6 +255,7 @@ impl Engine {
             );
             return (UnitOutcome::Failed, Some(message));
         }
+        crate::failpoint!("separate.after_applied");
         self.remove_marker(unit, target).await;
         tracing::info!(change_id = unit.unit.id, "applied");
         (UnitOutcome::Applied, None)
