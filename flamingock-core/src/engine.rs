@@ -18,9 +18,17 @@ use crate::report::{RunReport, UnitOutcome, UnitReport};
 use crate::store::AuditStore;
 use crate::target::TargetSystem;
 
+mod admin;
 mod apply;
+mod inspect;
 mod lease;
+mod manual;
+mod undo;
 mod unwind;
+
+pub use admin::LockRelease;
+pub use manual::{FixError, FixOutcome, FixRequest, Resolution};
+pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
 use lease::Lease;
 
@@ -41,6 +49,8 @@ pub struct RunOptions {
 pub struct Engine {
     store: Arc<dyn AuditStore>,
     store_dependencies: Dependencies,
+    /// The store's database as a `TX_SEPARATE` target, where `TX_SHARED` is not atomic (MySQL).
+    separate_store_target: Option<Arc<dyn TargetSystem>>,
     targets: HashMap<String, Arc<dyn TargetSystem>>,
     dependencies: Dependencies,
     options: RunOptions,
@@ -70,9 +80,11 @@ impl Engine {
     /// An engine recording in `store`, with no extra target systems or dependencies.
     pub fn new(store: Arc<dyn AuditStore>) -> Self {
         let store_dependencies = store.dependencies();
+        let separate_store_target = store.separate_target();
         Self {
             store,
             store_dependencies,
+            separate_store_target,
             targets: HashMap::new(),
             dependencies: Dependencies::new(),
             options: RunOptions::default(),
@@ -134,7 +146,7 @@ impl Engine {
             });
         }
         self.store.initialize().await?;
-        for target in self.targets.values() {
+        for target in self.targets.values().chain(&self.separate_store_target) {
             if let Some(transactional) = target.transactional() {
                 transactional.initialize().await?;
             }
@@ -166,7 +178,10 @@ impl Engine {
             let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
             let mut lease = None;
-            if planned.iter().any(PlannedUnit::is_pending) {
+            // A unit that looks blocked (STARTED, FAILED) may be one another instance is applying
+            // right now: only a plan made under the lock can tell a crash's leftovers from work
+            // in progress. Units all applied need no lock.
+            if planned.iter().any(|p| p.decision != Decision::Skip) {
                 lease = Lease::acquire(
                     &self.store,
                     &self.lock_options,
@@ -222,12 +237,11 @@ impl Engine {
         unit: &'static ChangeUnit,
     ) -> Result<(Option<Arc<dyn TargetSystem>>, TxStrategy), Error> {
         let Some(name) = unit.target_system.filter(|name| *name != DEFAULT_TARGET) else {
-            let strategy = if unit.transactional {
-                TxStrategy::Shared
-            } else {
-                TxStrategy::NonTransactional
-            };
-            return Ok((None, strategy));
+            return Ok(match &self.separate_store_target {
+                _ if !unit.transactional => (None, TxStrategy::NonTransactional),
+                Some(own) => (Some(own.clone()), TxStrategy::Separate),
+                None => (None, TxStrategy::Shared),
+            });
         };
         match self.targets.get(name) {
             Some(target) => {
@@ -235,7 +249,13 @@ impl Engine {
                     None => TxStrategy::NonTransactional,
                     Some(_) if !unit.transactional => TxStrategy::NonTransactional,
                     Some(tx) if Some(tx.database_identity()) == self.store.database_identity() => {
-                        TxStrategy::Shared
+                        // The audit store's own database: one transaction, unless its
+                        // transactions are not atomic (then the marker protocol, as elsewhere).
+                        if self.separate_store_target.is_some() {
+                            TxStrategy::Separate
+                        } else {
+                            TxStrategy::Shared
+                        }
                     }
                     Some(_) => TxStrategy::Separate,
                 };

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod error;
 pub mod failpoint;
+pub mod history;
 pub mod inject;
 pub mod lock;
 pub mod model;

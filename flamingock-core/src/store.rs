@@ -88,6 +88,17 @@ pub trait AuditStore: Send + Sync {
     /// Every row, oldest first (history queries with filters come with the operations API).
     async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
 
+    /// The rows a [`HistoryQuery`](crate::history::HistoryQuery) selects, in its order, one page.
+    ///
+    /// The default reads every row and filters in memory; SQL stores answer with one indexed
+    /// query instead, reading only the rows they return.
+    async fn history(
+        &self,
+        query: &crate::history::HistoryQuery,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(query.apply_to(&self.entries().await?))
+    }
+
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
 
@@ -104,6 +115,15 @@ pub trait AuditStore: Send + Sync {
     /// Identifies the database the store lives in (see
     /// [`TransactionalTarget::database_identity`](crate::target::TransactionalTarget::database_identity)).
     fn database_identity(&self) -> Option<String> {
+        None
+    }
+
+    /// The store's own database as a `TX_SEPARATE` target, for a database whose transactions are
+    /// not atomic: MySQL and MariaDB commit before every DDL statement, so a `TX_SHARED` unit cut
+    /// short after one would leave part of its change in place with no audit row saying so.
+    /// When this is `Some`, transactional units on the store's database run `TX_SEPARATE` on it,
+    /// whose open marker reveals such a commit. `None` (the default): they run `TX_SHARED`.
+    fn separate_target(&self) -> Option<Arc<dyn crate::target::TargetSystem>> {
         None
     }
 

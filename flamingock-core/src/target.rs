@@ -49,10 +49,39 @@ pub trait TransactionalTarget: Send + Sync {
     async fn initialize(&self) -> Result<(), TargetError>;
     /// Opens a transaction for one unit.
     async fn begin(&self) -> Result<Box<dyn TargetTransaction>, TargetError>;
-    /// The execution id on the unit's marker, if there is one.
-    async fn marker(&self, change_id: &str) -> Result<Option<String>, TargetError>;
+    /// Opens the transaction that applies `change_id` in run `execution_id`: [`begin`](Self::begin)
+    /// and, first thing in it, an *open* marker of this try ([`Marker::committed`] `false`), which
+    /// [`TargetTransaction::commit_with_marker`] turns into the committed one.
+    ///
+    /// Where transactions are atomic nobody ever sees the open marker: it commits with the change
+    /// or not at all. Where the database commits on its own inside a transaction (MySQL and
+    /// MariaDB commit before every DDL statement), that commit makes it visible: proof that part
+    /// of the try is in place although the try did not finish. The default opens a plain
+    /// transaction, for targets without implicit commits.
+    async fn begin_apply(
+        &self,
+        change_id: &str,
+        execution_id: &str,
+    ) -> Result<Box<dyn TargetTransaction>, TargetError> {
+        let _ = (change_id, execution_id);
+        self.begin().await
+    }
+    /// The unit's marker, if there is one.
+    async fn marker(&self, change_id: &str) -> Result<Option<Marker>, TargetError>;
     /// Removes the unit's marker (done once `APPLIED` is recorded, or when it is stale).
     async fn remove_marker(&self, change_id: &str) -> Result<(), TargetError>;
+}
+
+/// A unit's marker row in a [`TransactionalTarget`]: what the target knows of the unit's last try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The run whose try wrote it.
+    pub execution_id: String,
+    /// `true`: the try's transaction committed, change and marker together, so the change is in
+    /// place. `false`: the open marker of [`TransactionalTarget::begin_apply`] was committed
+    /// before the try finished, by a commit the database made on its own (MySQL's implicit commit
+    /// of DDL): part of the change may be in place, and no one can tell which part.
+    pub committed: bool,
 }
 
 /// One unit's open transaction on a [`TransactionalTarget`].
@@ -60,8 +89,9 @@ pub trait TransactionalTarget: Send + Sync {
 pub trait TargetTransaction: Send {
     /// The driver's transaction, handed to the unit as `&mut T`.
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
-    /// Inserts the marker (`change_id`, `execution_id`) in this transaction, replacing a stale
-    /// marker of the same unit, then commits.
+    /// Writes the committed marker (`change_id`, `execution_id`) in this transaction, replacing
+    /// the open marker of [`TransactionalTarget::begin_apply`] or a stale marker of the same
+    /// unit, then commits.
     async fn commit_with_marker(
         self: Box<Self>,
         change_id: &str,
@@ -69,6 +99,21 @@ pub trait TargetTransaction: Send {
     ) -> Result<(), TargetError>;
     /// Rolls back everything the unit did.
     async fn rollback(self: Box<Self>) -> Result<(), TargetError>;
+    /// Removes the unit's marker in this transaction, then commits: how `undo` commits a unit's
+    /// rollback, so that the rollback and the marker's removal happen together or not at all.
+    ///
+    /// The default refuses (nothing is committed, the transaction is dropped and so rolled
+    /// back): a target that supports undo overrides it.
+    async fn commit_removing_marker(self: Box<Self>, change_id: &str) -> Result<(), TargetError> {
+        Err(TargetError {
+            target: String::new(),
+            action: "committing an undo",
+            source: format!(
+                "this target system cannot remove the marker of \"{change_id}\" in a transaction, so it does not support undo"
+            )
+            .into(),
+        })
+    }
 }
 
 /// A target without transactions (a cache, a broker, an HTTP API): its units run as `NON_TX`,

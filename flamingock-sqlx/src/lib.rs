@@ -4,6 +4,7 @@
 //! build one on a pool the application already has. Each backend is behind its cargo feature
 //! (`sqlite` by default, `postgres`, `mysql`); the logic is written once in [`SqlAuditStore`],
 //! and each backend's module holds only its SQL and connection details.
+//! [`SqlTarget`] makes any of these databases a target system of change units.
 
 // A build with no backend is legal (the facade's features pick them) but leaves the shared code
 // unused.
@@ -13,10 +14,14 @@
 )]
 
 mod connect;
+mod history;
 mod identifier;
+mod lock;
+mod marker;
 mod options;
 mod row;
 mod store;
+mod target;
 mod url;
 
 #[cfg(feature = "mysql")]
@@ -28,8 +33,11 @@ mod sqlite;
 
 pub use connect::connect;
 pub use identifier::{MAX_IDENTIFIER_LEN, validate_identifier};
+pub use lock::DEFAULT_LOCK_TABLE;
+pub use marker::TargetDialect;
 pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
 pub use store::{Dialect, SqlAuditStore};
+pub use target::{DEFAULT_MARKER_TABLE, SqlTarget};
 pub use url::{Backend, redact_url};
 
 /// The audit store in a SQLite database.

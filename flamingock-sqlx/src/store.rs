@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
-use flamingock_core::lock::Fence;
+use flamingock_core::lock::{DistributedLock, Fence};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
@@ -18,6 +18,7 @@ use sqlx::{
 };
 
 use crate::identifier::TableName;
+use crate::lock::{self, LockDialect, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 
@@ -78,7 +79,7 @@ mod sealed {
 /// each behind its cargo feature. Sealed; its items are the store's internals.
 ///
 /// Every SQL function takes a name that passed [`validate_identifier`](crate::validate_identifier).
-pub trait Dialect: Database + sealed::Sealed {
+pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + LockDialect {
     /// The database's name for people (`"SQLite"`).
     #[doc(hidden)]
     const LABEL: &'static str;
@@ -140,6 +141,7 @@ pub struct SqlAuditStore<DB: Dialect> {
     pool: Pool<DB>,
     table: TableName,
     sql: Arc<Statements>,
+    lock: Arc<LockTable>,
     location: String,
     identity: String,
 }
@@ -151,6 +153,7 @@ impl<DB: Dialect> Clone for SqlAuditStore<DB> {
             pool: self.pool.clone(),
             table: self.table.clone(),
             sql: Arc::clone(&self.sql),
+            lock: Arc::clone(&self.lock),
             location: self.location.clone(),
             identity: self.identity.clone(),
         }
@@ -163,6 +166,7 @@ impl<DB: Dialect> std::fmt::Debug for SqlAuditStore<DB> {
             .field("database", &DB::LABEL)
             .field("location", &self.location)
             .field("table", &self.table.as_str())
+            .field("lock_table", &self.lock.name())
             .finish_non_exhaustive()
     }
 }
@@ -185,11 +189,13 @@ impl<DB: Dialect> SqlAuditStore<DB> {
             entries: DB::select_entries(table.as_str()).into(),
             unit_states: DB::select_unit_states(table.as_str()).into(),
         };
+        let lock = LockTable::new::<DB>(options, &table)?;
         let identity = DB::database_identity(&pool.connect_options());
         Ok(Self {
             pool,
             table,
             sql: Arc::new(sql),
+            lock: Arc::new(lock),
             location,
             identity,
         })
@@ -209,6 +215,11 @@ impl<DB: Dialect> SqlAuditStore<DB> {
     pub fn database_identity(&self) -> &str {
         &self.identity
     }
+
+    /// The lock table and this store's leases in it.
+    pub(crate) fn lock_state(&self) -> &Arc<LockTable> {
+        &self.lock
+    }
 }
 
 /// Wraps a sqlx error with what was being done.
@@ -220,7 +231,7 @@ pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> S
 }
 
 /// Makes already validated SQL text executable (the only way dynamic SQL reaches sqlx here).
-fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(Arc::clone(text))
 }
 
@@ -279,6 +290,7 @@ where
                 });
             }
         }
+        lock::ensure_table::<DB>(&mut tx, &self.lock).await?;
         tx.commit()
             .await
             .map_err(query_error("committing the creation of the audit table"))
@@ -298,12 +310,18 @@ where
     }
 
     async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
-        refuse_fence(fence)?;
-        row::bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
+        let Some(fence) = fence else {
+            row::bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("appending an audit entry"))?;
+            return Ok(());
+        };
+        let inserted = bind_fenced(sqlx::query(sql(self.lock.insert_fenced())), entry, fence)
             .execute(&self.pool)
             .await
-            .map_err(query_error("appending an audit entry"))?;
-        Ok(())
+            .map_err(query_error("appending an audit entry under the lock"))?;
+        fenced_outcome(DB::rows_affected(&inserted), fence)
     }
 
     async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
@@ -316,13 +334,22 @@ where
             .collect()
     }
 
+    async fn history(
+        &self,
+        query: &flamingock_core::history::HistoryQuery,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        crate::history::history(&self.pool, &self.table, &self.identity, query).await
+    }
+
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
-        let tx = begin(&self.pool)
+        let (tx, hold) = lock::begin_shared(&self.pool, &self.lock)
             .await
             .map_err(query_error("opening a shared transaction"))?;
         Ok(Box::new(SqlSharedTransaction {
             tx,
             sql: Arc::clone(&self.sql),
+            lock: Arc::clone(&self.lock),
+            hold,
         }))
     }
 
@@ -343,6 +370,10 @@ where
         Some(self.identity.clone())
     }
 
+    fn separate_target(&self) -> Option<Arc<dyn flamingock_core::target::TargetSystem>> {
+        crate::target::separate_store_target(&self.pool)
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} audit store {} (table {})",
@@ -351,10 +382,16 @@ where
             self.table
         )
     }
+
+    fn lock(&self) -> Option<&dyn DistributedLock> {
+        Some(self)
+    }
 }
 
 /// Opens a transaction with the dialect's `BEGIN`.
-async fn begin<DB: Dialect>(pool: &Pool<DB>) -> Result<Transaction<'static, DB>, sqlx::Error> {
+pub(crate) async fn begin<DB: Dialect>(
+    pool: &Pool<DB>,
+) -> Result<Transaction<'static, DB>, sqlx::Error> {
     match DB::BEGIN {
         Some(statement) => pool.begin_with(statement).await,
         None => pool.begin().await,
@@ -365,6 +402,9 @@ async fn begin<DB: Dialect>(pool: &Pool<DB>) -> Result<Transaction<'static, DB>,
 struct SqlSharedTransaction<DB: Dialect> {
     tx: Transaction<'static, DB>,
     sql: Arc<Statements>,
+    lock: Arc<LockTable>,
+    /// On SQLite: the database's write lock, held since `BEGIN` (see the `lock` module).
+    hold: Option<WriteHold>,
 }
 
 #[async_trait]
@@ -387,37 +427,81 @@ where
         entry: &AuditEntry,
         fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
-        refuse_fence(fence)?;
         let Self {
             mut tx,
             sql: statements,
+            lock,
+            hold,
         } = *self;
-        row::bind_entry(sqlx::query(sql(&statements.insert)), entry)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(
-                "recording the audit entry of a shared transaction",
-            ))?;
+        let action = "recording the audit entry of a shared transaction";
+        match fence {
+            None => {
+                row::bind_entry(sqlx::query(sql(&statements.insert)), entry)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(action))?;
+            }
+            Some(fence) => {
+                if let Some(hold) = &hold {
+                    lock::renew_held::<DB>(&mut tx, hold)
+                        .await
+                        .map_err(query_error("renewing the lock's lease"))?;
+                }
+                let inserted = bind_fenced(sqlx::query(sql(lock.insert_fenced())), entry, fence)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(action))?;
+                let inserted = DB::rows_affected(&inserted);
+                if inserted == 0 {
+                    // Nothing of the unit may commit once the lease is gone.
+                    if let Err(error) = tx.rollback().await {
+                        tracing::warn!(%error, "rolling back after losing the lock failed; the connection is discarded");
+                    }
+                    return fenced_outcome(inserted, fence);
+                }
+            }
+        }
         tx.commit()
             .await
             .map_err(query_error("committing a shared transaction"))
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx
-            .rollback()
-            .await
-            .map_err(query_error("rolling back a shared transaction"))
+        let Self { tx, hold, .. } = *self;
+        match hold {
+            Some(hold) => lock::rollback_keeping_lease(tx, hold).await,
+            None => tx.rollback().await,
+        }
+        .map_err(query_error("rolling back a shared transaction"))
     }
 }
 
-/// This store offers no lock yet (`AuditStore::lock` is `None`), so the engine never fences its
-/// writes; a fence reaching it is a caller's mistake, refused rather than ignored.
-fn refuse_fence(fence: Option<&Fence>) -> Result<(), StoreError> {
-    match fence {
-        None => Ok(()),
-        Some(_) => Err(StoreError::Unsupported(
-            "this SQL audit store has no distributed lock yet, so it cannot fence writes".into(),
-        )),
+/// Binds `entry`, then the fence's key and owner, to the fenced insert.
+fn bind_fenced<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    entry: &AuditEntry,
+    fence: &Fence,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: Database,
+    String: Type<DB> + for<'e> Encode<'e, DB>,
+    i64: Type<DB> + for<'e> Encode<'e, DB>,
+    Option<String>: for<'e> Encode<'e, DB>,
+    Option<i64>: for<'e> Encode<'e, DB>,
+{
+    row::bind_entry(query, entry)
+        .bind(fence.key.clone())
+        .bind(fence.owner.clone())
+}
+
+/// A fenced insert that wrote no row met a lease that is no longer the fence's.
+fn fenced_outcome(inserted: u64, fence: &Fence) -> Result<(), StoreError> {
+    if inserted == 0 {
+        Err(StoreError::LockLost {
+            key: fence.key.clone(),
+            owner: fence.owner.clone(),
+        })
+    } else {
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use flamingock_core::engine::{Engine, RunOptions};
 use flamingock_core::plan::Selection;
@@ -47,6 +48,10 @@ pub struct FlamingockBuilder {
     database_url: Option<String>,
     store: Option<Arc<dyn AuditStore>>,
     audit_table: Option<String>,
+    lock_table: Option<String>,
+    lock_key: Option<String>,
+    lock_lease: Option<Duration>,
+    lock_wait: Option<Duration>,
     dependencies: Dependencies,
     targets: Vec<Arc<dyn TargetSystem>>,
     selection: Selection,
@@ -73,6 +78,35 @@ impl FlamingockBuilder {
     /// must be a plain SQL identifier; anything else is refused before any SQL runs.
     pub fn audit_table(mut self, name: impl Into<String>) -> Self {
         self.audit_table = Some(name.into());
+        self
+    }
+
+    /// The lock table's name (default `flamingock_lock` beside the default audit table,
+    /// `<audit table>_lock` beside another; or `FLAMINGOCK_LOCK_TABLE`). A plain SQL identifier.
+    pub fn lock_table(mut self, name: impl Into<String>) -> Self {
+        self.lock_table = Some(name.into());
+        self
+    }
+
+    /// The key of the lock row runs take (default `"flamingock"`). Applications that share an
+    /// audit table but must not wait for each other use different keys.
+    pub fn lock_key(mut self, key: impl Into<String>) -> Self {
+        self.lock_key = Some(key.into());
+        self
+    }
+
+    /// How long a lease lasts unless its holder extends it (it does, at a third of it, while it
+    /// runs); a crashed holder is replaced this long after its last extension. Default 60 s, or
+    /// `FLAMINGOCK_LOCK_LEASE_SECS`; between 100 ms and 24 h.
+    pub fn lock_lease(mut self, lease: Duration) -> Self {
+        self.lock_lease = Some(lease);
+        self
+    }
+
+    /// How long a run waits for a lock another instance holds before it gives up with an error
+    /// naming the holder. Default 180 s, or `FLAMINGOCK_LOCK_WAIT_SECS`.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
         self
     }
 
@@ -120,6 +154,13 @@ impl FlamingockBuilder {
 
     /// Connects to the audit store and builds the engine, without running anything.
     pub async fn build(self) -> Result<Engine, Error> {
+        check_target_names(&self.targets)?;
+        let lock_options = crate::lock_config::lock_options(
+            self.lock_key,
+            self.lock_lease,
+            self.lock_wait,
+            env_var,
+        )?;
         let store = match self.store {
             Some(store) => store,
             None => {
@@ -132,10 +173,14 @@ impl FlamingockBuilder {
                 if let Some(table) = self.audit_table.or(env_var(AUDIT_TABLE_ENV)?) {
                     options.audit_table = table;
                 }
+                options.lock_table = self
+                    .lock_table
+                    .or(env_var(crate::lock_config::LOCK_TABLE_ENV)?);
                 flamingock_sqlx::connect(&url, options).await?
             }
         };
         let mut engine = Engine::new(store)
+            .with_lock_options(lock_options)
             .with_dependencies(self.dependencies)
             .with_options(RunOptions {
                 selection: self.selection,
@@ -169,6 +214,26 @@ impl FlamingockBuilder {
             .map_err(|e| Error::Config(format!("cannot start a tokio runtime: {e}")))?
             .block_on(self.run())
     }
+}
+
+/// Refuses two targets with one name (the later would silently replace the earlier) and a target
+/// named like the audit store's database (units naming it would never reach it).
+fn check_target_names(targets: &[Arc<dyn TargetSystem>]) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
+    for target in targets {
+        let name = target.name();
+        if name == flamingock_core::model::DEFAULT_TARGET {
+            return Err(Error::Config(format!(
+                "a target system is named \"{name}\", the name of the audit store's own database; give it another name"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(Error::Config(format!(
+                "two target systems are named \"{name}\"; give each its own name"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn env_var(name: &str) -> Result<Option<String>, Error> {

@@ -28,21 +28,29 @@
 //! ```
 
 mod builder;
+#[cfg(feature = "cli")]
+pub mod cli;
+mod lock_config;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
 };
-pub use flamingock_core::engine::{Engine, PlannedUnit};
+pub use flamingock_core::engine::{Engine, LockRelease, PlannedUnit};
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
+pub use flamingock_core::lock::{self, DEFAULT_LOCK_KEY, LockInfo, LockOptions};
 pub use flamingock_core::plan::{Decision, Selection, natural_cmp};
 pub use flamingock_core::store::{AuditStore, MemoryAuditStore, StoreError};
-pub use flamingock_core::target::{NonTxTarget, TargetSystem};
+pub use flamingock_core::target::{NonTxTarget, TargetError, TargetSystem};
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, UnitOutcome, UnitReport,
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
+pub use flamingock_sqlx::SqlTarget;
+pub use lock_config::{
+    LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
+};
 
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:

@@ -1,7 +1,12 @@
 //! Shared helpers for the integration tests: a fresh SQLite file per test, and reading its audit;
-//! a fresh database per test on the servers ([`servers`]).
+//! a fresh database per test on the servers ([`servers`]); the non-SQL services ([`services`]).
 
+pub mod conformance;
+#[cfg(unix)]
+pub mod fleet;
+pub mod proxy;
 pub mod servers;
+pub mod services;
 
 use flamingock::{AuditEntry, AuditState, Flamingock, FlamingockBuilder};
 

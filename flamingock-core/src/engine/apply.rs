@@ -12,6 +12,9 @@ use crate::store::StoreError;
 /// What applying a unit came to, and the error text when it failed.
 pub(super) type Applied = (UnitOutcome, Option<String>);
 
+/// Why a `TX_SEPARATE` try whose open marker is visible cannot simply be tried again.
+const PARTLY_COMMITTED: &str = "the target committed part of the change on its own before the try ended (MySQL and MariaDB commit before every DDL statement, even inside a transaction), so part of it may be in place and rolling back could not undo it";
+
 impl Engine {
     /// `TX_SHARED`: execute and insert `APPLIED` in one transaction on the audit store's database.
     /// On error the transaction is rolled back and `FAILED` is inserted on its own; the rollback
@@ -183,10 +186,14 @@ impl Engine {
                     );
                     return (UnitOutcome::Failed, Some(message));
                 }
-                Ok(Some(marker)) if Some(marker.as_str()) == last_try => {
-                    return self
-                        .record_recovered(unit, context, lease, target, marker)
-                        .await;
+                Ok(Some(marker)) if Some(marker.execution_id.as_str()) == last_try => {
+                    return if marker.committed {
+                        self.record_recovered(unit, context, lease, target, marker.execution_id)
+                            .await
+                    } else {
+                        self.record_interrupted(unit, context, lease, target, marker.execution_id)
+                            .await
+                    };
                 }
                 Ok(_) => {}
             }
@@ -201,7 +208,10 @@ impl Engine {
         }
         crate::failpoint!("separate.after_started");
         let started = std::time::Instant::now();
-        let mut transaction = match target.begin().await {
+        let mut transaction = match target
+            .begin_apply(unit.unit.id, &context.execution_id)
+            .await
+        {
             Ok(transaction) => transaction,
             Err(error) => {
                 let message = format!(
@@ -228,20 +238,47 @@ impl Engine {
             }
             crate::failpoint!("separate.after_rollback");
             return self
-                .record_failure(unit, context, lease, execution_ms, message)
+                .record_separate_failure(unit, context, lease, target, execution_ms, message)
                 .await;
         }
         crate::failpoint!("separate.after_execute");
+        if let Some(held) = lease {
+            // The target's commit is outside the audit store's fence: confirm the lease first, so
+            // that an instance that lost it (paused, cut off) never commits a change another
+            // instance may be applying too.
+            let unconfirmed = match held.confirm().await {
+                Ok(true) => None,
+                Ok(false) => Some(
+                    "this runner lost the lock before the target's transaction committed"
+                        .to_owned(),
+                ),
+                Err(error) => Some(format!(
+                    "could not confirm the lock's lease before the target's transaction committed: {}",
+                    describe_error(&error.into())
+                )),
+            };
+            if let Some(why) = unconfirmed {
+                let mut message = format!("{why}; the change was rolled back");
+                if let Err(rollback) = transaction.rollback().await {
+                    message.push_str(&format!(
+                        "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
+                    ));
+                }
+                return self
+                    .record_separate_failure(unit, context, lease, target, execution_ms, message)
+                    .await;
+            }
+        }
         if let Err(error) = transaction
             .commit_with_marker(unit.unit.id, &context.execution_id)
             .await
         {
             let message = format!(
-                "the change ran but the target's transaction did not commit, so nothing of it remains: {}",
+                "the change ran but the target's transaction did not commit: {}",
                 describe_error(&error.into())
             );
             return self
-                .record_failure(unit, context, lease, execution_ms, message)
+                .record_separate_failure(unit, context, lease, target, execution_ms, message)
                 .await;
         }
         crate::failpoint!("separate.after_commit");
@@ -259,6 +296,84 @@ impl Engine {
         self.remove_marker(unit, target).await;
         tracing::info!(change_id = unit.unit.id, "applied");
         (UnitOutcome::Applied, None)
+    }
+
+    /// Records a failed `TX_SEPARATE` try: `FAILED`, and when the target committed part of it on
+    /// its own (the try's open marker outlived the rollback) `ROLLBACK_FAILED` too, so that the
+    /// next run stops for a person instead of applying a half-applied change again.
+    async fn record_separate_failure(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        lease: Option<&Lease>,
+        target: &dyn crate::target::TransactionalTarget,
+        execution_ms: Option<i64>,
+        message: String,
+    ) -> Applied {
+        let partly_committed = matches!(
+            target.marker(unit.unit.id).await,
+            Ok(Some(marker)) if !marker.committed && marker.execution_id == context.execution_id
+        );
+        let failed = self
+            .record_failure(unit, context, lease, execution_ms, message.clone())
+            .await;
+        if !partly_committed || lease.is_some_and(Lease::is_lost) {
+            return failed;
+        }
+        let message = format!("{message}\n{PARTLY_COMMITTED}");
+        self.record_not_undone(unit, context, lease, target, execution_ms, message)
+            .await
+    }
+
+    /// Records `ROLLBACK_FAILED` for a unit whose open marker shows that its last try, cut short
+    /// by a crash, had part of its change committed by the target on its own. It is not run again.
+    async fn record_interrupted(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        lease: Option<&Lease>,
+        target: &dyn crate::target::TransactionalTarget,
+        marker: String,
+    ) -> Applied {
+        let message = format!(
+            "the try of run {marker} was interrupted, and it was not run again: {PARTLY_COMMITTED}"
+        );
+        self.record_not_undone(unit, context, lease, target, None, message)
+            .await
+    }
+
+    /// Appends `ROLLBACK_FAILED`: the change is partly in place and nothing can undo it. Once that
+    /// is recorded the open marker has told its story and is removed.
+    async fn record_not_undone(
+        &self,
+        unit: &PlannedUnit,
+        context: &ChangeContext,
+        lease: Option<&Lease>,
+        target: &dyn crate::target::TransactionalTarget,
+        execution_ms: Option<i64>,
+        message: String,
+    ) -> Applied {
+        tracing::error!(change_id = unit.unit.id, error = %message, "change unit partly committed");
+        let row = self.entry(
+            unit,
+            context,
+            AuditState::RollbackFailed,
+            execution_ms,
+            Some(message.clone()),
+        );
+        match self.append(&row, lease).await {
+            Ok(()) => {
+                self.remove_marker(unit, target).await;
+                (UnitOutcome::RollbackFailed, Some(message))
+            }
+            Err(error) => (
+                UnitOutcome::RollbackFailed,
+                Some(format!(
+                    "{message}\n(recording ROLLBACK_FAILED failed too: {}; the open marker stays, so the next run records it)",
+                    describe_error(&error.into())
+                )),
+            ),
+        }
     }
 
     /// Records `APPLIED` for a unit whose marker proves its last try committed.
@@ -334,14 +449,18 @@ impl Engine {
     }
 
     /// Appends a row, fenced by the lease when there is one; a refused write marks it lost.
-    async fn append(&self, row: &AuditEntry, lease: Option<&Lease>) -> Result<(), StoreError> {
+    pub(super) async fn append(
+        &self,
+        row: &AuditEntry,
+        lease: Option<&Lease>,
+    ) -> Result<(), StoreError> {
         let result = self.store.append(row, fence(lease)).await;
         observe(lease, &result);
         result
     }
 
     /// Inserts the `APPLIED` row in the unit's transaction and commits, fenced by the lease.
-    async fn commit_shared(
+    pub(super) async fn commit_shared(
         &self,
         transaction: Box<dyn crate::store::SharedTransaction>,
         row: &AuditEntry,

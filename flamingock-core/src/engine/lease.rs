@@ -15,6 +15,8 @@ use crate::store::{AuditStore, StoreError};
 pub(super) struct Lease {
     store: Arc<dyn AuditStore>,
     pub(super) fence: Fence,
+    /// How long the lease lasts from each extension.
+    length: Duration,
     lost: Arc<AtomicBool>,
     heartbeat: JoinHandle<()>,
     released: bool,
@@ -66,6 +68,7 @@ impl Lease {
         Ok(Some(Lease {
             store: store.clone(),
             fence,
+            length: options.lease,
             lost,
             heartbeat,
             released: false,
@@ -75,6 +78,25 @@ impl Lease {
     /// Whether the lease is known to be lost (by the heartbeat, or by a refused fenced write).
     pub(super) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Extends the lease right before a commit that no audit fence can cover (a `TX_SEPARATE`
+    /// target's own transaction): `Ok(true)` when the lease is ours for a whole lease from now, so
+    /// that another instance can take over only if this one stalls that long before committing.
+    /// A refusal marks the lease lost.
+    pub(super) async fn confirm(&self) -> Result<bool, StoreError> {
+        if self.is_lost() {
+            return Ok(false);
+        }
+        let Some(lock) = self.store.lock() else {
+            return Ok(true);
+        };
+        let kept = lock.extend(&self.fence, self.length).await?;
+        if !kept {
+            tracing::error!(key = %self.fence.key, "the lock's lease was lost; stopping");
+            self.lost.store(true, Ordering::SeqCst);
+        }
+        Ok(kept)
     }
 
     /// Notes that a fenced write was refused.
