@@ -153,3 +153,34 @@ async fn a_runner_that_lost_its_lease_records_nothing_more_and_says_so() {
         "the lost lease was not re-taken or released"
     );
 }
+
+#[tokio::test]
+async fn a_unit_another_runner_is_applying_is_judged_under_the_lock() {
+    let store = MemoryAuditStore::new();
+    let units = [unit("slow", "1", slow)];
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            Engine::new(Arc::new(store))
+                .with_lock_options(options(5_000, 5_000))
+                .run(units)
+                .await
+        })
+    };
+    while store.states_of("slow").is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // STARTED, non-transactional: it would block if this were a crash's leftover, but the first
+    // runner is applying it right now. Under the lock the second finds it applied.
+    let second = Engine::new(Arc::new(store.clone()))
+        .with_lock_options(options(5_000, 5_000))
+        .run(units)
+        .await
+        .expect("not blocked by a unit in progress");
+    assert!(second.applied().is_empty());
+    first.await.unwrap().unwrap();
+    assert_eq!(
+        store.states_of("slow"),
+        [AuditState::Started, AuditState::Applied]
+    );
+}

@@ -36,6 +36,9 @@ use crate::url::{Backend, redact_url};
 /// ```
 pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn AuditStore>, StoreError> {
     validate_identifier(&options.audit_table)?;
+    if let Some(lock_table) = &options.lock_table {
+        validate_identifier(lock_table)?;
+    }
     match Backend::from_url(url)? {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => Ok(Arc::new(crate::sqlite::connect(url, &options).await?)),
@@ -105,7 +108,9 @@ pub(crate) async fn open_pool<DB: Database>(
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
     }
+    // A server lost mid-run fails each statement after the connect timeout, not sqlx's 30 s.
     let pool = pool_options
+        .acquire_timeout(options.connect_timeout)
         .connect_with(connect_options)
         .await
         .map_err(|error| connect_error(url, error))?;
@@ -113,14 +118,33 @@ pub(crate) async fn open_pool<DB: Database>(
     Ok(pool)
 }
 
-/// Whether a failed connection may succeed later: the server is down, starting or overloaded.
-/// Bad credentials, a bad URL or a missing database are not.
+/// Whether a failed connection may succeed later: the server is down, starting or overloaded, or
+/// (SQLite) another process holds the file's lock, as when several instances open a new database
+/// at once and each switches it to WAL, which waits for no busy timeout. Bad credentials, a bad
+/// URL or a missing database are not.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(error) => error.is_transient_in_connect_phase(),
+        sqlx::Error::Database(error) => {
+            error.is_transient_in_connect_phase() || is_sqlite_busy(error.as_ref())
+        }
         _ => false,
     }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
+#[cfg(feature = "sqlite")]
+fn is_sqlite_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(sqlx::error::DatabaseError::code)
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn is_sqlite_busy(_error: &dyn sqlx::error::DatabaseError) -> bool {
+    false
 }
 
 /// The pool size: at least one connection.

@@ -22,6 +22,10 @@ pub struct StoreOptions {
     /// The audit table (default `flamingock_audit_log`); must pass
     /// [`validate_identifier`](crate::validate_identifier).
     pub audit_table: String,
+    /// The lock table (DESIGN §6). Default: `flamingock_lock` beside the default audit table,
+    /// `<audit table>_lock` beside any other. Must pass
+    /// [`validate_identifier`](crate::validate_identifier) and differ from the audit table.
+    pub lock_table: Option<String>,
     /// How many times to try reaching a server that is down or starting up (default 5; at least
     /// one try is always made). Wrong credentials or a malformed URL are not retried.
     pub connect_attempts: u32,
@@ -38,6 +42,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             audit_table: DEFAULT_AUDIT_TABLE.to_owned(),
+            lock_table: None,
             connect_attempts: 5,
             connect_backoff: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(10),
@@ -50,6 +55,12 @@ impl StoreOptions {
     /// Sets [`audit_table`](Self::audit_table).
     pub fn with_audit_table(mut self, table: impl Into<String>) -> Self {
         self.audit_table = table.into();
+        self
+    }
+
+    /// Sets [`lock_table`](Self::lock_table).
+    pub fn with_lock_table(mut self, table: impl Into<String>) -> Self {
+        self.lock_table = Some(table.into());
         self
     }
 

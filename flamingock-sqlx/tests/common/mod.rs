@@ -264,6 +264,9 @@ impl TestDb {
         for table in tables {
             self.execute(store, &format!("DROP TABLE IF EXISTS {table}"))
                 .await;
+            // The lock table an audit table of that name gets beside it.
+            self.execute(store, &format!("DROP TABLE IF EXISTS {table}_lock"))
+                .await;
         }
     }
 }

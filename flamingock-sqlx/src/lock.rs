@@ -1,0 +1,489 @@
+//! The distributed lock in SQL (DESIGN §6): a lease row in the lock table, next to the audit
+//! table, judged by the database clock.
+//!
+//! - `try_acquire` first reads the row (waiting instances poll with reads, never contending for
+//!   writes), then takes it with one atomic upsert that succeeds only if the row is absent,
+//!   expired, or already ours, and reads the outcome back in the same transaction.
+//! - `extend` moves the expiry only while the lease is still ours and unexpired; `release` removes
+//!   the row only if it is ours; `force_release` removes it whoever holds it (an operator's tool).
+//! - Fencing: an audit insert made under the lock is an `INSERT .. SELECT .. WHERE EXISTS` on the
+//!   lease row (see [`LockDialect::insert_entry_fenced`]), so it writes nothing once the lease is
+//!   no longer ours.
+//!
+//! On SQLite a shared transaction holds the whole database's write lock; [`write_hold`] explains
+//! how the lease survives a unit that holds it longer than the lease.
+
+mod dialects;
+mod write_hold;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use flamingock_core::StoreError;
+use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockInfo};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use crate::identifier::TableName;
+use crate::options::{DEFAULT_AUDIT_TABLE, StoreOptions};
+use crate::store::{Dialect, SqlAuditStore, begin, query_error, sql};
+
+pub(crate) use write_hold::{WriteHold, begin_shared, renew_held, rollback_keeping_lease};
+
+/// The lock table's name next to the default audit table.
+pub const DEFAULT_LOCK_TABLE: &str = "flamingock_lock";
+
+/// The columns every lock table has; a table lacking one is not ours.
+const LOCK_COLUMNS: [&str; 5] = ["lock_key", "owner", "hostname", "acquired_at", "expires_at"];
+
+/// The lock's SQL, per database. Every function takes names that passed
+/// [`validate_identifier`](crate::validate_identifier). Timestamps are read back as RFC 3339 text
+/// in UTC; leases are bound as `i64` milliseconds.
+#[doc(hidden)]
+pub trait LockDialect: Database {
+    /// Whether a shared transaction holds the whole database's write lock from its `BEGIN` until
+    /// it ends (SQLite): see the module documentation.
+    const TRANSACTION_LOCKS_DATABASE: bool;
+    /// Selects the database clock as column `now`, in the lock table's timestamp format.
+    const SELECT_NOW: &'static str;
+
+    /// Creates the lock table if it is missing.
+    fn create_lock_table(table: &str) -> String;
+    /// The row of one key (bind: key) with columns `lock_key`, `owner`, `hostname`,
+    /// `acquired_at` and `expires_at` as text, and `expired` (`i64`, 1 when the database clock is
+    /// past `expires_at`).
+    fn select_lock(table: &str) -> String;
+    /// [`select_lock`](Self::select_lock), locking the row until the transaction ends.
+    fn select_lock_for_update(table: &str) -> String;
+    /// The atomic acquisition (binds: key, owner, hostname, lease ms): inserts the row, or takes it
+    /// over when it is expired or already ours; changes nothing when someone else holds it.
+    fn upsert_lock(table: &str) -> String;
+    /// Moves the expiry to now + lease (binds: lease ms, key, owner) if the row is ours and
+    /// unexpired; the number of rows matched tells.
+    fn extend_lock(table: &str) -> String;
+    /// Moves the expiry to now + lease (binds: lease ms, key, owner, since) if the row is ours and
+    /// was unexpired at `since`, a time read from [`SELECT_NOW`](Self::SELECT_NOW). Only for
+    /// databases whose transactions lock the whole database.
+    fn renew_lock_since(table: &str) -> Option<String>;
+    /// Removes the row if it is ours (binds: key, owner).
+    fn release_lock(table: &str) -> String;
+    /// Removes the row whoever holds it (bind: key).
+    fn delete_lock(table: &str) -> String;
+    /// Inserts an audit row (the 18 columns of [`INSERT_COLUMNS`](crate::store::INSERT_COLUMNS)
+    /// bound in order, then the lease's key and owner) only while that lease is ours and unexpired
+    /// by the database clock, in one statement.
+    fn insert_entry_fenced(audit_table: &str, lock_table: &str) -> String;
+    /// The number of rows a statement wrote (or, for MySQL's `UPDATE`, matched).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// Whether `error` says the database was busy (locked by another connection) rather than
+    /// broken: an acquisition attempt that meets it reports the lock as held.
+    fn is_busy(error: &sqlx::Error) -> bool;
+}
+
+/// The lock table's name: `flamingock_lock` beside the default audit table, `<audit table>_lock`
+/// beside any other (so that independent audit tables in one database do not share a lock), or
+/// the configured [`StoreOptions::lock_table`].
+pub(crate) fn lock_table_name(
+    options: &StoreOptions,
+    audit: &TableName,
+) -> Result<TableName, StoreError> {
+    let name = match &options.lock_table {
+        Some(name) => TableName::new(name)?,
+        None if audit.as_str() == DEFAULT_AUDIT_TABLE => TableName::new(DEFAULT_LOCK_TABLE)?,
+        None => TableName::new(&audit.derived("lock"))?,
+    };
+    if name.as_str().eq_ignore_ascii_case(audit.as_str()) {
+        return Err(StoreError::InvalidIdentifier {
+            name: name.to_string(),
+            reason: "the lock table must not be the audit table",
+        });
+    }
+    Ok(name)
+}
+
+/// The SQL text of the lock, built once from the validated table names.
+struct LockStatements {
+    create: Arc<str>,
+    select: Arc<str>,
+    select_for_update: Arc<str>,
+    upsert: Arc<str>,
+    extend: Arc<str>,
+    renew_since: Option<Arc<str>>,
+    release: Arc<str>,
+    delete: Arc<str>,
+    insert_fenced: Arc<str>,
+}
+
+/// A lease this store took and has not seen lost: what a SQLite shared transaction renews.
+#[derive(Debug, Clone)]
+struct HeldLease {
+    owner: String,
+    lease_ms: i64,
+}
+
+/// The lock table of one store, and what this process knows about the leases it holds there.
+/// Shared by every clone of the store.
+pub(crate) struct LockTable {
+    table: TableName,
+    sql: LockStatements,
+    held: Mutex<HashMap<String, HeldLease>>,
+    /// Open shared transactions that hold (or are waiting for) the database's write lock.
+    write_holds: AtomicUsize,
+}
+
+impl LockTable {
+    /// The lock table beside the audit table `audit`.
+    pub(crate) fn new<DB: Dialect>(
+        options: &StoreOptions,
+        audit: &TableName,
+    ) -> Result<Self, StoreError> {
+        let table = lock_table_name(options, audit)?;
+        let name = table.as_str();
+        let sql = LockStatements {
+            create: DB::create_lock_table(name).into(),
+            select: DB::select_lock(name).into(),
+            select_for_update: DB::select_lock_for_update(name).into(),
+            upsert: DB::upsert_lock(name).into(),
+            extend: DB::extend_lock(name).into(),
+            renew_since: DB::renew_lock_since(name).map(Arc::from),
+            release: DB::release_lock(name).into(),
+            delete: DB::delete_lock(name).into(),
+            insert_fenced: DB::insert_entry_fenced(audit.as_str(), name).into(),
+        };
+        Ok(Self {
+            table,
+            sql,
+            held: Mutex::new(HashMap::new()),
+            write_holds: AtomicUsize::new(0),
+        })
+    }
+
+    /// The lock table's name.
+    pub(crate) fn name(&self) -> &str {
+        self.table.as_str()
+    }
+
+    /// The fenced audit insert.
+    pub(crate) fn insert_fenced(&self) -> &Arc<str> {
+        &self.sql.insert_fenced
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<String, HeldLease>> {
+        // The map is only ever replaced entry by entry: a panic elsewhere cannot leave it torn.
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn forget(&self, key: &str, owner: Option<&str>) {
+        let mut held = self.held();
+        if owner.is_none_or(|owner| held.get(key).is_some_and(|h| h.owner == owner)) {
+            held.remove(key);
+        }
+    }
+}
+
+/// The lease in milliseconds, as bound into the SQL.
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Reads one lock row.
+fn decode_lock<R>(row: &R, table: &TableName) -> Result<LockInfo, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+    i64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    let get_text = |column: &'static str| -> Result<String, StoreError> {
+        row.try_get(column)
+            .map_err(query_error("reading the lock table"))
+    };
+    let key = get_text("lock_key")?;
+    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
+        let text = get_text(column)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| StoreError::CorruptRow {
+                table: table.to_string(),
+                detail: format!("lock \"{key}\": {column} `{text}` is not a timestamp: {e}"),
+            })
+    };
+    let expired: i64 = row
+        .try_get("expired")
+        .map_err(query_error("reading the lock table"))?;
+    Ok(LockInfo {
+        owner: get_text("owner")?,
+        hostname: get_text("hostname")?,
+        acquired_at: time("acquired_at")?,
+        expires_at: time("expires_at")?,
+        expired: expired != 0,
+        key,
+    })
+}
+
+/// Creates the lock table if it is missing, or checks that the one there is ours; run inside
+/// `initialize()`'s transaction, after the audit table, under the same serialization.
+pub(crate) async fn ensure_table<DB>(
+    conn: &mut DB::Connection,
+    lock: &LockTable,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    let columns = sqlx::query(DB::TABLE_COLUMNS)
+        .bind(lock.name().to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error("reading the lock table's columns"))?
+        .iter()
+        .map(|row| row.try_get::<String, _>("name"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(query_error("reading the lock table's columns"))?;
+    if columns.is_empty() {
+        sqlx::raw_sql(sql(&lock.sql.create))
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error("creating the lock table"))?;
+        tracing::info!(table = %lock.table, "created the lock table");
+        return Ok(());
+    }
+    let missing: Vec<&str> = LOCK_COLUMNS
+        .into_iter()
+        .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::ForeignTable {
+            table: lock.table.to_string(),
+            kind: "lock",
+            detail: format!("missing column(s) {}", missing.join(", ")),
+        })
+    }
+}
+
+impl<DB: Dialect> SqlAuditStore<DB> {
+    /// The lock table's name (`flamingock_lock` beside the default audit table).
+    pub fn lock_table(&self) -> &str {
+        self.lock_state().name()
+    }
+}
+
+impl<DB> SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    /// The atomic upsert, then the row as it now stands, in one transaction.
+    async fn upsert_and_read(
+        &self,
+        fence: &Fence,
+        hostname: &str,
+        lease_ms: i64,
+    ) -> Result<Option<DB::Row>, sqlx::Error> {
+        let lock = self.lock_state();
+        let mut tx = begin(self.pool()).await?;
+        sqlx::query(sql(&lock.sql.upsert))
+            .bind(fence.key.clone())
+            .bind(fence.owner.clone())
+            .bind(hostname.to_owned())
+            .bind(lease_ms)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(sql(&lock.sql.select))
+            .bind(fence.key.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+#[async_trait]
+impl<DB> DistributedLock for SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    async fn try_acquire(
+        &self,
+        fence: &Fence,
+        hostname: &str,
+        lease: Duration,
+    ) -> Result<Acquisition, StoreError> {
+        let lock = self.lock_state();
+        let lease_ms = lease_ms(lease);
+        // The row can change between statements (a release, an expiry); a few rounds settle it.
+        for _ in 0..3 {
+            let seen = self.read(&fence.key).await?;
+            if let Some(holder) = &seen
+                && !holder.expired
+                && holder.owner != fence.owner
+            {
+                return Ok(Acquisition::Held(holder.clone()));
+            }
+            let outcome = match self.upsert_and_read(fence, hostname, lease_ms).await {
+                Ok(row) => row.map(|row| decode_lock(&row, &lock.table)).transpose()?,
+                Err(error) if DB::is_busy(&error) => match seen {
+                    // Another connection holds the database's write lock (on SQLite, a holder in
+                    // the middle of a shared transaction): report the holder and poll again.
+                    Some(holder) => return Ok(Acquisition::Held(holder)),
+                    None => continue,
+                },
+                Err(error) => return Err(query_error("taking the lock")(error)),
+            };
+            match outcome {
+                Some(now) if now.owner == fence.owner && !now.expired => {
+                    lock.held().insert(
+                        fence.key.clone(),
+                        HeldLease {
+                            owner: fence.owner.clone(),
+                            lease_ms,
+                        },
+                    );
+                    return Ok(Acquisition::Acquired);
+                }
+                Some(holder) if !holder.expired => return Ok(Acquisition::Held(holder)),
+                // Expired or gone again right after the upsert: look once more.
+                _ => continue,
+            }
+        }
+        Err(StoreError::Query {
+            action: "taking the lock",
+            source: format!(
+                "the lock row \"{}\" in table `{}` kept changing while it was being taken",
+                fence.key, lock.table
+            )
+            .into(),
+        })
+    }
+
+    async fn extend(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+        let lock = self.lock_state();
+        if DB::TRANSACTION_LOCKS_DATABASE
+            && lock.writes_held()
+            && lock
+                .held()
+                .get(&fence.key)
+                .is_some_and(|held| held.owner == fence.owner)
+        {
+            // A shared transaction of ours holds the database's write lock: nobody can take the
+            // lease meanwhile, and the transaction renews it before it ends (module docs).
+            return Ok(true);
+        }
+        let matched = sqlx::query(sql(&lock.sql.extend))
+            .bind(lease_ms(lease))
+            .bind(fence.key.clone())
+            .bind(fence.owner.clone())
+            .execute(self.pool())
+            .await
+            .map_err(query_error("extending the lock's lease"))?;
+        let matched = DB::rows_affected(&matched);
+        if matched == 0 {
+            lock.forget(&fence.key, Some(&fence.owner));
+        }
+        Ok(matched > 0)
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        let lock = self.lock_state();
+        lock.forget(&fence.key, Some(&fence.owner));
+        sqlx::query(sql(&lock.sql.release))
+            .bind(fence.key.clone())
+            .bind(fence.owner.clone())
+            .execute(self.pool())
+            .await
+            .map_err(query_error("releasing the lock"))?;
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let lock = self.lock_state();
+        let row = sqlx::query(sql(&lock.sql.select))
+            .bind(key.to_owned())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query_error("reading the lock"))?;
+        row.map(|row| decode_lock(&row, &lock.table)).transpose()
+    }
+
+    async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let lock = self.lock_state();
+        let action = "removing the lock";
+        let mut tx = begin(self.pool()).await.map_err(query_error(action))?;
+        let row = sqlx::query(sql(&lock.sql.select_for_update))
+            .bind(key.to_owned())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(action))?;
+        let removed = row.map(|row| decode_lock(&row, &lock.table)).transpose()?;
+        sqlx::query(sql(&lock.sql.delete))
+            .bind(key.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(action))?;
+        tx.commit().await.map_err(query_error(action))?;
+        lock.forget(key, None);
+        if let Some(info) = &removed {
+            tracing::warn!(%info, "lock removed by force");
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(audit: &str, lock: Option<&str>) -> Result<String, StoreError> {
+        let mut options = StoreOptions::default().with_audit_table(audit);
+        options.lock_table = lock.map(str::to_owned);
+        lock_table_name(&options, &TableName::new(audit)?).map(|t| t.to_string())
+    }
+
+    #[test]
+    fn lock_tables_sit_next_to_their_audit_table() {
+        assert_eq!(name(DEFAULT_AUDIT_TABLE, None).unwrap(), "flamingock_lock");
+        assert_eq!(name("billing_audit", None).unwrap(), "billing_audit_lock");
+        assert_eq!(name("billing_audit", Some("locks")).unwrap(), "locks");
+        let long = "a".repeat(63);
+        let derived = name(&long, None).unwrap();
+        assert!(derived.len() <= crate::MAX_IDENTIFIER_LEN, "{derived}");
+        assert_ne!(derived, long);
+    }
+
+    #[test]
+    fn lock_table_names_are_validated() {
+        assert!(matches!(
+            name("audit", Some("x; DROP TABLE y")),
+            Err(StoreError::InvalidIdentifier { .. })
+        ));
+        assert!(matches!(
+            name("audit", Some("AUDIT")),
+            Err(StoreError::InvalidIdentifier { .. })
+        ));
+    }
+
+    #[test]
+    fn leases_are_bound_in_milliseconds() {
+        assert_eq!(lease_ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(lease_ms(Duration::MAX), i64::MAX);
+    }
+}
