@@ -1,0 +1,182 @@
+//! Manual intervention (`flamingock fix`): a person who checked a target records what they found,
+//! as a `MANUAL_MARKED_AS_APPLIED` or `MANUAL_MARKED_AS_ROLLED_BACK` row with who and why,
+//! appended under the lock (DESIGN §5, §7).
+//!
+//! The row copies the unit's newest audit row (stage, target, strategy, source), so `fix` works
+//! from the audit alone, in the standalone binary too; a unit with no rows yet is described from
+//! its registration. Its `author` is the person who made the decision; the unit's own author,
+//! the person and the reason are kept in `metadata`.
+
+use serde::Serialize;
+
+use super::{Engine, Lease, PlannedUnit};
+use crate::error::Error;
+use crate::history::HistoryQuery;
+use crate::inject::ChangeContext;
+use crate::model::{AuditEntry, AuditState, ChangeUnit};
+use crate::plan::Decision;
+
+/// What the person found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The unit's effect is in place: runs skip it from now on.
+    Applied,
+    /// The unit's effect is not in place: the next run applies it again.
+    RolledBack,
+}
+
+impl Resolution {
+    /// The state recorded.
+    pub fn state(self) -> AuditState {
+        match self {
+            Resolution::Applied => AuditState::ManualMarkedAsApplied,
+            Resolution::RolledBack => AuditState::ManualMarkedAsRolledBack,
+        }
+    }
+}
+
+/// A manual resolution to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixRequest {
+    /// The unit.
+    pub change_id: String,
+    pub resolution: Resolution,
+    /// Who decided (recorded as the row's author).
+    pub operator: String,
+    /// Why: what was checked, what was found.
+    pub reason: String,
+}
+
+/// What `fix` recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FixOutcome {
+    /// The unit's state before.
+    pub previous: Option<AuditState>,
+    /// The row appended (its `id` and `created_at` are the store's, not shown here).
+    pub entry: AuditEntry,
+}
+
+/// Everything `fix` can fail with; nothing is recorded in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    /// The id is in neither the audit nor this binary's units.
+    #[error(
+        "no change unit \"{0}\" is known: the audit has no row of it and this program declares none; check the id with `flamingock status` or `flamingock history`"
+    )]
+    UnknownUnit(String),
+    /// The reason (or who) is missing.
+    #[error("{0} must not be empty: the audit keeps who resolved a unit and why")]
+    Missing(&'static str),
+    /// The store, the lock or the unit's target failed.
+    #[error(transparent)]
+    Engine(#[from] Error),
+}
+
+impl Engine {
+    /// Records a person's resolution of a unit, under the lock. `units` are the units this program
+    /// declares (none, from the standalone binary): they describe a unit the audit has no row of.
+    pub async fn fix(
+        &self,
+        units: impl IntoIterator<Item = &'static ChangeUnit>,
+        request: &FixRequest,
+    ) -> Result<FixOutcome, FixError> {
+        if request.reason.trim().is_empty() {
+            return Err(FixError::Missing("the reason"));
+        }
+        if request.operator.trim().is_empty() {
+            return Err(FixError::Missing("who resolved it"));
+        }
+        self.store.initialize().await.map_err(Error::from)?;
+        let lease = Lease::acquire(
+            &self.store,
+            &self.lock_options,
+            &self.runner_id,
+            &self.hostname,
+        )
+        .await?;
+        let result = self.record_fix(units, request, lease.as_ref()).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn record_fix(
+        &self,
+        units: impl IntoIterator<Item = &'static ChangeUnit>,
+        request: &FixRequest,
+        lease: Option<&Lease>,
+    ) -> Result<FixOutcome, FixError> {
+        let newest = self
+            .store
+            .history(
+                &HistoryQuery::new()
+                    .change(&request.change_id)
+                    .newest_first()
+                    .limit(1),
+            )
+            .await
+            .map_err(Error::from)?
+            .pop();
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        let previous = newest.as_ref().map(|row| row.state);
+        let mut entry = match newest {
+            Some(row) => AuditEntry {
+                id: 0,
+                created_at: None,
+                execution_id,
+                hostname: self.hostname.clone(),
+                runner_id: self.runner_id.clone(),
+                app_name: self.options.app_name.clone(),
+                app_version: self.options.app_version.clone(),
+                execution_ms: None,
+                error: None,
+                metadata: None,
+                ..row
+            },
+            None => {
+                let unit = units
+                    .into_iter()
+                    .find(|unit| unit.id == request.change_id)
+                    .ok_or_else(|| FixError::UnknownUnit(request.change_id.clone()))?;
+                let (target, strategy) = self.resolve_target(unit)?;
+                let planned = PlannedUnit {
+                    unit,
+                    strategy,
+                    decision: Decision::Apply,
+                    current: None,
+                    target,
+                };
+                let context = ChangeContext {
+                    change_id: unit.id.to_owned(),
+                    execution_id,
+                    attempt: 1,
+                    stage: unit.stage_name().to_owned(),
+                    target_system: unit.target_name().to_owned(),
+                    runner_id: self.runner_id.clone(),
+                };
+                self.entry(&planned, &context, AuditState::Applied, None, None)
+            }
+        };
+        let mut metadata = match entry.metadata.take() {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        metadata.insert("manual".into(), true.into());
+        metadata.insert("unit_author".into(), entry.author.clone().into());
+        metadata.insert("resolved_by".into(), request.operator.clone().into());
+        metadata.insert("reason".into(), request.reason.clone().into());
+        entry.metadata = Some(serde_json::Value::Object(metadata));
+        entry.author = request.operator.clone();
+        entry.state = request.resolution.state();
+        self.append(&entry, lease).await.map_err(Error::from)?;
+        tracing::info!(
+            change_id = %entry.change_id,
+            state = %entry.state,
+            operator = %request.operator,
+            "manual resolution recorded"
+        );
+        Ok(FixOutcome { previous, entry })
+    }
+}

@@ -1,0 +1,364 @@
+//! The commands that need the program's change units: `status` (with units that never ran),
+//! `plan`, `apply`, `undo`, `validate`.
+
+use std::collections::HashSet;
+
+use flamingock_core::engine::PlannedUnit;
+use flamingock_core::engine::{UndoError, UndoReport, UndoScope};
+use flamingock_core::error::BlockedUnit;
+use flamingock_core::plan::{Decision, Selection};
+use flamingock_core::{ChangeUnit, RunReport};
+use serde::Serialize;
+
+use super::args::{Format, SelectionArgs, UndoArgs};
+use super::commands::{
+    StatusLine, current_rows, html_only_for_history, line_from_row, print_status, status_label,
+};
+use super::output::{Table, json, when};
+use super::{Failure, Session};
+
+/// The session's units narrowed by `--stage` / `--module`.
+fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
+    let selection = Selection {
+        stages: args.stages.clone(),
+        module_prefixes: args.modules.clone(),
+    };
+    session
+        .units
+        .iter()
+        .copied()
+        .filter(|unit| selection.includes(unit))
+        .collect()
+}
+
+async fn plan_units(
+    session: &Session,
+    units: Vec<&'static ChangeUnit>,
+) -> Result<Vec<PlannedUnit>, Failure> {
+    session
+        .engine
+        .plan(units)
+        .await
+        .map_err(|error| Failure::Failed(error.to_string()))
+}
+
+fn planned_line(planned: &PlannedUnit) -> StatusLine {
+    let state = planned.current.as_ref().map(|s| s.state);
+    StatusLine {
+        change_id: planned.unit.id.to_owned(),
+        order: planned.unit.order.to_owned(),
+        stage: planned.unit.stage_name().to_owned(),
+        tx_strategy: Some(planned.strategy),
+        state,
+        since: planned.current.as_ref().and_then(|s| s.created_at),
+        by: planned.unit.author.to_owned(),
+        status: status_label(planned.decision, state, planned.unit.run_always),
+        last_error: planned.current.as_ref().and_then(|s| s.error.clone()),
+        fix: None,
+        declared: Some(true),
+    }
+}
+
+/// `status` with the program's units: every selected unit, and the units the audit knows that
+/// this program does not declare.
+pub async fn status(session: &Session) -> Result<(), Failure> {
+    let planned = plan_units(session, session.units.clone()).await?;
+    let known: HashSet<&str> = planned.iter().map(|p| p.unit.id).collect();
+    let mut lines: Vec<StatusLine> = planned.iter().map(planned_line).collect();
+    let mut rows = current_rows(session).await?;
+    rows.retain(|row| !known.contains(row.change_id.as_str()));
+    let mut note = String::new();
+    if !rows.is_empty() {
+        let ids: Vec<&str> = rows.iter().map(|row| row.change_id.as_str()).collect();
+        note = format!(
+            "in the audit but not among this program's selected units: {}",
+            ids.join(", ")
+        );
+    }
+    for row in &rows {
+        let mut line = line_from_row(row);
+        line.declared = Some(false);
+        lines.push(line);
+    }
+    print_status(session, lines, &note)
+}
+
+/// One unit in `plan`'s output.
+#[derive(Debug, Serialize)]
+struct PlanLine {
+    change_id: String,
+    order: String,
+    stage: String,
+    tx_strategy: String,
+    state: Option<String>,
+    action: &'static str,
+}
+
+fn action(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Apply => "apply",
+        Decision::Skip => "skip (applied)",
+        Decision::ConsultMarker => "check the marker, apply unless it proves the last try",
+        Decision::Block => "BLOCKED: needs `fix`",
+    }
+}
+
+/// `plan`: each unit's decision; writes nothing. Fails when a run would not get through.
+pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    let planned = plan_units(session, selected(session, args)).await?;
+    let lines: Vec<PlanLine> = planned
+        .iter()
+        .map(|p| PlanLine {
+            change_id: p.unit.id.to_owned(),
+            order: p.unit.order.to_owned(),
+            stage: p.unit.stage_name().to_owned(),
+            tx_strategy: p.strategy.to_string(),
+            state: p.current.as_ref().map(|s| s.state.to_string()),
+            action: action(p.decision),
+        })
+        .collect();
+    let mut table = Table::new(&["order", "change", "stage", "strategy", "state", "action"]);
+    for line in &lines {
+        table.push(vec![
+            line.order.clone(),
+            line.change_id.clone(),
+            line.stage.clone(),
+            line.tx_strategy.clone(),
+            line.state.clone().unwrap_or_else(|| "-".into()),
+            line.action.to_owned(),
+        ]);
+    }
+    match session.format {
+        Format::Json => print!("{}", json(&lines)),
+        Format::Csv => print!("{}", table.to_csv()),
+        Format::Table => {
+            print!("{}", table.to_text(80));
+            let pending = planned.iter().filter(|p| p.is_pending()).count();
+            println!(
+                "a run would apply {pending} of {} units (nothing was written)",
+                planned.len()
+            );
+        }
+        Format::Html => return Err(html_only_for_history()),
+    }
+    let blocked: Vec<BlockedUnit> = planned
+        .iter()
+        .filter(|p| p.decision == Decision::Block)
+        .map(|p| BlockedUnit {
+            change_id: p.unit.id.to_owned(),
+            stage: p.unit.stage_name().to_owned(),
+            state: p
+                .current
+                .as_ref()
+                .map(|s| s.state.to_string())
+                .unwrap_or_default(),
+            last_error: p.current.as_ref().and_then(|s| s.error.clone()),
+        })
+        .collect();
+    if !blocked.is_empty() {
+        let mut message = String::from("a run would stop: manual intervention needed");
+        for unit in blocked {
+            message.push_str(&format!("\n  - {unit}"));
+        }
+        return Err(Failure::Failed(message));
+    }
+    session
+        .engine
+        .check_plan(&planned)
+        .map_err(|error| Failure::Failed(error.to_string()))
+}
+
+/// `apply`: a run, with a progress bar on a terminal.
+pub async fn apply(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    let units = selected(session, args);
+    let pending = plan_units(session, units.clone())
+        .await?
+        .iter()
+        .filter(|p| p.is_pending())
+        .count();
+    session.progress.start(pending, "applying");
+    let result = session.engine.run(units).await;
+    session.progress.finish();
+    match result {
+        Ok(report) => print_run(session, &report),
+        Err(error) => {
+            if let Some(report) = error.report() {
+                print_run(session, report)?;
+            }
+            Err(Failure::Failed(error.to_string()))
+        }
+    }
+}
+
+fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
+    match session.format {
+        Format::Json => print!("{}", report.to_json()),
+        Format::Table => println!("{report}"),
+        Format::Csv => {
+            let mut table = Table::new(&[
+                "order",
+                "change_id",
+                "stage",
+                "tx_strategy",
+                "outcome",
+                "duration_ms",
+                "error",
+            ]);
+            for unit in &report.units {
+                table.push(vec![
+                    unit.order.clone(),
+                    unit.change_id.clone(),
+                    unit.stage.clone(),
+                    unit.tx_strategy.to_string(),
+                    serde_json::to_value(unit.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    unit.duration_ms
+                        .map(|ms| ms.to_string())
+                        .unwrap_or_default(),
+                    unit.error.clone().unwrap_or_default(),
+                ]);
+            }
+            print!("{}", table.to_csv());
+        }
+        Format::Html => return Err(html_only_for_history()),
+    }
+    Ok(())
+}
+
+/// `undo`: rollbacks newest first, under the lock, with a progress bar on a terminal.
+pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
+    let scope = match (&args.to, args.last) {
+        (Some(to), None) => UndoScope::To(to.clone()),
+        (None, Some(last)) => UndoScope::Last(last),
+        _ => {
+            return Err(Failure::Usage(
+                "give exactly one of --to ID and --last N".into(),
+            ));
+        }
+    };
+    let units = selected(session, &args.selection);
+    if session.format == Format::Html {
+        return Err(html_only_for_history());
+    }
+    if args.dry_run {
+        let range = session
+            .engine
+            .undo_plan(units, &scope)
+            .await
+            .map_err(undo_failure)?;
+        return print_undo_plan(session, &range);
+    }
+    let range = session
+        .engine
+        .undo_plan(units.clone(), &scope)
+        .await
+        .map_err(undo_failure)?;
+    session.progress.start(range.len(), "rolling back");
+    let result = session.engine.undo(units, &scope).await;
+    session.progress.finish();
+    match result {
+        Ok(report) => print_undo(session, &report),
+        Err(error) => {
+            if let Some(report) = error.report() {
+                print_undo(session, report)?;
+            }
+            Err(undo_failure(error))
+        }
+    }
+}
+
+fn undo_failure(error: UndoError) -> Failure {
+    match error {
+        UndoError::UnknownUnit(_) | UndoError::NotEnoughApplied { .. } => {
+            Failure::Usage(error.to_string())
+        }
+        other => Failure::Failed(other.to_string()),
+    }
+}
+
+fn print_undo_plan(session: &Session, range: &[PlannedUnit]) -> Result<(), Failure> {
+    let mut table = Table::new(&["order", "change", "strategy", "applied at", "would"]);
+    for unit in range {
+        table.push(vec![
+            unit.unit.order.to_owned(),
+            unit.unit.id.to_owned(),
+            unit.strategy.to_string(),
+            when(unit.current.as_ref().and_then(|s| s.created_at)),
+            "roll back".to_owned(),
+        ]);
+    }
+    match session.format {
+        Format::Json => {
+            let ids: Vec<&str> = range.iter().map(|p| p.unit.id).collect();
+            print!(
+                "{}",
+                json(&serde_json::json!({ "dry_run": true, "would_roll_back": ids }))
+            );
+        }
+        Format::Csv => print!("{}", table.to_csv()),
+        _ if range.is_empty() => println!("nothing to undo"),
+        _ => {
+            print!("{}", table.to_text(60));
+            println!(
+                "dry run: {} unit(s) would be rolled back, newest first; nothing was changed",
+                range.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_undo(session: &Session, report: &UndoReport) -> Result<(), Failure> {
+    match session.format {
+        Format::Json => print!("{}", json(report)),
+        Format::Csv => {
+            let mut table = Table::new(&[
+                "order",
+                "change_id",
+                "tx_strategy",
+                "outcome",
+                "duration_ms",
+                "error",
+            ]);
+            for unit in &report.units {
+                table.push(vec![
+                    unit.order.clone(),
+                    unit.change_id.clone(),
+                    unit.tx_strategy.to_string(),
+                    serde_json::to_value(unit.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    unit.duration_ms
+                        .map(|ms| ms.to_string())
+                        .unwrap_or_default(),
+                    unit.error.clone().unwrap_or_default(),
+                ]);
+            }
+            print!("{}", table.to_csv());
+        }
+        _ => println!("{report}"),
+    }
+    Ok(())
+}
+
+/// `validate`: the units' ids and orders, without a database.
+pub fn validate(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    let count = session
+        .engine
+        .validate(selected(session, args))
+        .map_err(|error| Failure::Failed(error.to_string()))?
+        .len();
+    match session.format {
+        Format::Json => print!(
+            "{}",
+            json(&serde_json::json!({ "units": count, "valid": true }))
+        ),
+        Format::Csv => print!("units,valid\n{count},true\n"),
+        Format::Table => println!("{count} change units, consistent (ids and orders unique)"),
+        Format::Html => return Err(html_only_for_history()),
+    }
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! The commands that need only the audit store (`status`, `history`, `fix`, `lock`), shared by
+//! the standalone `flamingock` binary and the embedded CLI. With the program's units known,
+//! `status` and `fix` also use them.
+
+use std::fmt::Write as _;
+
+use flamingock_core::engine::{FixRequest, LockRelease, Resolution};
+use flamingock_core::error::BlockedUnit;
+use flamingock_core::history::HistoryQuery;
+use flamingock_core::plan::{Decision, decide, natural_cmp};
+use flamingock_core::{AuditEntry, AuditState, TxStrategy};
+use serde::Serialize;
+
+use super::args::{FixArgs, Format, HistoryArgs, LockAction};
+use super::output::{Table, json, when};
+use super::time::{Bound, parse_time};
+use super::{Failure, Session, html};
+
+/// One unit's line in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusLine {
+    pub change_id: String,
+    pub order: String,
+    pub stage: String,
+    pub tx_strategy: Option<TxStrategy>,
+    /// The unit's current audit state (`None`: it never ran).
+    pub state: Option<AuditState>,
+    /// When the current state was recorded.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who wrote the unit, or who resolved it by hand.
+    pub by: String,
+    /// `applied`, `pending`, `BLOCKED`, …
+    pub status: String,
+    pub last_error: Option<String>,
+    /// For a blocked unit: the commands that resolve it.
+    pub fix: Option<String>,
+    /// Whether the program declares the unit (`None`: the standalone binary cannot tell).
+    pub declared: Option<bool>,
+}
+
+/// The reason a person gave for a `MANUAL_MARKED_*` row.
+pub fn manual_reason(row: &AuditEntry) -> Option<String> {
+    row.metadata
+        .as_ref()?
+        .get("reason")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What a decision means for a person reading `status`.
+pub fn status_label(decision: Decision, state: Option<AuditState>, run_always: bool) -> String {
+    match (decision, state) {
+        (Decision::Block, _) => "BLOCKED".into(),
+        (Decision::Skip, Some(AuditState::ManualMarkedAsApplied)) => "applied (by hand)".into(),
+        (Decision::Skip, _) => "applied".into(),
+        (Decision::ConsultMarker, _) => "pending (its marker decides)".into(),
+        (Decision::Apply, Some(state)) if run_always && state.is_applied() => {
+            "applied (runs always)".into()
+        }
+        (Decision::Apply, None) => "pending".into(),
+        (Decision::Apply, Some(AuditState::RolledBack | AuditState::ManualMarkedAsRolledBack)) => {
+            "pending (rolled back)".into()
+        }
+        (Decision::Apply, Some(_)) => "pending (retry)".into(),
+    }
+}
+
+/// The blocked unit a status line stands for, with its fix commands.
+pub fn blocked(line: &StatusLine) -> BlockedUnit {
+    BlockedUnit {
+        change_id: line.change_id.clone(),
+        stage: line.stage.clone(),
+        state: line.state.map(|s| s.to_string()).unwrap_or_default(),
+        last_error: line.last_error.clone(),
+    }
+}
+
+/// A status line from a unit's newest audit row alone (what the standalone binary knows).
+pub fn line_from_row(row: &AuditEntry) -> StatusLine {
+    let run_always = row
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("run_always"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let decision = decide(
+        row.tx_strategy,
+        row.recovery_strategy,
+        run_always,
+        Some(row.state),
+    );
+    StatusLine {
+        change_id: row.change_id.clone(),
+        order: row.change_order.clone(),
+        stage: row.stage.clone(),
+        tx_strategy: Some(row.tx_strategy),
+        state: Some(row.state),
+        since: row.created_at,
+        by: row.author.clone(),
+        status: status_label(decision, Some(row.state), run_always),
+        last_error: row.error.clone(),
+        fix: None,
+        declared: None,
+    }
+}
+
+/// The current row of every unit the store knows, by unit order.
+pub async fn current_rows(session: &Session) -> Result<Vec<AuditEntry>, Failure> {
+    let mut rows = session
+        .engine
+        .store()
+        .history(&HistoryQuery::new().latest_per_unit())
+        .await
+        .map_err(Failure::from_store)?;
+    rows.sort_by(|a, b| natural_cmp(&a.change_order, &b.change_order).then(a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+/// Prints status lines in the session's format; blocked units get their fix commands.
+pub fn print_status(
+    session: &Session,
+    mut lines: Vec<StatusLine>,
+    note: &str,
+) -> Result<(), Failure> {
+    for line in &mut lines {
+        if line.status == "BLOCKED" {
+            let text = blocked(line).to_string();
+            line.fix = text.split_once('\n').map(|(_, fix)| fix.trim().to_owned());
+        }
+    }
+    match session.format {
+        Format::Json => print!("{}", json(&lines)),
+        Format::Csv => print!("{}", status_table(&lines).to_csv()),
+        Format::Table => {
+            let mut out = format!(
+                "Flamingock status of {}\n",
+                session.engine.store().describe()
+            );
+            if lines.is_empty() {
+                out.push_str("no change units\n");
+            } else {
+                out.push_str(&status_table(&lines).to_text(60));
+            }
+            let count = |prefix: &str| {
+                lines
+                    .iter()
+                    .filter(|l| l.status.starts_with(prefix))
+                    .count()
+            };
+            let _ = writeln!(
+                out,
+                "{} units: {} applied, {} pending, {} blocked",
+                lines.len(),
+                count("applied"),
+                count("pending"),
+                count("BLOCKED")
+            );
+            for line in lines.iter().filter(|l| l.status == "BLOCKED") {
+                let _ = writeln!(out, "\nblocked: {}", blocked(line));
+            }
+            if !note.is_empty() {
+                let _ = writeln!(out, "{note}");
+            }
+            print!("{out}");
+        }
+        Format::Html => return Err(html_only_for_history()),
+    }
+    Ok(())
+}
+
+fn status_table(lines: &[StatusLine]) -> Table {
+    let mut table = Table::new(&[
+        "order",
+        "change",
+        "stage",
+        "strategy",
+        "state",
+        "since",
+        "by",
+        "status",
+        "last error",
+    ]);
+    for line in lines {
+        table.push(vec![
+            line.order.clone(),
+            line.change_id.clone(),
+            line.stage.clone(),
+            line.tx_strategy.map(|s| s.to_string()).unwrap_or_default(),
+            line.state
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            when(line.since),
+            line.by.clone(),
+            line.status.clone(),
+            line.last_error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
+/// `status` from the audit alone.
+pub async fn status(session: &Session) -> Result<(), Failure> {
+    let lines = current_rows(session)
+        .await?
+        .iter()
+        .map(line_from_row)
+        .collect();
+    print_status(
+        session,
+        lines,
+        "(units that never ran are not listed: only the program that declares them knows them)",
+    )
+}
+
+/// The query `history`'s options describe.
+pub fn history_query(args: &HistoryArgs) -> Result<HistoryQuery, Failure> {
+    let now = chrono::Utc::now();
+    let mut query = HistoryQuery::new();
+    query.change_id = args.change.clone();
+    query.author = args.author.clone();
+    query.stage = args.stage.clone();
+    query.execution_id = args.execution.clone();
+    for state in &args.states {
+        let parsed = AuditState::parse(&state.to_ascii_uppercase()).ok_or_else(|| {
+            let known: Vec<&str> = AuditState::ALL.iter().map(|s| s.as_str()).collect();
+            Failure::Usage(format!(
+                "--state {state}: not a state; one of {}",
+                known.join(", ")
+            ))
+        })?;
+        query = query.state(parsed);
+    }
+    if let Some(since) = &args.since {
+        query.since = Some(parse_time(since, Bound::Since, now).map_err(Failure::Usage)?);
+    }
+    if let Some(until) = &args.until {
+        query.until = Some(parse_time(until, Bound::Until, now).map_err(Failure::Usage)?);
+    }
+    if args.newest_first {
+        query = query.newest_first();
+    }
+    query.limit = args.limit;
+    query.after_id = args.after;
+    Ok(query)
+}
+
+/// `history`.
+pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failure> {
+    let query = history_query(args)?;
+    let rows = session
+        .engine
+        .store()
+        .history(&query)
+        .await
+        .map_err(Failure::from_store)?;
+    match session.format {
+        Format::Json => print!("{}", json(&rows)),
+        Format::Csv => print!("{}", history_table(&rows, true).to_csv()),
+        Format::Table => {
+            if rows.is_empty() {
+                println!("no audit rows match");
+            } else {
+                print!("{}", history_table(&rows, false).to_text(60));
+                if let (Some(limit), Some(last)) = (query.limit, rows.last())
+                    && rows.len() == limit as usize
+                {
+                    println!(
+                        "(more may follow: add --after {} for the next page)",
+                        last.id
+                    );
+                }
+            }
+        }
+        Format::Html => {
+            let store = session.engine.store().describe();
+            let filters = describe_filters(args);
+            let context = html::PageContext {
+                store: &store,
+                filters: &filters,
+                generated_at: chrono::Utc::now(),
+            };
+            print!("{}", html::page(&rows, &context));
+        }
+    }
+    Ok(())
+}
+
+fn describe_filters(args: &HistoryArgs) -> String {
+    let mut parts = Vec::new();
+    let mut add = |name: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            parts.push(format!("{name} {value}"));
+        }
+    };
+    add("change", &args.change);
+    add("author", &args.author);
+    add("stage", &args.stage);
+    add("run", &args.execution);
+    add("since", &args.since);
+    add("until", &args.until);
+    for state in &args.states {
+        parts.push(format!("state {state}"));
+    }
+    parts.join(", ")
+}
+
+fn history_table(rows: &[AuditEntry], full: bool) -> Table {
+    let mut table = if full {
+        Table::new(&[
+            "id",
+            "created_at",
+            "execution_id",
+            "change_id",
+            "order",
+            "author",
+            "stage",
+            "state",
+            "tx_strategy",
+            "execution_ms",
+            "hostname",
+            "app_name",
+            "app_version",
+            "error",
+            "reason",
+        ])
+    } else {
+        Table::new(&[
+            "id",
+            "time",
+            "change",
+            "state",
+            "author",
+            "ms",
+            "run",
+            "error / reason",
+        ])
+    };
+    for row in rows {
+        let note = row
+            .error
+            .clone()
+            .or_else(|| manual_reason(row))
+            .unwrap_or_default();
+        let ms = row
+            .execution_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default();
+        if full {
+            table.push(vec![
+                row.id.to_string(),
+                row.created_at
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+                row.execution_id.clone(),
+                row.change_id.clone(),
+                row.change_order.clone(),
+                row.author.clone(),
+                row.stage.clone(),
+                row.state.to_string(),
+                row.tx_strategy.to_string(),
+                ms,
+                row.hostname.clone(),
+                row.app_name.clone().unwrap_or_default(),
+                row.app_version.clone().unwrap_or_default(),
+                row.error.clone().unwrap_or_default(),
+                manual_reason(row).unwrap_or_default(),
+            ]);
+        } else {
+            table.push(vec![
+                row.id.to_string(),
+                when(row.created_at),
+                row.change_id.clone(),
+                row.state.to_string(),
+                row.author.clone(),
+                ms,
+                row.execution_id.clone(),
+                note,
+            ]);
+        }
+    }
+    table
+}
+
+/// `fix`.
+pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
+    let operator = match &args.by {
+        Some(by) => by.clone(),
+        None => ["USER", "USERNAME"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+            .ok_or_else(|| {
+                Failure::Usage("who resolves the unit? pass --by NAME ($USER is not set)".into())
+            })?,
+    };
+    let request = FixRequest {
+        change_id: args.change_id.clone(),
+        resolution: if args.applied {
+            Resolution::Applied
+        } else {
+            Resolution::RolledBack
+        },
+        operator,
+        reason: args.reason.clone(),
+    };
+    let outcome = session
+        .engine
+        .fix(session.units.iter().copied(), &request)
+        .await
+        .map_err(|error| Failure::Failed(error.to_string()))?;
+    match session.format {
+        Format::Json => print!("{}", json(&outcome)),
+        Format::Csv | Format::Table => {
+            let previous = outcome
+                .previous
+                .map_or_else(|| "never ran".to_owned(), |s| s.to_string());
+            let next = match request.resolution {
+                Resolution::Applied => "runs skip it from now on",
+                Resolution::RolledBack => "the next run applies it again",
+            };
+            println!(
+                "recorded {} for \"{}\" (was {previous}) by {}: {}\n{next}",
+                outcome.entry.state, request.change_id, request.operator, request.reason
+            );
+        }
+        Format::Html => return Err(html_only_for_history()),
+    }
+    Ok(())
+}
+
+/// `lock show` / `lock release [--force]`, on the lock key runs of this program take.
+pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure> {
+    let engine = &session.engine;
+    let key = engine.lock_options().key.clone();
+    if engine.store().lock().is_none() {
+        return Err(Failure::Failed(format!(
+            "the {} keeps no distributed lock, so there is nothing to show or release",
+            engine.store().describe()
+        )));
+    }
+    let failed = |error: flamingock_core::Error| Failure::Failed(error.to_string());
+    let (outcome, holder, live) = match action {
+        LockAction::Show => {
+            let holder = engine.lock_state().await.map_err(failed)?;
+            ("shown", holder, false)
+        }
+        LockAction::Release(args) if args.force => {
+            let holder = engine.force_release_lock().await.map_err(failed)?;
+            (
+                if holder.is_some() { "released" } else { "free" },
+                holder,
+                false,
+            )
+        }
+        LockAction::Release(_) => match engine.release_stale_lock().await.map_err(failed)? {
+            LockRelease::Free => ("free", None, false),
+            LockRelease::Released(holder) => ("released", Some(holder), false),
+            LockRelease::Live(holder) => ("live", Some(holder), true),
+        },
+    };
+    match session.format {
+        Format::Json => print!(
+            "{}",
+            json(&serde_json::json!({ "key": key, "outcome": outcome, "holder": holder }))
+        ),
+        Format::Csv => {
+            let mut table = Table::new(&[
+                "key",
+                "owner",
+                "hostname",
+                "acquired_at",
+                "expires_at",
+                "expired",
+                "outcome",
+            ]);
+            if let Some(info) = &holder {
+                table.push(vec![
+                    info.key.clone(),
+                    info.owner.clone(),
+                    info.hostname.clone(),
+                    info.acquired_at.to_rfc3339(),
+                    info.expires_at.to_rfc3339(),
+                    info.expired.to_string(),
+                    outcome.to_owned(),
+                ]);
+            }
+            print!("{}", table.to_csv());
+        }
+        Format::Table => match (&holder, outcome) {
+            (Some(info), "shown") => println!("{info}"),
+            (Some(info), "released") => println!("released: {info}"),
+            (Some(info), _) => println!("{info}"),
+            (None, "shown") => println!("lock \"{key}\" is free"),
+            (None, _) => println!("lock \"{key}\" was free; nothing released"),
+        },
+        Format::Html => return Err(html_only_for_history()),
+    }
+    if live {
+        return Err(Failure::Failed(format!(
+            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `lock release --force`"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for `--format html` outside `history`.
+pub fn html_only_for_history() -> Failure {
+    Failure::Usage("--format html is for `history`; use table, json or csv here".into())
+}

@@ -1,0 +1,294 @@
+//! The command line (feature `cli`): `status`, `history`, `plan`, `apply`, `undo`, `fix`, `lock`,
+//! `validate` (DESIGN §7).
+//!
+//! Put it in a binary of your own, so that it knows your change units:
+//!
+//! ```no_run
+//! // src/bin/migrate.rs — `cargo run --bin migrate -- status`
+//! use std::process::ExitCode;
+//!
+//! fn main() -> ExitCode {
+//!     let builder = flamingock::Flamingock::builder()
+//!         .app(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+//!     flamingock::cli::main_with(builder)
+//! }
+//! ```
+//!
+//! The standalone `flamingock` binary (crate `flamingock-cli`) runs [`standalone_main`]: the
+//! commands that need only the audit store, on `--database-url` or `FLAMINGOCK_DATABASE_URL`.
+//! Results print as a table, or `--format json|csv` for scripts (`history` also `html`); a
+//! progress bar shows on `apply` and `undo` when stderr is a terminal. Exit codes: 0 ok,
+//! 1 failure, 2 usage.
+
+mod app;
+mod args;
+mod commands;
+mod html;
+mod output;
+mod progress;
+mod time;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use flamingock_core::store::MemoryAuditStore;
+use flamingock_core::{ChangeUnit, Engine, StoreError};
+
+pub use args::Format;
+
+use crate::{Flamingock, FlamingockBuilder};
+use args::{AppCli, AppCommand, StoreCli, StoreCommand};
+
+/// Runs the embedded command line on this process's arguments, with an audit store from
+/// `--database-url`, `FLAMINGOCK_DATABASE_URL` or the default SQLite file.
+pub fn main() -> ExitCode {
+    main_with(Flamingock::builder())
+}
+
+/// [`main`] on a builder of your own (dependencies, targets, selection, lock settings). Options
+/// typed on the command line (`--database-url`, `--audit-table`) take precedence over it. It
+/// starts a tokio runtime of its own: call it from a sync `main` (from an async one, use
+/// [`main_async`]).
+pub fn main_with(builder: FlamingockBuilder) -> ExitCode {
+    run_from(std::env::args_os(), builder)
+}
+
+/// [`main_with`] inside a tokio runtime the program already runs, for builders whose targets
+/// need one to be made (a pool connected with `.await`):
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     let builder = flamingock::Flamingock::builder();
+///     // ... .target(flamingock::SqlTarget::connect("warehouse", "postgres://…").await?) ...
+///     flamingock::cli::main_async(builder).await
+/// }
+/// ```
+pub async fn main_async(builder: FlamingockBuilder) -> ExitCode {
+    run_async_from(std::env::args_os(), builder).await
+}
+
+/// [`main_with`] on the given arguments (the first is the program's name).
+pub fn run_from<I, T>(args: I, builder: FlamingockBuilder) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match app_invocation(args, builder) {
+        Ok(invocation) => execute(invocation.run()),
+        Err(code) => code,
+    }
+}
+
+/// [`main_async`] on the given arguments (the first is the program's name).
+pub async fn run_async_from<I, T>(args: I, builder: FlamingockBuilder) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match app_invocation(args, builder) {
+        Ok(invocation) => outcome(invocation.run().await),
+        Err(code) => code,
+    }
+}
+
+/// A parsed command line of the embedded CLI, ready to run.
+struct AppInvocation {
+    cli: AppCli,
+    builder: FlamingockBuilder,
+    progress: progress::Progress,
+}
+
+/// Parses the arguments and applies the options typed on the command line to `builder`.
+fn app_invocation<I, T>(args: I, mut builder: FlamingockBuilder) -> Result<AppInvocation, ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = AppCli::command()
+        .try_get_matches_from(args)
+        .map_err(clap_exit)?;
+    let cli = AppCli::from_arg_matches(&matches).map_err(clap_exit)?;
+    let typed = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    if let (true, Some(url)) = (typed("database_url"), &cli.global.database_url) {
+        builder = builder.database_url(url);
+    }
+    if let (true, Some(table)) = (typed("audit_table"), &cli.global.audit_table) {
+        builder = builder.audit_table(table);
+    }
+    if matches!(cli.command, AppCommand::Validate(_)) {
+        // Validation needs the builder's selection, not its database: connect to nothing.
+        builder = builder.audit_store(std::sync::Arc::new(MemoryAuditStore::new()));
+    }
+    let progress = progress::init(cli.global.verbose);
+    Ok(AppInvocation {
+        cli,
+        builder,
+        progress,
+    })
+}
+
+impl AppInvocation {
+    async fn run(self) -> Result<(), Failure> {
+        let engine = self.builder.build().await.map_err(Failure::from_engine)?;
+        let session = Session {
+            engine,
+            units: ChangeUnit::registered().collect(),
+            format: self.cli.global.format,
+            progress: self.progress,
+        };
+        match &self.cli.command {
+            AppCommand::Store(StoreCommand::Status) => app::status(&session).await,
+            AppCommand::Store(command) => store_command(&session, command).await,
+            AppCommand::Plan(selection) => app::plan(&session, selection).await,
+            AppCommand::Apply(selection) => app::apply(&session, selection).await,
+            AppCommand::Undo(undo) => app::undo(&session, undo).await,
+            AppCommand::Validate(selection) => app::validate(&session, selection),
+        }
+    }
+}
+
+/// The standalone `flamingock` binary: the commands that need only the audit store.
+pub fn standalone_main() -> ExitCode {
+    standalone_from(std::env::args_os())
+}
+
+/// [`standalone_main`] on the given arguments (the first is the program's name).
+pub fn standalone_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match StoreCli::try_parse_from_args(args) {
+        Ok(cli) => cli,
+        Err(error) => return clap_exit(error),
+    };
+    let Some(url) = cli.global.database_url.clone() else {
+        return report(Failure::Usage(
+            "which audit store? pass --database-url URL or set FLAMINGOCK_DATABASE_URL".into(),
+        ));
+    };
+    let progress = progress::init(cli.global.verbose);
+    execute(async move {
+        // Rows this binary writes (`fix`) name it as their application.
+        let mut builder = Flamingock::builder()
+            .database_url(url)
+            .app("flamingock-cli", env!("CARGO_PKG_VERSION"));
+        if let Some(table) = &cli.global.audit_table {
+            builder = builder.audit_table(table);
+        }
+        let engine = builder.build().await.map_err(Failure::from_engine)?;
+        let session = Session {
+            engine,
+            units: Vec::new(),
+            format: cli.global.format,
+            progress,
+        };
+        match &cli.command {
+            StoreCommand::Status => commands::status(&session).await,
+            command => store_command(&session, command).await,
+        }
+    })
+}
+
+impl StoreCli {
+    fn try_parse_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        <Self as clap::Parser>::try_parse_from(args)
+    }
+}
+
+/// `history`, `fix`, `lock` (and the store-only `status`), with or without the program's units.
+async fn store_command(session: &Session, command: &StoreCommand) -> Result<(), Failure> {
+    session
+        .engine
+        .store()
+        .initialize()
+        .await
+        .map_err(Failure::from_store)?;
+    match command {
+        StoreCommand::Status => commands::status(session).await,
+        StoreCommand::History(args) => commands::history(session, args).await,
+        StoreCommand::Fix(args) => commands::fix(session, args).await,
+        StoreCommand::Lock { action } => commands::lock(session, action).await,
+    }
+}
+
+/// What one invocation works with.
+pub(crate) struct Session {
+    engine: Engine,
+    /// The program's units (none in the standalone binary).
+    units: Vec<&'static ChangeUnit>,
+    format: Format,
+    progress: progress::Progress,
+}
+
+/// Why a command did not succeed, and so its exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The command line asks for something impossible (exit code 2).
+    Usage(String),
+    /// The command failed (exit code 1).
+    Failed(String),
+}
+
+impl Failure {
+    fn from_store(error: StoreError) -> Self {
+        Failure::Failed(error.to_string())
+    }
+
+    fn from_engine(error: flamingock_core::Error) -> Self {
+        match error {
+            flamingock_core::Error::Config(message) => Failure::Usage(message),
+            other => Failure::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs a command on a runtime of its own and turns its outcome into an exit code.
+fn execute(command: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return report(Failure::Failed(format!(
+                "cannot start a tokio runtime: {error}"
+            )));
+        }
+    };
+    outcome(runtime.block_on(command))
+}
+
+fn outcome(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}
+
+fn report(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Usage(message) => {
+            eprintln!("error: {message}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
+        Failure::Failed(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints clap's message (help and version to stdout, errors to stderr) with its exit code:
+/// 0 for help and version, 2 for usage errors.
+fn clap_exit(error: clap::Error) -> ExitCode {
+    let _ = error.print();
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}

@@ -1,0 +1,469 @@
+//! The embedded CLI end to end, as an operator uses it: the `cli_app` binary (whose `main` calls
+//! `flamingock::cli::main_async`) run as a process against a fresh SQLite file or a fresh
+//! PostgreSQL database per test. Every scenario is written once and run on both.
+
+mod app;
+
+use app::{App, ids, pairs, show, states};
+use flamingock_tests::servers::Server;
+
+fn schema_module(server: Option<Server>) -> &'static str {
+    match server {
+        None => "cli_app::sqlite_schema",
+        Some(_) => "cli_app::pg_schema",
+    }
+}
+
+macro_rules! on_each_database {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::scenarios::$scenario(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::scenarios::$scenario(Some(flamingock_tests::servers::Server::Postgres)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_each_database!(
+    undo_last_three_then_apply_reapplies_them,
+    undo_is_refused_for_a_unit_without_rollback,
+    fix_resolves_a_blocked_unit,
+    history_filters_by_author_and_date_range,
+    lock_show_and_release,
+    usage_errors_exit_with_two,
+    undo_of_a_separate_target_removes_its_marker,
+);
+
+mod scenarios {
+    use super::*;
+
+    pub async fn undo_last_three_then_apply_reapplies_them(server: Option<Server>) {
+        let Some(app) = App::new(server, schema_module(server)).await else {
+            return;
+        };
+        let plan = app.json(&["plan"]);
+        assert_eq!(plan.as_array().map(Vec::len), Some(4), "{plan}");
+        assert!(app.history(&[]).is_empty(), "plan writes nothing");
+
+        let report = app.json(&["apply"]);
+        assert_eq!(
+            report["units"].as_array().map(Vec::len),
+            Some(4),
+            "{report}"
+        );
+        assert!(app.file("clients.csv") && app.has_email_column().await);
+
+        let dry = app.json(&["undo", "--last", "2", "--dry-run"]);
+        assert_eq!(
+            dry["would_roll_back"],
+            serde_json::json!(["export-clients", "add-email"])
+        );
+        let before = app.history(&[]).len();
+        assert_eq!(before, 5, "a dry run writes nothing");
+
+        let undo = app.json(&["undo", "--last", "3"]);
+        let rolled: Vec<&str> = undo["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .map(|u| u["change_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(
+            rolled,
+            ["export-clients", "add-email", "seed-clients"],
+            "{undo}"
+        );
+        let rows = app.history(&[]);
+        assert_eq!(
+            states(&rows[before..]),
+            pairs(&[
+                ("export-clients", "ROLLED_BACK"),
+                ("add-email", "ROLLED_BACK"),
+                ("seed-clients", "ROLLED_BACK"),
+            ])
+        );
+        let undo_run = rows[before]["execution_id"].clone();
+        assert!(rows[before..].iter().all(|r| r["execution_id"] == undo_run));
+        assert!(
+            !app.file("clients.csv"),
+            "the export's rollback removed its file"
+        );
+        assert!(
+            !app.has_email_column().await,
+            "add-email's rollback dropped the column"
+        );
+        assert_eq!(
+            app.clients().await,
+            0,
+            "seed-clients' rollback deleted the rows"
+        );
+
+        let status = app.json(&["status"]);
+        let by_id = |id: &str| {
+            status
+                .as_array()
+                .expect("status lines")
+                .iter()
+                .find(|line| line["change_id"] == id)
+                .unwrap_or_else(|| panic!("{id} in {status}"))
+                .clone()
+        };
+        assert_eq!(by_id("create-clients")["status"], "applied");
+        assert_eq!(by_id("seed-clients")["status"], "pending (rolled back)");
+        assert_eq!(by_id("export-clients")["state"], "ROLLED_BACK");
+
+        let again = app.json(&["apply"]);
+        let applied: Vec<&str> = again["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .filter(|u| u["outcome"] == "applied")
+            .map(|u| u["change_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(
+            applied,
+            ["seed-clients", "add-email", "export-clients"],
+            "{again}"
+        );
+        assert!(app.file("clients.csv") && app.has_email_column().await);
+        assert_eq!(app.clients().await, 2);
+
+        // --to keeps the named unit and rolls back everything after it.
+        let to = app.expect(&["undo", "--to", "seed-clients"], 0);
+        assert!(to.contains("2 rolled back"), "{to}");
+        assert!(!app.has_email_column().await);
+        assert_eq!(app.clients().await, 2, "seed-clients stays applied");
+        app.finish().await;
+    }
+
+    pub async fn undo_is_refused_for_a_unit_without_rollback(server: Option<Server>) {
+        let Some(app) = App::new(server, "cli_app::no_rollback").await else {
+            return;
+        };
+        app.expect(&["apply"], 0);
+        let before = app.history(&[]);
+        let output = app.run(&["undo", "--last", "2"]);
+        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("\"write-a\"") && stderr.contains("no #[rollback_execution]"),
+            "{stderr}"
+        );
+        assert_eq!(app.history(&[]), before, "nothing was recorded");
+        assert!(
+            app.file("a.txt") && app.file("b.txt"),
+            "nothing was rolled back"
+        );
+
+        // The unit that has a rollback can still be undone on its own.
+        app.expect(&["undo", "--last", "1"], 0);
+        assert!(app.file("a.txt") && !app.file("b.txt"));
+        let last = app.history(&["--newest-first", "--limit", "1"]);
+        assert_eq!(states(&last), pairs(&[("write-b", "ROLLED_BACK")]));
+        app.finish().await;
+    }
+
+    pub async fn fix_resolves_a_blocked_unit(server: Option<Server>) {
+        let Some(app) = App::new(server, "cli_app::blocking").await else {
+            return;
+        };
+        let failed = app.run_failing(&["apply"], "flaky-export");
+        assert_eq!(failed.status.code(), Some(1), "{}", show(&failed));
+        assert!(app.file("partial.csv") && !app.file("after.txt"));
+
+        let blocked = app.run(&["apply"]);
+        assert_eq!(blocked.status.code(), Some(1), "{}", show(&blocked));
+        let stderr = String::from_utf8_lossy(&blocked.stderr);
+        assert!(
+            stderr.contains("flamingock fix flaky-export --applied"),
+            "{stderr}"
+        );
+
+        let status = app.expect(&["status"], 0);
+        assert!(status.contains("BLOCKED"), "{status}");
+        assert!(
+            status.contains("flamingock fix flaky-export --rolled-back"),
+            "{status}"
+        );
+        let lines = app.json(&["status"]);
+        let flaky = lines
+            .as_array()
+            .expect("lines")
+            .iter()
+            .find(|l| l["change_id"] == "flaky-export")
+            .expect("flaky-export")
+            .clone();
+        assert_eq!(flaky["status"], "BLOCKED");
+        assert!(
+            flaky["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("--applied"))
+        );
+        assert_eq!(
+            app.run(&["plan"]).status.code(),
+            Some(1),
+            "a plan through a blocked unit fails"
+        );
+
+        // Undo refuses a range that crosses the blocked unit, and changes nothing.
+        let rows = app.history(&[]).len();
+        let refused = app.run(&["undo", "--last", "1"]);
+        assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("fix flaky-export"));
+        assert_eq!(app.history(&[]).len(), rows);
+        assert!(app.file("prepared.txt"));
+
+        let html = app.expect(&["history", "--format", "html"], 0);
+        assert!(html.starts_with("<!DOCTYPE html>") && html.contains("flaky-export"));
+        assert!(
+            html.contains("<tr class=\"bad\">"),
+            "the failure is highlighted"
+        );
+
+        let needs_who = app.run(&["fix", "flaky-export", "--applied", "--reason", "checked"]);
+        assert_eq!(needs_who.status.code(), Some(2), "{}", show(&needs_who));
+        let fixed = app.json(&[
+            "fix",
+            "flaky-export",
+            "--applied",
+            "--reason",
+            "checked the export: complete",
+            "--by",
+            "ops-eva",
+        ]);
+        assert_eq!(fixed["previous"], "FAILED");
+        let last = app.history(&["--change", "flaky-export", "--newest-first", "--limit", "1"]);
+        assert_eq!(last[0]["state"], "MANUAL_MARKED_AS_APPLIED");
+        assert_eq!(last[0]["author"], "ops-eva");
+        assert_eq!(
+            last[0]["metadata"]["reason"],
+            "checked the export: complete"
+        );
+
+        let report = app.json(&["apply"]);
+        let outcomes: Vec<(&str, &str)> = report["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .map(|u| {
+                (
+                    u["change_id"].as_str().unwrap(),
+                    u["outcome"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("prepare-export", "already_applied"),
+                ("flaky-export", "already_applied"),
+                ("after-export", "applied")
+            ]
+        );
+        assert!(app.file("after.txt"));
+        app.finish().await;
+    }
+
+    pub async fn history_filters_by_author_and_date_range(server: Option<Server>) {
+        let Some(app) = App::new(server, schema_module(server)).await else {
+            return;
+        };
+        app.expect(&["apply"], 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.expect(&["undo", "--last", "2"], 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.expect(&["apply"], 0);
+        let all = app.history(&[]);
+        assert_eq!(all.len(), 5 + 2 + 3);
+
+        let by_bo = app.history(&["--author", "bo"]);
+        assert_eq!(
+            states(&by_bo),
+            pairs(&[
+                ("add-email", "APPLIED"),
+                ("add-email", "ROLLED_BACK"),
+                ("add-email", "APPLIED")
+            ])
+        );
+        let expected: Vec<i64> = ids(&all)
+            .into_iter()
+            .zip(&all)
+            .filter(|(_, r)| r["author"] == "bo")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids(&by_bo), expected);
+        let csv = app.expect(&["history", "--author", "bo", "--format", "csv"], 0);
+        assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
+
+        // The undo's rows split the log in three, by the database's own timestamps.
+        let undo_start = all[5]["created_at"].as_str().expect("time").to_owned();
+        let second_apply = all[7]["created_at"].as_str().expect("time").to_owned();
+        let during_undo = app.history(&["--since", &undo_start, "--until", &second_apply]);
+        assert_eq!(
+            states(&during_undo),
+            pairs(&[
+                ("export-clients", "ROLLED_BACK"),
+                ("add-email", "ROLLED_BACK")
+            ])
+        );
+        assert_eq!(ids(&app.history(&["--until", &undo_start])), ids(&all[..5]));
+        assert_eq!(
+            ids(&app.history(&["--since", &second_apply])),
+            ids(&all[7..])
+        );
+        let bo_since_undo = app.history(&["--author", "bo", "--since", &undo_start]);
+        assert_eq!(ids(&bo_since_undo), ids(&by_bo[1..]));
+        assert!(
+            app.history(&["--since", "2000-01-01", "--until", "2000-01-01"])
+                .is_empty()
+        );
+        assert_eq!(app.history(&["--since", "2000-01-01"]).len(), all.len());
+
+        // Paging by row id, newest first.
+        let page = app.history(&["--newest-first", "--limit", "4"]);
+        assert_eq!(
+            ids(&page),
+            ids(&all[6..]).into_iter().rev().collect::<Vec<_>>()
+        );
+        let after = page[3]["id"].as_i64().expect("id").to_string();
+        let next = app.history(&["--newest-first", "--limit", "4", "--after", &after]);
+        assert_eq!(
+            ids(&next),
+            ids(&all[2..6]).into_iter().rev().collect::<Vec<_>>()
+        );
+        app.finish().await;
+    }
+
+    pub async fn lock_show_and_release(server: Option<Server>) {
+        let Some(app) = App::new(server, schema_module(server)).await else {
+            return;
+        };
+        let free = app.expect(&["lock", "show"], 0);
+        assert!(free.contains("is free"), "{free}");
+        hold_lock(app.url(), "operator-test-runner").await;
+        let held = app.json(&["lock", "show"]);
+        assert_eq!(held["holder"]["owner"], "operator-test-runner", "{held}");
+        assert_eq!(held["holder"]["expired"], false);
+        let live = app.run(&["lock", "release"]);
+        assert_eq!(live.status.code(), Some(1), "{}", show(&live));
+        assert!(String::from_utf8_lossy(&live.stderr).contains("--force"));
+        assert_eq!(
+            app.json(&["lock", "show"])["holder"]["owner"],
+            "operator-test-runner"
+        );
+        let released = app.expect(&["lock", "release", "--force"], 0);
+        assert!(released.contains("released") && released.contains("operator-test-runner"));
+        assert!(app.expect(&["lock", "show"], 0).contains("is free"));
+        assert!(
+            app.expect(&["lock", "release"], 0)
+                .contains("nothing released")
+        );
+        // With the lock free again, a run goes through.
+        app.expect(&["apply"], 0);
+        app.finish().await;
+    }
+
+    pub async fn usage_errors_exit_with_two(server: Option<Server>) {
+        let Some(app) = App::new(server, schema_module(server)).await else {
+            return;
+        };
+        for args in [
+            &["undo"][..],
+            &["undo", "--to", "create-clients", "--last", "1"],
+            &["history", "--since", "yesterday"],
+            &["history", "--state", "DONE"],
+            &["status", "--format", "html"],
+            &["undo", "--to", "no-such-unit"],
+            &["frobnicate"],
+        ] {
+            let output = app.run(args);
+            assert_eq!(output.status.code(), Some(2), "{args:?}\n{}", show(&output));
+        }
+        let help = app.expect(&["--help"], 0);
+        assert!(
+            help.contains("Examples:") && help.contains("undo --last 3"),
+            "{help}"
+        );
+        let undo_help = app.expect(&["undo", "--help"], 0);
+        assert!(
+            undo_help.contains("--dry-run") && undo_help.contains("Examples:"),
+            "{undo_help}"
+        );
+        let valid = app.json(&["validate"]);
+        assert_eq!(valid["units"], 4);
+        app.finish().await;
+    }
+
+    pub async fn undo_of_a_separate_target_removes_its_marker(server: Option<Server>) {
+        let Some(app) = App::new(server, "cli_app::separate").await else {
+            return;
+        };
+        let report = app.json(&["apply"]);
+        assert_eq!(report["units"][0]["tx_strategy"], "TX_SEPARATE", "{report}");
+        let warehouse = format!("sqlite://{}", app.dir.path().join("warehouse.db").display());
+        let count = |sql: &'static str| {
+            let url = warehouse.clone();
+            async move {
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("warehouse");
+                let n: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+        };
+        let stock = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'stock'";
+        assert_eq!(count(stock).await, 1);
+
+        let undo = app.json(&["undo", "--last", "1"]);
+        assert_eq!(undo["units"][0]["outcome"], "rolled_back", "{undo}");
+        assert_eq!(
+            count(stock).await,
+            0,
+            "the rollback ran in the target's transaction"
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM flamingock_marker").await,
+            0,
+            "no marker is left behind"
+        );
+        let last = app.history(&["--newest-first", "--limit", "1"]);
+        assert_eq!(states(&last), pairs(&[("create-stock", "ROLLED_BACK")]));
+
+        app.expect(&["apply"], 0);
+        assert_eq!(count(stock).await, 1, "a run applies it again");
+        app.finish().await;
+    }
+
+    /// Takes the lock as another runner would, through the store's own lock.
+    async fn hold_lock(url: &str, owner: &str) {
+        let engine = flamingock::Flamingock::builder()
+            .database_url(url)
+            .build()
+            .await
+            .expect("the store opens");
+        engine.store().initialize().await.expect("initialize");
+        let lock = engine.store().lock().expect("the SQL store keeps a lock");
+        let fence = flamingock::lock::Fence {
+            key: "flamingock".into(),
+            owner: owner.into(),
+        };
+        let taken = lock
+            .try_acquire(&fence, "test-host", std::time::Duration::from_secs(600))
+            .await
+            .expect("try_acquire");
+        assert_eq!(taken, flamingock::lock::Acquisition::Acquired);
+    }
+}
