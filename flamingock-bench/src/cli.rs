@@ -1,0 +1,310 @@
+//! The command line: the benchmark's options, and the hidden `child` sub-command the benchmark
+//! re-executes itself with to measure one tool in a process of its own.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::BenchError;
+use crate::workload::{Database, Mode, Tool};
+
+/// The usage text.
+pub const USAGE: &str = "\
+flamingock-bench: Flamingock beside sqlx's migrator, refinery and a plain-sqlx floor
+
+USAGE:
+    flamingock-bench [OPTIONS]
+
+OPTIONS:
+    --out PATH             where the Markdown report is written (default BENCHMARKS.md)
+    --sizes N,N,...        the numbers of changes (default 100,1000,5000)
+    --runs R               repetitions for N <= 1000 (default 5)
+    --runs-large R         repetitions for N > 1000 (default 5)
+    --databases D,D        sqlite, postgres (default both)
+    --postgres-url URL     the server fresh databases are created on (default
+                           $FLAMINGOCK_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/test)
+    --durable-sizes N,...  the Ns of the extra cold-apply pass with durable commits (default
+                           1000; `none` to skip)
+    --fleet-size P         processes started together in the fleet measurement (default 8)
+    --fleet-n N            changes pending in the fleet measurement (default 200)
+    -h, --help             this text
+
+    flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N [--postgres-url URL]
+                           one measurement with a timeline of every SQL statement and span on
+                           stderr (tools: floor, sqlx, refinery, flamingock, flamingock-macro;
+                           fleet: 8 flamingock processes at once, wall-clock stamps)
+
+The full run: cargo run --release -p flamingock-bench -- --out BENCHMARKS.md
+";
+
+/// The environment variable carrying a child's database URL (kept off its command line).
+pub const URL_ENV: &str = "FLAMINGOCK_BENCH_URL";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Bench(Options),
+    Child(ChildArgs),
+    Profile(ProfileArgs),
+    Help,
+}
+
+/// The benchmark's options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub out: PathBuf,
+    pub sizes: Vec<usize>,
+    pub runs: usize,
+    pub runs_large: usize,
+    pub databases: Vec<Database>,
+    pub postgres_url: String,
+    /// The Ns of the cold-apply pass whose commits wait for the disk.
+    pub durable_sizes: Vec<usize>,
+    pub fleet_size: usize,
+    pub fleet_n: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("BENCHMARKS.md"),
+            sizes: vec![100, 1_000, 5_000],
+            runs: 5,
+            runs_large: 5,
+            databases: Database::ALL.to_vec(),
+            postgres_url: std::env::var("FLAMINGOCK_TEST_POSTGRES_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+            durable_sizes: vec![1_000],
+            fleet_size: 8,
+            fleet_n: 200,
+        }
+    }
+}
+
+impl Options {
+    /// The N above which `runs_large` applies.
+    pub const LARGE_ABOVE: usize = 1_000;
+
+    /// How many repetitions a measurement at `n` gets.
+    pub fn runs_for(&self, n: usize) -> usize {
+        if n > Self::LARGE_ABOVE {
+            self.runs_large
+        } else {
+            self.runs
+        }
+    }
+}
+
+/// One measurement in a child process: `child --tool T --mode M --database D --n N --workdir DIR`
+/// (the URL comes from [`URL_ENV`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildArgs {
+    pub tool: Tool,
+    pub mode: Mode,
+    pub database: Database,
+    pub n: usize,
+    pub workdir: PathBuf,
+}
+
+/// One measurement with its timeline: `profile --tool T --mode M --database D --n N`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileArgs {
+    pub tool: Tool,
+    pub mode: Mode,
+    pub database: Database,
+    pub n: usize,
+    pub postgres_url: String,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, BenchError> {
+    match args.first().map(String::as_str) {
+        Some("child") => return parse_child(&args[1..]).map(Command::Child),
+        Some("profile") => return parse_profile(&args[1..]).map(Command::Profile),
+        _ => {}
+    }
+    let mut options = Options::default();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        if flag == "-h" || flag == "--help" {
+            return Ok(Command::Help);
+        }
+        let value = rest
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("`{flag}` needs a value")))?;
+        match flag.as_str() {
+            "--out" => options.out = PathBuf::from(value),
+            "--sizes" => options.sizes = list(flag, value)?,
+            "--runs" => options.runs = positive(flag, value)?,
+            "--runs-large" => options.runs_large = positive(flag, value)?,
+            "--databases" => options.databases = list(flag, value)?,
+            "--postgres-url" => options.postgres_url = value.clone(),
+            "--durable-sizes" if value == "none" => options.durable_sizes.clear(),
+            "--durable-sizes" => options.durable_sizes = list(flag, value)?,
+            "--fleet-size" => options.fleet_size = positive(flag, value)?,
+            "--fleet-n" => options.fleet_n = positive(flag, value)?,
+            _ => return Err(BenchError::Usage(format!("unknown option `{flag}`"))),
+        }
+    }
+    if options.sizes.contains(&0) || options.durable_sizes.contains(&0) {
+        return Err(BenchError::Usage("sizes must be positive".into()));
+    }
+    options.sizes.sort_unstable();
+    options.sizes.dedup();
+    options.durable_sizes.sort_unstable();
+    options.durable_sizes.dedup();
+    options.databases.sort_unstable();
+    options.databases.dedup();
+    Ok(Command::Bench(options))
+}
+
+fn parse_profile(args: &[String]) -> Result<ProfileArgs, BenchError> {
+    let mut postgres_url = Options::default().postgres_url;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        if flag == "--postgres-url" {
+            postgres_url = args
+                .next()
+                .ok_or_else(|| BenchError::Usage(format!("`{flag}` needs a value")))?
+                .clone();
+        } else {
+            rest.push(flag.clone());
+        }
+    }
+    // The same flags as a child's, less the working directory the profile creates.
+    rest.extend(["--workdir".to_owned(), ".".to_owned()]);
+    let child = parse_child(&rest)?;
+    Ok(ProfileArgs {
+        tool: child.tool,
+        mode: child.mode,
+        database: child.database,
+        n: child.n,
+        postgres_url,
+    })
+}
+
+fn parse_child(args: &[String]) -> Result<ChildArgs, BenchError> {
+    let (mut tool, mut mode, mut database, mut n, mut workdir) = (None, None, None, None, None);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("`{flag}` needs a value")))?;
+        match flag.as_str() {
+            "--tool" => tool = Some(parsed(flag, value)?),
+            "--mode" => mode = Some(parsed(flag, value)?),
+            "--database" => database = Some(parsed(flag, value)?),
+            "--n" => n = Some(positive(flag, value)?),
+            "--workdir" => workdir = Some(PathBuf::from(value)),
+            _ => return Err(BenchError::Usage(format!("unknown child option `{flag}`"))),
+        }
+    }
+    let missing = |name: &str| BenchError::Usage(format!("`child` needs `{name}`"));
+    Ok(ChildArgs {
+        tool: tool.ok_or_else(|| missing("--tool"))?,
+        mode: mode.ok_or_else(|| missing("--mode"))?,
+        database: database.ok_or_else(|| missing("--database"))?,
+        n: n.ok_or_else(|| missing("--n"))?,
+        workdir: workdir.ok_or_else(|| missing("--workdir"))?,
+    })
+}
+
+fn parsed<T: FromStr<Err = String>>(flag: &str, value: &str) -> Result<T, BenchError> {
+    value
+        .parse()
+        .map_err(|error| BenchError::Usage(format!("`{flag}`: {error}")))
+}
+
+fn positive(flag: &str, value: &str) -> Result<usize, BenchError> {
+    match value.parse::<usize>() {
+        Ok(number) if number > 0 => Ok(number),
+        _ => Err(BenchError::Usage(format!(
+            "`{flag}` takes a positive whole number, not `{value}`"
+        ))),
+    }
+}
+
+fn list<T: FromStr>(flag: &str, value: &str) -> Result<Vec<T>, BenchError>
+where
+    T::Err: std::fmt::Display,
+{
+    let items = value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.replace('_', "")
+                .parse()
+                .map_err(|error| BenchError::Usage(format!("`{flag}`: `{item}`: {error}")))
+        })
+        .collect::<Result<Vec<T>, _>>()?;
+    if items.is_empty() {
+        return Err(BenchError::Usage(format!(
+            "`{flag}` needs at least one value"
+        )));
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options_are_parsed() {
+        let Command::Bench(options) = parse(&args(
+            "--sizes 5000,100 --runs 2 --databases sqlite --out x.md --durable-sizes none",
+        ))
+        .expect("valid") else {
+            panic!("not a bench command");
+        };
+        assert_eq!(options.sizes, vec![100, 5_000]);
+        assert_eq!(options.runs_for(100), 2);
+        assert_eq!(options.runs_for(5_000), 5);
+        assert_eq!(options.databases, vec![Database::Sqlite]);
+        assert_eq!(options.out, PathBuf::from("x.md"));
+        assert!(options.durable_sizes.is_empty());
+    }
+
+    #[test]
+    fn child_arguments_are_parsed() {
+        let parsed = parse(&args(
+            "child --tool refinery --mode warm --database postgres --n 10 --workdir /tmp/x",
+        ))
+        .expect("valid");
+        assert_eq!(
+            parsed,
+            Command::Child(ChildArgs {
+                tool: Tool::Refinery,
+                mode: Mode::Warm,
+                database: Database::Postgres,
+                n: 10,
+                workdir: PathBuf::from("/tmp/x"),
+            })
+        );
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for bad in [
+            "--runs 0",
+            "--runs",
+            "--sizes 1,x",
+            "--databases oracle",
+            "--what 1",
+            "child --tool x",
+            "child --tool floor --mode cold",
+        ] {
+            assert!(
+                matches!(parse(&args(bad)), Err(BenchError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The benchmark run: for each database and N, a fresh database per cold measurement, each tool in
+//! a child process of its own, tools taking turns within each repetition (so that a busy machine
+//! slows them alike); warm starts on the last cold run's database; then the macro path and the
+//! fleet start. Progress goes to stderr.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+
+use crate::child::ChildResult;
+use crate::cli::{Options, ProfileArgs, URL_ENV};
+use crate::error::BenchError;
+use crate::fresh::{FreshDb, PostgresServer};
+use crate::macro_units;
+use crate::results::{Fleet, Key, Results, Sample};
+use crate::trace::{TRACE_ENV, WALL_CLOCK};
+use crate::workload::{Database, Mode, Tool};
+
+/// Variables a user may have set that would change what the tools do.
+const CLEARED_ENV: [&str; 4] = [
+    "FLAMINGOCK_DATABASE_URL",
+    "FLAMINGOCK_AUDIT_TABLE",
+    "DATABASE_URL",
+    TRACE_ENV,
+];
+
+/// What the orchestrator found out besides the samples: for the report's header.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    /// `SHOW server_version` of the PostgreSQL server, when it was used.
+    pub postgres_version: Option<String>,
+}
+
+/// Measures everything `options` asks for.
+pub fn measure(options: &Options) -> Result<(Results, RunFacts), BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::io(
+            "starting a tokio runtime in",
+            std::env::temp_dir(),
+        ))?;
+    let exe = std::env::current_exe().map_err(BenchError::io(
+        "finding the benchmark's own executable",
+        ".",
+    ))?;
+    let mut bench = Bench {
+        runtime,
+        exe: exe.as_path(),
+        server: None,
+        results: Results::default(),
+    };
+    let mut facts = RunFacts::default();
+    if options.databases.contains(&Database::Postgres) {
+        let server = bench
+            .runtime
+            .block_on(PostgresServer::connect(&options.postgres_url))?;
+        facts.postgres_version = Some(server.version().to_owned());
+        bench.server = Some(server);
+    }
+    for &database in &options.databases {
+        for &n in &options.sizes {
+            let runs = options.runs_for(n);
+            bench.cold_and_warm(Pass::Main, database, n, &Tool::AT_EVERY_N, runs)?;
+        }
+        bench.cold_and_warm(
+            Pass::Main,
+            database,
+            macro_units::COUNT,
+            &[Tool::Flamingock, Tool::FlamingockMacro],
+            options.runs,
+        )?;
+        for &n in &options.durable_sizes {
+            let runs = options.runs_for(n);
+            bench.cold_and_warm(Pass::Durable, database, n, &Tool::AT_EVERY_N, runs)?;
+        }
+    }
+    if options.databases.contains(&Database::Postgres) {
+        bench.results.fleet = bench.fleet(options)?;
+    }
+    Ok((bench.results, facts))
+}
+
+/// One measurement with its timeline on stderr (see [`crate::trace`]); a warm one is set up by
+/// an untraced cold run of the same tool first.
+pub fn profile(args: &ProfileArgs) -> Result<(), BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::io(
+            "starting a tokio runtime in",
+            std::env::temp_dir(),
+        ))?;
+    let exe = std::env::current_exe().map_err(BenchError::io(
+        "finding the benchmark's own executable",
+        ".",
+    ))?;
+    let server = match args.database {
+        Database::Postgres => Some(runtime.block_on(PostgresServer::connect(&args.postgres_url))?),
+        Database::Sqlite => None,
+    };
+    let mut bench = Bench {
+        runtime,
+        exe: exe.as_path(),
+        server,
+        results: Results::default(),
+    };
+    let fresh = bench.fresh(args.database, false)?;
+    if args.mode == Mode::Warm {
+        bench.one(args.tool, Mode::Cold, &fresh, args.n)?;
+    }
+    let (processes, stamps) = match args.mode {
+        Mode::Fleet => (Options::default().fleet_size, WALL_CLOCK),
+        Mode::Cold | Mode::Warm => (1, "1"),
+    };
+    let what = describe(args.database, args.mode, args.n, args.tool);
+    let started = Instant::now();
+    let children = (0..processes)
+        .map(|_| {
+            let mut command = bench.command(args.tool, args.mode, &fresh, args.n);
+            command.env(TRACE_ENV, stamps).stderr(Stdio::inherit());
+            command.spawn().map_err(|error| BenchError::Child {
+                what: what.clone(),
+                detail: format!("cannot start {}: {error}", exe.display()),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for child in children {
+        let result = finish(child, &what)?;
+        eprintln!(
+            "{what}: {:.2} ms, peak RSS {} KiB",
+            result.elapsed().as_secs_f64() * 1e3,
+            result
+                .peak_rss_kib
+                .map_or_else(|| "?".to_owned(), |kib| kib.to_string())
+        );
+    }
+    if processes > 1 {
+        eprintln!(
+            "{processes} processes: {:.2} ms wall time",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    bench.remove(fresh)
+}
+
+struct Bench<'a> {
+    runtime: Runtime,
+    exe: &'a Path,
+    server: Option<PostgresServer>,
+    results: Results,
+}
+
+impl Bench<'_> {
+    /// `runs` cold applies of each tool on fresh databases, then (in the main pass) `runs` warm
+    /// starts of each on its last cold run's database.
+    fn cold_and_warm(
+        &mut self,
+        pass: Pass,
+        database: Database,
+        n: usize,
+        tools: &[Tool],
+        runs: usize,
+    ) -> Result<(), BenchError> {
+        let durable = pass == Pass::Durable;
+        let mut applied: Vec<(Tool, FreshDb)> = Vec::new();
+        for run in 1..=runs {
+            for &tool in tools {
+                let fresh = self.fresh(database, durable)?;
+                self.checkpoint()?;
+                let sample = self.one(tool, Mode::Cold, &fresh, n)?;
+                let key = key(durable, database, Mode::Cold, n, tool);
+                progress(key, run, runs, sample.elapsed);
+                self.results.add(key, sample);
+                if run == runs && pass == Pass::Main {
+                    applied.push((tool, fresh));
+                } else {
+                    self.remove(fresh)?;
+                }
+            }
+        }
+        for run in 1..=runs {
+            for (tool, fresh) in &applied {
+                let sample = self.one(*tool, Mode::Warm, fresh, n)?;
+                let key = key(durable, database, Mode::Warm, n, *tool);
+                progress(key, run, runs, sample.elapsed);
+                self.results.add(key, sample);
+            }
+        }
+        for (_, fresh) in applied {
+            self.remove(fresh)?;
+        }
+        Ok(())
+    }
+
+    /// One child process measuring one tool; its own timing of the tool's timed part.
+    fn one(&self, tool: Tool, mode: Mode, fresh: &FreshDb, n: usize) -> Result<Sample, BenchError> {
+        let what = describe(fresh.database, mode, n, tool);
+        let child = self.spawn(tool, mode, fresh, n, &what)?;
+        let result = finish(child, &what)?;
+        Ok(Sample {
+            elapsed: result.elapsed(),
+            peak_rss_kib: result.peak_rss_kib,
+        })
+    }
+
+    fn spawn(
+        &self,
+        tool: Tool,
+        mode: Mode,
+        fresh: &FreshDb,
+        n: usize,
+        what: &str,
+    ) -> Result<Child, BenchError> {
+        self.command(tool, mode, fresh, n)
+            .spawn()
+            .map_err(|error| BenchError::Child {
+                what: what.to_owned(),
+                detail: format!("cannot start {}: {error}", self.exe.display()),
+            })
+    }
+
+    /// The child command measuring `tool`, its output captured.
+    fn command(&self, tool: Tool, mode: Mode, fresh: &FreshDb, n: usize) -> Command {
+        let mut command = Command::new(self.exe);
+        command
+            .arg("child")
+            .args(["--tool", tool.key()])
+            .args(["--mode", mode.key()])
+            .args(["--database", fresh.database.key()])
+            .args(["--n", &n.to_string()])
+            .arg("--workdir")
+            .arg(fresh.workdir.path())
+            .env(URL_ENV, &fresh.url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for variable in CLEARED_ENV {
+            command.env_remove(variable);
+        }
+        command
+    }
+
+    /// The fleet: `runs` times one process alone, then `size` processes together, each on a
+    /// fresh database with `fleet_n` changes pending; checks that each change was applied once.
+    fn fleet(&mut self, options: &Options) -> Result<Fleet, BenchError> {
+        if let Some(reason) = self.lock_missing()? {
+            eprintln!("fleet start skipped: {reason}");
+            return Ok(Fleet::Skipped(reason));
+        }
+        let (n, size, runs) = (options.fleet_n, options.fleet_size, options.runs);
+        let mut alone = Vec::with_capacity(runs);
+        let mut together = Vec::with_capacity(runs);
+        for run in 1..=runs {
+            for (processes, samples) in [(1, &mut alone), (size, &mut together)] {
+                let fresh = self.fresh(Database::Postgres, false)?;
+                self.checkpoint()?;
+                let what = format!("fleet start of {processes} on PostgreSQL, N = {n}");
+                let started = Instant::now();
+                let children = (0..processes)
+                    .map(|_| self.spawn(Tool::Flamingock, Mode::Fleet, &fresh, n, &what))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut peak = None;
+                for child in children {
+                    let result = finish(child, &what)?;
+                    peak = peak.max(result.peak_rss_kib);
+                }
+                let wall = started.elapsed();
+                self.check_applied_once(&fresh, n)?;
+                eprintln!(
+                    "[PostgreSQL N={n} fleet] {processes} process(es) run {run}/{runs}: {:.1} ms",
+                    wall.as_secs_f64() * 1e3
+                );
+                samples.push(Sample {
+                    elapsed: wall,
+                    peak_rss_kib: peak,
+                });
+                self.remove(fresh)?;
+            }
+        }
+        Ok(Fleet::Measured {
+            n,
+            size,
+            alone,
+            together,
+        })
+    }
+
+    /// Why a fleet cannot be measured: the audit store offers no distributed lock, so the
+    /// processes would all apply every change.
+    fn lock_missing(&mut self) -> Result<Option<String>, BenchError> {
+        let fresh = self.fresh(Database::Postgres, false)?;
+        let store = self.runtime.block_on(flamingock::sqlx_store::connect(
+            &fresh.url,
+            flamingock::sqlx_store::StoreOptions::default(),
+        ));
+        let reason = match store {
+            Ok(store) if store.lock().is_some() => None,
+            Ok(_) => Some(
+                "the SQL audit store of this build offers no distributed lock (`AuditStore::lock()` is `None`), so concurrent processes would each apply every change"
+                    .to_owned(),
+            ),
+            Err(error) => Some(format!("cannot open the audit store: {error}")),
+        };
+        self.remove(fresh)?;
+        Ok(reason)
+    }
+
+    /// Every change has exactly one `APPLIED` row: the fleet applied each once.
+    fn check_applied_once(&self, fresh: &FreshDb, n: usize) -> Result<(), BenchError> {
+        let counts: (i64, i64) = self.runtime.block_on(async {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
+                .await
+                .map_err(BenchError::sql("connecting to check the fleet's audit"))?;
+            sqlx::query_as(
+                "SELECT COUNT(*), COUNT(DISTINCT change_id) FROM flamingock_audit_log \
+                 WHERE state = 'APPLIED'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .map_err(BenchError::sql("counting the fleet's APPLIED rows"))
+        })?;
+        let expected = i64::try_from(n).unwrap_or(i64::MAX);
+        if counts == (expected, expected) {
+            Ok(())
+        } else {
+            Err(BenchError::Unexpected {
+                tool: Tool::Flamingock.key(),
+                detail: format!(
+                    "the fleet wrote {} APPLIED rows for {} distinct changes; {n} of each expected (every change exactly once)",
+                    counts.0, counts.1
+                ),
+            })
+        }
+    }
+
+    fn fresh(&mut self, database: Database, durable: bool) -> Result<FreshDb, BenchError> {
+        self.runtime
+            .block_on(FreshDb::create(database, durable, self.server.as_mut()))
+    }
+
+    /// A PostgreSQL `CHECKPOINT` (untimed) when the server is in use.
+    fn checkpoint(&mut self) -> Result<(), BenchError> {
+        match self.server.as_mut() {
+            Some(server) => self.runtime.block_on(server.checkpoint()),
+            None => Ok(()),
+        }
+    }
+
+    fn remove(&mut self, fresh: FreshDb) -> Result<(), BenchError> {
+        self.runtime.block_on(fresh.remove(self.server.as_mut()))
+    }
+}
+
+/// Waits for a child and reads its result line; a failure carries the tail of its stderr.
+fn finish(child: Child, what: &str) -> Result<ChildResult, BenchError> {
+    let output = child
+        .wait_with_output()
+        .map_err(|error| BenchError::Child {
+            what: what.to_owned(),
+            detail: format!("waiting for the child process: {error}"),
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match ChildResult::from_output(&stdout) {
+        Some(result) if output.status.success() => Ok(result),
+        _ => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(BenchError::Child {
+                what: what.to_owned(),
+                detail: format!(
+                    "the child exited with {}: {}",
+                    output.status,
+                    tail.join("\n")
+                ),
+            })
+        }
+    }
+}
+
+/// The main pass (commits not waiting for the disk; cold and warm) or the durable one (cold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Main,
+    Durable,
+}
+
+fn key(durable: bool, database: Database, mode: Mode, n: usize, tool: Tool) -> Key {
+    Key {
+        durable,
+        database,
+        mode,
+        n,
+        tool,
+    }
+}
+
+fn describe(database: Database, mode: Mode, n: usize, tool: Tool) -> String {
+    format!("{} {} on {database}, N = {n}", tool.key(), mode.key())
+}
+
+fn progress(key: Key, run: usize, runs: usize, elapsed: Duration) {
+    let durable = if key.durable { " durable" } else { "" };
+    eprintln!(
+        "[{} N={} {}{durable}] {} run {run}/{runs}: {:.1} ms",
+        key.database,
+        key.n,
+        key.mode.key(),
+        key.tool.key(),
+        elapsed.as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,221 @@
+//! CI smoke test: the whole benchmark, with a tiny N and one repetition, into a temporary report
+//! that must have every section, row and column. Nothing about speed is asserted.
+//!
+//! SQLite always; PostgreSQL (and with it the fleet start) when the server answers, else a loud
+//! `SKIPPED` line, or a failure under `FLAMINGOCK_REQUIRE_SERVERS=1`.
+
+use std::io::Write;
+use std::process::Command;
+
+use sqlx::Connection;
+
+const N: usize = 5;
+const MACRO_UNITS: usize = 20;
+const FLEET_SIZE: usize = 8;
+
+fn postgres_url() -> String {
+    std::env::var("FLAMINGOCK_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether the PostgreSQL server answers; a loud skip line (or a failure in CI) when it does not.
+fn postgres_reachable(url: &str) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(sqlx::PgConnection::connect(url)) {
+        Ok(connection) => {
+            drop(runtime.block_on(connection.close()));
+            true
+        }
+        Err(error) => {
+            let required = std::env::var("FLAMINGOCK_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "FLAMINGOCK_REQUIRE_SERVERS=1 but PostgreSQL is unreachable: {error}"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the PostgreSQL half of the benchmark smoke test: PostgreSQL unreachable: {error}"
+            );
+            false
+        }
+    }
+}
+
+/// The lines of the section under `## title`, up to the next section.
+fn section<'a>(report: &'a str, title: &str) -> Vec<&'a str> {
+    let heading = format!("## {title}");
+    report
+        .lines()
+        .skip_while(|line| line.trim() != heading)
+        .skip(1)
+        .take_while(|line| !line.starts_with("## "))
+        .collect()
+}
+
+fn has_row(lines: &[&str], prefix: &str, columns: usize) -> bool {
+    lines
+        .iter()
+        .any(|line| line.starts_with(prefix) && line.matches(" | ").count() == columns - 1)
+}
+
+#[test]
+fn the_whole_benchmark_runs_and_reports_every_row() {
+    let url = postgres_url();
+    let postgres = postgres_reachable(&url);
+    let databases: &[&str] = if postgres {
+        &["SQLite", "PostgreSQL"]
+    } else {
+        &["SQLite"]
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("BENCHMARKS.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_flamingock-bench"))
+        .args([
+            "--sizes",
+            &N.to_string(),
+            "--runs",
+            "1",
+            "--runs-large",
+            "1",
+        ])
+        .args(["--fleet-n", &N.to_string()])
+        .args(["--durable-sizes", &N.to_string()])
+        .args(["--fleet-size", &FLEET_SIZE.to_string()])
+        .args(["--postgres-url", &url])
+        .args([
+            "--databases",
+            if postgres {
+                "sqlite,postgres"
+            } else {
+                "sqlite"
+            },
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("the benchmark starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the benchmark failed:\n{stderr}");
+    let report = std::fs::read_to_string(&out).expect("the report was written");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(report.trim()), "the report is also printed");
+
+    assert!(report.starts_with("# Benchmarks\n"), "{report}");
+    for fact in [
+        "- Date: ",
+        "- Machine: ",
+        "- Build: ",
+        "- Databases: SQLite ",
+    ] {
+        assert!(report.contains(fact), "missing `{fact}` in:\n{report}");
+    }
+
+    let tools = [
+        "floor (plain sqlx)",
+        "sqlx `Migrator`",
+        "refinery",
+        "flamingock",
+    ];
+    let cold = section(&report, "Cold apply");
+    let warm = section(&report, "Warm start");
+    assert!(
+        cold.contains(
+            &"| database | N | tool | median | per change | × floor | × sqlx | peak RSS |"
+        )
+    );
+    assert!(warm.contains(&"| database | N | tool | median | × floor | × sqlx | peak RSS |"));
+    for database in databases {
+        for tool in tools {
+            let row = format!("| {database} | {N} | {tool} | ");
+            assert!(has_row(&cold, &row, 8), "no cold row `{row}` in:\n{report}");
+            assert!(has_row(&warm, &row, 7), "no warm row `{row}` in:\n{report}");
+        }
+    }
+    let durable = section(&report, "Cold apply with durable commits");
+    for database in databases {
+        for tool in tools {
+            let row = format!("| {database} | {N} | {tool} | ");
+            assert!(
+                has_row(&durable, &row, 8),
+                "no durable row `{row}` in:\n{report}"
+            );
+        }
+    }
+    let rows = |lines: &[&str]| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.starts_with("| ") && !l.starts_with("| database") && !l.starts_with("| ---")
+            })
+            .count()
+    };
+    assert_eq!(rows(&cold), databases.len() * tools.len(), "{report}");
+    assert_eq!(rows(&warm), databases.len() * tools.len(), "{report}");
+    assert_eq!(rows(&durable), databases.len() * tools.len(), "{report}");
+
+    let macro_path = section(
+        &report,
+        "`#[change_unit]` units against units built at run time",
+    );
+    for database in databases {
+        for mode in ["cold", "warm"] {
+            for units in ["built at run time", "`#[change_unit]`, `run!()`"] {
+                let row = format!("| {database} | {mode} | {units} | ");
+                assert!(
+                    has_row(&macro_path, &row, 6),
+                    "no row `{row}` in:\n{report}"
+                );
+            }
+        }
+    }
+    assert!(
+        report.contains(&format!("The same {MACRO_UNITS} changes")),
+        "{report}"
+    );
+
+    let targets = section(&report, "Targets");
+    for database in databases {
+        for target in [
+            format!("| cold apply, N = {N}: at most 1.1× the floor | {database} | "),
+            format!("| cold apply, N = {N}: no slower than sqlx's migrator | {database} | "),
+            format!("| warm start, N = {N}: no slower than sqlx's migrator | {database} | "),
+            format!(
+                "| cold apply, N = {N}, durable commits: at most 1.1× the floor | {database} | "
+            ),
+        ] {
+            assert!(
+                has_row(&targets, &target, 4),
+                "no target `{target}` in:\n{report}"
+            );
+        }
+    }
+
+    let fleet = section(&report, "Fleet start");
+    if postgres {
+        assert!(
+            has_row(&fleet, "| 1 | ", 4),
+            "no lone process in:\n{report}"
+        );
+        assert!(
+            has_row(&fleet, &format!("| {FLEET_SIZE} | "), 4),
+            "no fleet row in:\n{report}"
+        );
+        assert!(
+            has_row(
+                &targets,
+                &format!("| fleet start of {FLEET_SIZE}: within 1.5× one process | PostgreSQL | "),
+                4
+            ),
+            "no fleet target in:\n{report}"
+        );
+    } else {
+        assert!(fleet.is_empty(), "a fleet without PostgreSQL:\n{report}");
+    }
+    assert!(!section(&report, "How each tool is driven").is_empty());
+    assert!(!section(&report, "Analysis: where the time goes").is_empty());
+}
