@@ -409,11 +409,7 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
         return Err(format!("the child did not crash:\n{}", text(crashed)));
     }
     let before = place.entries().await;
-    let left = before
-        .iter()
-        .filter(|e| e.change_id == id)
-        .next_back()
-        .map(|e| e.state);
+    let left = before.iter().rfind(|e| e.change_id == id).map(|e| e.state);
     if left != case.left {
         return Err(format!("the crash left {left:?}, expected {:?}", case.left));
     }
