@@ -30,7 +30,7 @@ pub use admin::LockRelease;
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
-use lease::Lease;
+use lease::{Acquired, Lease};
 
 pub use crate::model::TxStrategy;
 
@@ -55,6 +55,8 @@ pub struct Engine {
     dependencies: Dependencies,
     options: RunOptions,
     lock_options: LockOptions,
+    /// Set once the store's and targets' tables are known to exist.
+    initialized: tokio::sync::OnceCell<()>,
     runner_id: String,
     hostname: String,
 }
@@ -89,6 +91,7 @@ impl Engine {
             dependencies: Dependencies::new(),
             options: RunOptions::default(),
             lock_options: LockOptions::default(),
+            initialized: tokio::sync::OnceCell::new(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         }
@@ -145,13 +148,15 @@ impl Engine {
                 target,
             });
         }
-        self.store.initialize().await?;
-        for target in self.targets.values().chain(&self.separate_store_target) {
-            if let Some(transactional) = target.transactional() {
-                transactional.initialize().await?;
+        // The state read comes first: when every unit is applied it is the only round trip a
+        // start-up makes. Tables are created (and checked) only when it fails or work is due.
+        let mut states = match self.store.unit_states().await {
+            Ok(states) => states,
+            Err(_) => {
+                self.initialize().await?;
+                self.store.unit_states().await?
             }
-        }
-        let mut states = self.store.unit_states().await?;
+        };
         for unit in &mut planned {
             unit.current = states.remove(unit.unit.id);
             unit.decision = decide(
@@ -161,7 +166,26 @@ impl Engine {
                 unit.current.as_ref().map(|s| s.state),
             );
         }
+        if planned.iter().any(|p| p.decision != Decision::Skip) {
+            self.initialize().await?;
+        }
         Ok(planned)
+    }
+
+    /// Creates and checks the audit, lock and marker tables, once per engine.
+    async fn initialize(&self) -> Result<(), Error> {
+        self.initialized
+            .get_or_try_init(|| async {
+                self.store.initialize().await?;
+                for target in self.targets.values().chain(&self.separate_store_target) {
+                    if let Some(transactional) = target.transactional() {
+                        transactional.initialize().await?;
+                    }
+                }
+                Ok::<(), Error>(())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Brings every selected unit up to date. Returns the report, or an error that carries it.
@@ -182,17 +206,24 @@ impl Engine {
             // right now: only a plan made under the lock can tell a crash's leftovers from work
             // in progress. Units all applied need no lock.
             if planned.iter().any(|p| p.decision != Decision::Skip) {
-                lease = Lease::acquire(
+                let replan = || async { self.plan(units.iter().copied()).await.map(Some) };
+                match Lease::acquire(
                     &self.store,
                     &self.lock_options,
                     &self.runner_id,
                     &self.hostname,
+                    replan,
                 )
-                .await?;
-                if lease.is_some() {
-                    // Another instance may have done the work while this one waited.
-                    planned = self.plan(units.iter().copied()).await?;
-                    self.check_dependencies(&planned)?;
+                .await?
+                {
+                    Acquired::Lease(held) => {
+                        lease = Some(held);
+                        // Another instance may have done the work while this one waited.
+                        planned = self.plan(units.iter().copied()).await?;
+                        self.check_dependencies(&planned)?;
+                    }
+                    Acquired::NotNeeded(fresh) => planned = fresh,
+                    Acquired::NoLock => {}
                 }
             }
             let pending = planned.iter().filter(|p| p.is_pending()).count();

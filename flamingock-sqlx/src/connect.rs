@@ -148,6 +148,7 @@ fn is_sqlite_busy(_error: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// The pool size: at least one connection.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn max_connections(options: &StoreOptions) -> u32 {
     options.max_connections.max(1)
 }

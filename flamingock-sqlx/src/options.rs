@@ -33,8 +33,9 @@ pub struct StoreOptions {
     pub connect_backoff: Duration,
     /// How long one try may take before it counts as failed (default 10 s).
     pub connect_timeout: Duration,
-    /// The size of the connection pool [`connect`](crate::connect) opens (default 5; an
-    /// in-memory SQLite database always uses one connection, since each would be its own database).
+    /// The size of the connection pool [`connect`](crate::connect) opens on PostgreSQL and
+    /// MySQL (default 5). SQLite always uses one connection: it has one writer at a time, and a
+    /// single connection keeps its schema cache warm across units.
     pub max_connections: u32,
 }
 

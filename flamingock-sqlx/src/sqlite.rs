@@ -12,7 +12,7 @@ use flamingock_core::StoreError;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::connect::{connect_error, max_connections, open_pool};
+use crate::connect::{connect_error, open_pool};
 use crate::options::StoreOptions;
 use crate::store::{
     Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
@@ -139,7 +139,12 @@ pub(crate) async fn connect(
             .idle_timeout(None)
             .max_lifetime(None)
     } else {
-        SqlitePoolOptions::new().max_connections(max_connections(options))
+        // SQLite has one writer at a time anyway, and every connection re-reads the schema after
+        // another one changed it: a pool handing consecutive units (each a DDL, typically) to
+        // different connections made a run quadratic in its units (BENCHMARKS.md). One
+        // connection keeps the schema cache warm. Inside a transactional unit, use its
+        // transaction, not the pool.
+        SqlitePoolOptions::new().max_connections(1)
     };
     let location = location(&connect_options);
     let pool = open_pool(url, connect_options, pool_options, options).await?;

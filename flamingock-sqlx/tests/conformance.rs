@@ -215,9 +215,11 @@ mod checks {
         let mut tx = store.begin_shared().await.expect("begin shared");
         db.execute_in(tx.as_mut(), &format!("INSERT INTO {side} (v) VALUES ('x')"))
             .await;
-        // Nothing is visible outside the transaction before it commits.
-        assert!(store.entries().await.expect("entries").is_empty());
-        assert_eq!(db.count(store.as_ref(), &side).await, 0);
+        // Nothing is visible outside the transaction before it commits (seen through a store of
+        // its own: a SQLite store has a single connection, which the transaction holds).
+        let outside = db.store().await;
+        assert!(outside.entries().await.expect("entries").is_empty());
+        assert_eq!(db.count(outside.as_ref(), &side).await, 0);
         tx.commit_with(
             &entry("shared", AuditState::Applied, TxStrategy::Shared),
             None,

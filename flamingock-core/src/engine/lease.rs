@@ -7,9 +7,26 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use std::future::Future;
+
+use super::PlannedUnit;
 use crate::error::Error;
 use crate::lock::{Acquisition, Fence, LockOptions};
+use crate::plan::Decision;
 use crate::store::{AuditStore, StoreError};
+
+/// The longest pause between two attempts to take a held lock.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// What waiting for the lock came to.
+pub(super) enum Acquired {
+    /// The lease is this runner's.
+    Lease(Lease),
+    /// The store has no lock: runs are not coordinated.
+    NoLock,
+    /// While waiting, the audit showed every unit applied: nothing needs the lock any more.
+    NotNeeded(Vec<PlannedUnit>),
+}
 
 /// This runner's lease, for the length of one run.
 pub(super) struct Lease {
@@ -25,14 +42,22 @@ pub(super) struct Lease {
 impl Lease {
     /// Takes the lock, retrying with back-off while someone else holds it, for at most
     /// `options.wait`; then keeps it alive at a third of the lease.
-    pub(super) async fn acquire(
+    ///
+    /// While it waits, `replan` reads the audit again: when another instance has meanwhile applied
+    /// everything, the wait ends without the lock ([`Acquired::NotNeeded`]).
+    pub(super) async fn acquire<Replan, Planned>(
         store: &Arc<dyn AuditStore>,
         options: &LockOptions,
         owner: &str,
         hostname: &str,
-    ) -> Result<Option<Lease>, Error> {
+        mut replan: Replan,
+    ) -> Result<Acquired, Error>
+    where
+        Replan: FnMut() -> Planned,
+        Planned: Future<Output = Result<Option<Vec<PlannedUnit>>, Error>>,
+    {
         let Some(lock) = store.lock() else {
-            return Ok(None);
+            return Ok(Acquired::NoLock);
         };
         let fence = Fence {
             key: options.key.clone(),
@@ -53,7 +78,15 @@ impl Lease {
                     }
                     tracing::debug!(%holder, "waiting for the lock");
                     tokio::time::sleep(pause.min(options.wait - waited)).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    // Short pauses: a waiter that sleeps long after the release wastes the fleet's
+                    // time, and each wake-up costs one state read.
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    if let Some(planned) = replan().await?
+                        && planned.iter().all(|p| p.decision == Decision::Skip)
+                    {
+                        tracing::info!("another instance applied everything while this one waited");
+                        return Ok(Acquired::NotNeeded(planned));
+                    }
                 }
             }
         }
@@ -65,7 +98,7 @@ impl Lease {
             options.lease,
             lost.clone(),
         ));
-        Ok(Some(Lease {
+        Ok(Acquired::Lease(Lease {
             store: store.clone(),
             fence,
             length: options.lease,
@@ -73,6 +106,23 @@ impl Lease {
             heartbeat,
             released: false,
         }))
+    }
+
+    /// Takes the lock whatever the audit says meanwhile (undo, fix): `None` when the store has no
+    /// lock.
+    pub(super) async fn acquire_always(
+        store: &Arc<dyn AuditStore>,
+        options: &LockOptions,
+        owner: &str,
+        hostname: &str,
+    ) -> Result<Option<Lease>, Error> {
+        let no_replan = || std::future::ready(Ok(None));
+        Ok(
+            match Self::acquire(store, options, owner, hostname, no_replan).await? {
+                Acquired::Lease(lease) => Some(lease),
+                Acquired::NoLock | Acquired::NotNeeded(_) => None,
+            },
+        )
     }
 
     /// Whether the lease is known to be lost (by the heartbeat, or by a refused fenced write).

@@ -88,7 +88,7 @@ impl Engine {
             return Err(FixError::Missing("who resolved it"));
         }
         self.store.initialize().await.map_err(Error::from)?;
-        let lease = Lease::acquire(
+        let lease = Lease::acquire_always(
             &self.store,
             &self.lock_options,
             &self.runner_id,

@@ -57,7 +57,7 @@ impl Engine {
         let mut range = self.undo_plan(units.iter().copied(), scope).await?;
         let mut lease = None;
         if !range.is_empty() {
-            lease = Lease::acquire(
+            lease = Lease::acquire_always(
                 &self.store,
                 &self.lock_options,
                 &self.runner_id,
