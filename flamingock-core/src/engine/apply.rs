@@ -147,16 +147,11 @@ impl Engine {
         };
         tracing::warn!(change_id = unit.unit.id, state = %state, "rolled back after failure");
         let row = self.entry(unit, context, state, execution_ms, Some(message.clone()));
-        match self.append(&row, lease).await {
-            Ok(()) => (outcome, Some(message)),
-            Err(error) => (
-                outcome,
-                Some(format!(
-                    "{message}\n(recording {state} failed too: {}; the audit still says FAILED)",
-                    describe_error(&error.into())
-                )),
-            ),
-        }
+        let message = self
+            .append_noting(&row, lease, message, "; the audit still says FAILED")
+            .await
+            .unwrap_or_else(|message| message);
+        (outcome, Some(message))
     }
 
     /// `TX_SEPARATE`: insert `STARTED`; in the target's transaction execute and insert a marker,
@@ -361,19 +356,21 @@ impl Engine {
             execution_ms,
             Some(message.clone()),
         );
-        match self.append(&row, lease).await {
-            Ok(()) => {
-                self.remove_marker(unit, target).await;
-                (UnitOutcome::RollbackFailed, Some(message))
-            }
-            Err(error) => (
-                UnitOutcome::RollbackFailed,
-                Some(format!(
-                    "{message}\n(recording ROLLBACK_FAILED failed too: {}; the open marker stays, so the next run records it)",
-                    describe_error(&error.into())
-                )),
-            ),
+        let recorded = self
+            .append_noting(
+                &row,
+                lease,
+                message,
+                "; the open marker stays, so the next run records it",
+            )
+            .await;
+        if recorded.is_ok() {
+            self.remove_marker(unit, target).await;
         }
+        (
+            UnitOutcome::RollbackFailed,
+            Some(recorded.unwrap_or_else(|message| message)),
+        )
     }
 
     /// Records `APPLIED` for a unit whose marker proves its last try committed.
@@ -436,15 +433,29 @@ impl Engine {
             execution_ms,
             Some(message.clone()),
         );
-        match self.append(&row, lease).await {
-            Ok(()) => (UnitOutcome::Failed, Some(message)),
-            Err(error) => (
-                UnitOutcome::Failed,
-                Some(format!(
-                    "{message}\n(recording FAILED failed too: {})",
-                    describe_error(&error.into())
-                )),
-            ),
+        let message = self
+            .append_noting(&row, lease, message, "")
+            .await
+            .unwrap_or_else(|message| message);
+        (UnitOutcome::Failed, Some(message))
+    }
+
+    /// Appends a failure's row (its `error` is `message`). `Ok(message)` once recorded;
+    /// `Err(message)` with a note that recording failed too, then `consequence`, when it was not.
+    pub(super) async fn append_noting(
+        &self,
+        row: &AuditEntry,
+        lease: Option<&Lease>,
+        message: String,
+        consequence: &str,
+    ) -> Result<String, String> {
+        match self.append(row, lease).await {
+            Ok(()) => Ok(message),
+            Err(error) => Err(format!(
+                "{message}\n(recording {} failed too: {}{consequence})",
+                row.state,
+                describe_error(&error.into())
+            )),
         }
     }
 

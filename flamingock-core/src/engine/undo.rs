@@ -370,16 +370,11 @@ impl Engine {
             execution_ms,
             Some(message.clone()),
         );
-        match self.append(&row, lease).await {
-            Ok(()) => (UndoOutcome::RollbackFailed, Some(message)),
-            Err(error) => (
-                UndoOutcome::RollbackFailed,
-                Some(format!(
-                    "{message}\n(recording ROLLBACK_FAILED failed too: {})",
-                    describe_error(&error.into())
-                )),
-            ),
-        }
+        let message = self
+            .append_noting(&row, lease, message, "")
+            .await
+            .unwrap_or_else(|message| message);
+        (UndoOutcome::RollbackFailed, Some(message))
     }
 }
 
