@@ -5,6 +5,7 @@ pub mod conformance;
 #[cfg(unix)]
 pub mod fleet;
 pub mod proxy;
+pub mod reply_loss;
 pub mod servers;
 pub mod services;
 

@@ -1,0 +1,545 @@
+//! A TCP proxy for tests that loses the server's reply to one chosen statement: it forwards the
+//! statement, lets the server execute it, drops the answer and cuts the client, so a write reaches
+//! the database while the client never learns its outcome (the reply-loss matrix of issue 12).
+//!
+//! It speaks enough of the PostgreSQL and MySQL/MariaDB wire protocols to see each statement the
+//! client executes (simple or prepared, with its bound values), and forces TLS off so it can read
+//! them. Every execution is recorded ([`ReplyLossProxy::executions`]); set
+//! `FLAMINGOCK_REPLY_LOSS_TRACE=1` to print every client message on stderr as well.
+//!
+//! ```no_run
+//! # async fn demo(database_url: &str) {
+//! use std::time::Duration;
+//! use flamingock_tests::reply_loss::{ReplyLossProxy, Trigger};
+//!
+//! let proxy = ReplyLossProxy::in_front_of(database_url).await;
+//! proxy
+//!     .arm(Trigger::statement_contains("COMMIT"))
+//!     .refuse_reconnects_for(Duration::from_secs(3));
+//! let url = proxy.url_for(database_url);
+//! // ... run something on `url` ...
+//! assert!(proxy.fired());
+//! # }
+//! ```
+
+mod mysql;
+mod postgres;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The wire protocol the proxy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// The backend of a `postgres://`/`postgresql://` or `mysql://`/`mariadb://` URL.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        let scheme = url.split_once("://")?.0;
+        match scheme {
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            "mysql" | "mariadb" => Some(Backend::MySql),
+            _ => None,
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Backend::Postgres => 5432,
+            Backend::MySql => 3306,
+        }
+    }
+}
+
+/// Which execution loses its reply: every condition must hold, and the `nth` matching execution
+/// (counted over all connections, from 1) is the one.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    fragments: Vec<String>,
+    param: Option<Vec<u8>>,
+    nth: usize,
+}
+
+impl Trigger {
+    /// An execution whose statement text contains `fragment` (ASCII case-insensitive).
+    pub fn statement_contains(fragment: &str) -> Trigger {
+        Trigger {
+            fragments: vec![fragment.to_ascii_lowercase()],
+            param: None,
+            nth: 1,
+        }
+    }
+
+    /// An execution with a bound parameter whose raw value is exactly `value` (a text or string
+    /// parameter, as the driver sends it).
+    pub fn param_equals(value: &str) -> Trigger {
+        Trigger {
+            fragments: Vec::new(),
+            param: Some(value.as_bytes().to_vec()),
+            nth: 1,
+        }
+    }
+
+    /// Also requires the statement text to contain `fragment` (ASCII case-insensitive).
+    pub fn and_contains(mut self, fragment: &str) -> Trigger {
+        self.fragments.push(fragment.to_ascii_lowercase());
+        self
+    }
+
+    /// Also requires a bound parameter equal to `value`.
+    pub fn and_param(mut self, value: &str) -> Trigger {
+        self.param = Some(value.as_bytes().to_vec());
+        self
+    }
+
+    /// The `n`th matching execution (from 1) fires, not the first.
+    pub fn nth(mut self, n: usize) -> Trigger {
+        assert!(n >= 1, "executions are counted from 1");
+        self.nth = n;
+        self
+    }
+
+    fn matches(&self, execution: &Execution) -> bool {
+        let statement = execution.statement.to_ascii_lowercase();
+        self.fragments
+            .iter()
+            .all(|f| statement.contains(f.as_str()))
+            && self.param.as_ref().is_none_or(|wanted| {
+                execution
+                    .params
+                    .iter()
+                    .any(|p| p.as_deref() == Some(wanted.as_slice()))
+            })
+    }
+}
+
+/// One statement a client had the server execute, as the proxy saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// The proxy's number for the client connection, from 1 in accept order.
+    pub connection: u64,
+    /// Whether it ran as a prepared statement (PostgreSQL Bind/Execute, MySQL COM_STMT_EXECUTE)
+    /// rather than as a simple query (PostgreSQL 'Q', MySQL COM_QUERY).
+    pub prepared: bool,
+    pub statement: String,
+    /// The bound values' raw bytes (`None` for SQL NULL), as sent: text or binary encoding.
+    pub params: Vec<Option<Vec<u8>>>,
+}
+
+impl fmt::Display for Execution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.prepared { "prepared" } else { "simple" };
+        write!(f, "#{} {kind} {:?}", self.connection, self.statement)?;
+        if !self.params.is_empty() {
+            let params: Vec<String> = self
+                .params
+                .iter()
+                .map(|p| match p {
+                    None => "NULL".to_owned(),
+                    Some(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+                })
+                .collect();
+            write!(f, " [{}]", params.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A running proxy; dropping it stops accepting (open connections end with their clients).
+pub struct ReplyLossProxy {
+    addr: SocketAddr,
+    backend: Backend,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Options of an armed trigger; each takes effect at once.
+pub struct Arming<'a> {
+    shared: &'a Shared,
+}
+
+impl Arming<'_> {
+    /// After the reply is lost, new connections are refused (accepted and closed at once) for
+    /// `duration`.
+    pub fn refuse_reconnects_for(self, duration: Duration) -> Self {
+        self.shared.lock().refusal_on_fire = Some(Refusal::For(duration));
+        self
+    }
+
+    /// After the reply is lost, new connections are refused until
+    /// [`ReplyLossProxy::accept_reconnects`].
+    pub fn refuse_reconnects_until_released(self) -> Self {
+        self.shared.lock().refusal_on_fire = Some(Refusal::UntilReleased);
+        self
+    }
+
+    /// When the reply is lost, every other open connection through the proxy is cut too (as when
+    /// the network fails), so a pool cannot answer the outcome from an idle connection.
+    pub fn cut_other_connections(self) -> Self {
+        self.shared.lock().cut_others_on_fire = true;
+        self
+    }
+}
+
+impl ReplyLossProxy {
+    /// Listens on a free port of 127.0.0.1 and relays to `upstream`, passing everything through
+    /// until [`ReplyLossProxy::arm`].
+    pub async fn start(backend: Backend, upstream: SocketAddr) -> ReplyLossProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the reply-loss proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let (cut_all, _) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cut_all,
+            trace: std::env::var("FLAMINGOCK_REPLY_LOSS_TRACE").is_ok_and(|v| v == "1"),
+        });
+        let task = tokio::spawn(accept_loop(listener, backend, upstream, shared.clone()));
+        ReplyLossProxy {
+            addr,
+            backend,
+            shared,
+            task,
+        }
+    }
+
+    /// A proxy in front of the server of `database_url` (backend from its scheme, upstream from its
+    /// host and port).
+    pub async fn in_front_of(database_url: &str) -> ReplyLossProxy {
+        let backend = Backend::of_url(database_url)
+            .unwrap_or_else(|| panic!("not a PostgreSQL or MySQL URL: {database_url}"));
+        let parts = UrlParts::split(database_url);
+        let host_port = match parts.host_port.rsplit_once(':') {
+            Some((_, port)) if port.parse::<u16>().is_ok() => parts.host_port.to_owned(),
+            _ => format!("{}:{}", parts.host_port, backend.default_port()),
+        };
+        let upstream = tokio::net::lookup_host(host_port.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("resolve {host_port}: {e}"))
+            .next()
+            .unwrap_or_else(|| panic!("{host_port} resolves to no address"));
+        ReplyLossProxy::start(backend, upstream).await
+    }
+
+    /// The address to connect to instead of the server.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `database_url` pointing at the proxy (user, database and other options kept), with TLS
+    /// disabled so the proxy can read the statements.
+    pub fn url_for(&self, database_url: &str) -> String {
+        let parts = UrlParts::split(database_url);
+        let tls_off = match self.backend {
+            Backend::Postgres => "sslmode=disable",
+            Backend::MySql => "ssl-mode=disabled",
+        };
+        let mut query: Vec<&str> = parts
+            .query
+            .split('&')
+            .filter(|kv| {
+                let key = kv.split('=').next().unwrap_or_default();
+                !kv.is_empty() && !matches!(key, "sslmode" | "ssl-mode" | "ssl_mode")
+            })
+            .collect();
+        query.push(tls_off);
+        format!(
+            "{}{}{}?{}",
+            parts.scheme_and_user,
+            self.addr,
+            parts.path,
+            query.join("&")
+        )
+    }
+
+    /// Arms `trigger` (replacing any armed one); the reply to the execution it picks is lost.
+    pub fn arm(&self, trigger: Trigger) -> Arming<'_> {
+        let mut state = self.shared.lock();
+        state.matched = 0;
+        state.trigger = Some(trigger);
+        state.refusal_on_fire = None;
+        state.cut_others_on_fire = false;
+        drop(state);
+        Arming {
+            shared: &self.shared,
+        }
+    }
+
+    /// Disarms the trigger if it has not fired yet.
+    pub fn disarm(&self) {
+        self.shared.lock().trigger = None;
+    }
+
+    /// Whether a reply was lost: the statement executed, its answer dropped, its client cut.
+    pub fn fired(&self) -> bool {
+        self.shared.lock().fired.is_some()
+    }
+
+    /// The execution whose reply was lost, once [`ReplyLossProxy::fired`].
+    pub fn fired_on(&self) -> Option<Execution> {
+        self.shared.lock().fired.clone()
+    }
+
+    /// Accepts new connections again (ends any refusal now).
+    pub fn accept_reconnects(&self) {
+        self.shared.lock().refusing = None;
+    }
+
+    /// Whether new connections are being refused right now.
+    pub fn refusing_reconnects(&self) -> bool {
+        self.shared.lock().is_refusing(Instant::now())
+    }
+
+    /// Every execution seen so far, in order (all connections).
+    pub fn executions(&self) -> Vec<Execution> {
+        self.shared.lock().executions.clone()
+    }
+}
+
+impl Drop for ReplyLossProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    For(Duration),
+    UntilReleased,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusing {
+    Until(Instant),
+    UntilReleased,
+}
+
+#[derive(Default)]
+struct State {
+    trigger: Option<Trigger>,
+    matched: usize,
+    refusal_on_fire: Option<Refusal>,
+    cut_others_on_fire: bool,
+    /// The execution whose reply is being lost (set when chosen, before it reaches the server).
+    chosen: Option<Execution>,
+    fired: Option<Execution>,
+    refusing: Option<Refusing>,
+    executions: Vec<Execution>,
+    connections: u64,
+}
+
+impl State {
+    fn is_refusing(&self, now: Instant) -> bool {
+        match self.refusing {
+            None => false,
+            Some(Refusing::UntilReleased) => true,
+            Some(Refusing::Until(deadline)) => now < deadline,
+        }
+    }
+}
+
+/// What the accept loop and every connection share.
+struct Shared {
+    state: Mutex<State>,
+    /// Bumped to cut every open connection.
+    cut_all: watch::Sender<u64>,
+    trace: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking relay task must not hide the state from the test.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an execution about to be forwarded; true when its reply is the one to lose.
+    fn observe(&self, execution: Execution) -> bool {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let chosen = match &state.trigger {
+            Some(trigger) if trigger.matches(&execution) => {
+                state.matched += 1;
+                state.matched == trigger.nth
+            }
+            _ => false,
+        };
+        if chosen {
+            state.trigger = None;
+            state.chosen = Some(execution.clone());
+        }
+        if self.trace {
+            eprintln!(
+                "reply-loss proxy: {execution}{}",
+                if chosen { "  <- reply lost" } else { "" }
+            );
+        }
+        state.executions.push(execution);
+        chosen
+    }
+
+    /// The chosen execution ran and its reply was dropped: refusal starts, others are cut.
+    fn reply_lost(&self) {
+        let mut state = self.lock();
+        state.fired = state.chosen.take();
+        state.refusing = match state.refusal_on_fire {
+            Some(Refusal::For(duration)) => Some(Refusing::Until(Instant::now() + duration)),
+            Some(Refusal::UntilReleased) => Some(Refusing::UntilReleased),
+            None => state.refusing,
+        };
+        if state.cut_others_on_fire {
+            self.cut_all.send_modify(|generation| *generation += 1);
+        }
+    }
+
+    fn trace(&self, connection: u64, message: fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("reply-loss proxy: #{connection} {message}");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    backend: Backend,
+    upstream: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            return;
+        };
+        let connection = {
+            let mut state = shared.lock();
+            if state.is_refusing(Instant::now()) {
+                drop(client);
+                continue;
+            }
+            state.connections += 1;
+            state.connections
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Ok(server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            let mut cut = shared.cut_all.subscribe();
+            let relay = Relay {
+                connection,
+                shared: &shared,
+            };
+            tokio::select! {
+                _ = async {
+                    match backend {
+                        Backend::Postgres => postgres::relay(relay, client, server).await,
+                        Backend::MySql => mysql::relay(relay, client, server).await,
+                    }
+                } => {}
+                _ = cut.changed() => {}
+            }
+        });
+    }
+}
+
+/// One client connection's view of the proxy, handed to the protocol relays.
+#[derive(Clone, Copy)]
+struct Relay<'a> {
+    connection: u64,
+    shared: &'a Shared,
+}
+
+impl Relay<'_> {
+    fn observe(&self, prepared: bool, statement: &str, params: Vec<Option<Vec<u8>>>) -> bool {
+        self.shared.observe(Execution {
+            connection: self.connection,
+            prepared,
+            statement: statement.to_owned(),
+            params,
+        })
+    }
+
+    fn reply_lost(&self) {
+        self.shared.reply_lost();
+    }
+
+    fn trace(&self, message: fmt::Arguments<'_>) {
+        self.shared.trace(self.connection, message);
+    }
+}
+
+/// `scheme://user@` | `host:port` | `/path` | `query` of a database URL.
+struct UrlParts<'a> {
+    scheme_and_user: &'a str,
+    host_port: &'a str,
+    path: &'a str,
+    query: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    fn split(url: &'a str) -> UrlParts<'a> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let authority_start = base.find("://").map_or(0, |i| i + 3);
+        let path_start = base[authority_start..]
+            .find('/')
+            .map_or(base.len(), |i| authority_start + i);
+        let host_start = base[authority_start..path_start]
+            .rfind('@')
+            .map_or(authority_start, |i| authority_start + i + 1);
+        UrlParts {
+            scheme_and_user: &base[..host_start],
+            host_port: &base[host_start..path_start],
+            path: &base[path_start..],
+            query,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_split_around_the_host() {
+        let parts = UrlParts::split("postgres://u:p@db.example:6543/test?sslmode=require&x=1");
+        assert_eq!(parts.scheme_and_user, "postgres://u:p@");
+        assert_eq!(parts.host_port, "db.example:6543");
+        assert_eq!(parts.path, "/test");
+        assert_eq!(parts.query, "sslmode=require&x=1");
+        let parts = UrlParts::split("mysql://root@127.0.0.1:3306");
+        assert_eq!(parts.host_port, "127.0.0.1:3306");
+        assert_eq!(parts.path, "");
+    }
+
+    #[test]
+    fn a_trigger_needs_every_fragment_and_the_param() {
+        let execution = Execution {
+            connection: 1,
+            prepared: true,
+            statement: "INSERT INTO audit (state) VALUES ($1)".to_owned(),
+            params: vec![Some(b"APPLIED".to_vec()), None],
+        };
+        assert!(Trigger::statement_contains("insert into").matches(&execution));
+        assert!(Trigger::param_equals("APPLIED").matches(&execution));
+        assert!(
+            Trigger::statement_contains("INSERT")
+                .and_contains("audit")
+                .and_param("APPLIED")
+                .matches(&execution)
+        );
+        assert!(
+            !Trigger::statement_contains("INSERT")
+                .and_param("FAILED")
+                .matches(&execution)
+        );
+        assert!(!Trigger::statement_contains("COMMIT").matches(&execution));
+    }
+}
