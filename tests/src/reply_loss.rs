@@ -25,6 +25,7 @@
 mod mysql;
 mod postgres;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,6 +68,7 @@ pub struct Trigger {
     fragments: Vec<String>,
     param: Option<Vec<u8>>,
     nth: usize,
+    after: Option<Box<Trigger>>,
 }
 
 impl Trigger {
@@ -76,6 +78,7 @@ impl Trigger {
             fragments: vec![fragment.to_ascii_lowercase()],
             param: None,
             nth: 1,
+            after: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl Trigger {
             fragments: Vec::new(),
             param: Some(value.as_bytes().to_vec()),
             nth: 1,
+            after: None,
         }
     }
 
@@ -105,6 +109,14 @@ impl Trigger {
     pub fn nth(mut self, n: usize) -> Trigger {
         assert!(n >= 1, "executions are counted from 1");
         self.nth = n;
+        self
+    }
+
+    /// Only counts executions on a connection that has already executed one matching `earlier`
+    /// since arming (its `nth` is ignored): "the COMMIT after the APPLIED insert", when other
+    /// transactions commit too.
+    pub fn after(mut self, earlier: Trigger) -> Trigger {
+        self.after = Some(Box::new(earlier));
         self
     }
 
@@ -266,6 +278,7 @@ impl ReplyLossProxy {
     pub fn arm(&self, trigger: Trigger) -> Arming<'_> {
         let mut state = self.shared.lock();
         state.matched = 0;
+        state.primed.clear();
         state.trigger = Some(trigger);
         state.refusal_on_fire = None;
         state.cut_others_on_fire = false;
@@ -328,6 +341,8 @@ enum Refusing {
 struct State {
     trigger: Option<Trigger>,
     matched: usize,
+    /// Connections that executed the trigger's `after` condition since arming.
+    primed: HashSet<u64>,
     refusal_on_fire: Option<Refusal>,
     cut_others_on_fire: bool,
     /// The execution whose reply is being lost (set when chosen, before it reaches the server).
@@ -366,13 +381,19 @@ impl Shared {
     fn observe(&self, execution: Execution) -> bool {
         let mut state = self.lock();
         let state = &mut *state;
+        let primed = state.primed.contains(&execution.connection);
         let chosen = match &state.trigger {
-            Some(trigger) if trigger.matches(&execution) => {
+            Some(trigger) if trigger.matches(&execution) && (primed || trigger.after.is_none()) => {
                 state.matched += 1;
                 state.matched == trigger.nth
             }
             _ => false,
         };
+        if let Some(earlier) = state.trigger.as_ref().and_then(|t| t.after.as_deref())
+            && earlier.matches(&execution)
+        {
+            state.primed.insert(execution.connection);
+        }
         if chosen {
             state.trigger = None;
             state.chosen = Some(execution.clone());
@@ -541,5 +562,32 @@ mod tests {
                 .matches(&execution)
         );
         assert!(!Trigger::statement_contains("COMMIT").matches(&execution));
+    }
+
+    #[test]
+    fn an_after_trigger_fires_only_on_a_primed_connection() {
+        let shared = Shared {
+            state: Mutex::new(State::default()),
+            cut_all: watch::channel(0).0,
+            trace: false,
+        };
+        let run = |connection: u64, statement: &str, param: &str| Execution {
+            connection,
+            prepared: false,
+            statement: statement.to_owned(),
+            params: vec![Some(param.as_bytes().to_vec())],
+        };
+        {
+            let mut state = shared.lock();
+            state.trigger =
+                Some(Trigger::statement_contains("COMMIT").after(Trigger::param_equals("APPLIED")));
+        }
+        assert!(!shared.observe(run(1, "COMMIT", "")));
+        assert!(!shared.observe(run(2, "INSERT", "APPLIED")));
+        assert!(
+            !shared.observe(run(1, "COMMIT", "")),
+            "connection 1 is not primed"
+        );
+        assert!(shared.observe(run(2, "COMMIT", "")));
     }
 }

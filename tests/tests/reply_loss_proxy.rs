@@ -125,6 +125,27 @@ macro_rules! reply_loss_tests {
             }
 
             #[tokio::test]
+            async fn the_commit_after_a_chosen_insert_loses_its_reply() {
+                let Some((db, proxy)) = setup("rl_after").await else {
+                    return;
+                };
+                proxy.arm(Trigger::statement_contains("COMMIT").after(
+                    Trigger::statement_contains("INSERT INTO effects").and_param("APPLIED"),
+                ));
+                let mut conn = Conn::connect(&proxy.url_for(&db.url)).await.unwrap();
+                let mut tx = conn.begin().await.unwrap();
+                insert(&mut tx, 1, "STARTED").await.unwrap();
+                tx.commit().await.unwrap();
+                let mut tx = conn.begin().await.unwrap();
+                insert(&mut tx, 2, "APPLIED").await.unwrap();
+                assert!(!proxy.fired(), "the insert itself passes");
+                assert!(tx.commit().await.is_err());
+                assert!(proxy.fired());
+                assert_eq!(rows(&db).await.len(), 2, "both transactions committed");
+                db.drop_database().await;
+            }
+
+            #[tokio::test]
             async fn a_lost_reply_to_an_insert_with_binds_leaves_the_row_written() {
                 let Some((db, proxy)) = setup("rl_insert").await else {
                     return;
