@@ -24,6 +24,8 @@
 
 mod mysql;
 mod postgres;
+mod trigger;
+mod url;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -33,6 +35,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+pub use trigger::{Execution, Trigger};
+use url::UrlParts;
 
 /// The wire protocol the proxy speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,111 +63,6 @@ impl Backend {
             Backend::Postgres => 5432,
             Backend::MySql => 3306,
         }
-    }
-}
-
-/// Which execution loses its reply: every condition must hold, and the `nth` matching execution
-/// (counted over all connections, from 1) is the one.
-#[derive(Debug, Clone)]
-pub struct Trigger {
-    fragments: Vec<String>,
-    param: Option<Vec<u8>>,
-    nth: usize,
-    after: Option<Box<Trigger>>,
-}
-
-impl Trigger {
-    /// An execution whose statement text contains `fragment` (ASCII case-insensitive).
-    pub fn statement_contains(fragment: &str) -> Trigger {
-        Trigger {
-            fragments: vec![fragment.to_ascii_lowercase()],
-            param: None,
-            nth: 1,
-            after: None,
-        }
-    }
-
-    /// An execution with a bound parameter whose raw value is exactly `value` (a text or string
-    /// parameter, as the driver sends it).
-    pub fn param_equals(value: &str) -> Trigger {
-        Trigger {
-            fragments: Vec::new(),
-            param: Some(value.as_bytes().to_vec()),
-            nth: 1,
-            after: None,
-        }
-    }
-
-    /// Also requires the statement text to contain `fragment` (ASCII case-insensitive).
-    pub fn and_contains(mut self, fragment: &str) -> Trigger {
-        self.fragments.push(fragment.to_ascii_lowercase());
-        self
-    }
-
-    /// Also requires a bound parameter equal to `value`.
-    pub fn and_param(mut self, value: &str) -> Trigger {
-        self.param = Some(value.as_bytes().to_vec());
-        self
-    }
-
-    /// The `n`th matching execution (from 1) fires, not the first.
-    pub fn nth(mut self, n: usize) -> Trigger {
-        assert!(n >= 1, "executions are counted from 1");
-        self.nth = n;
-        self
-    }
-
-    /// Only counts executions on a connection that has already executed one matching `earlier`
-    /// since arming (its `nth` is ignored): "the COMMIT after the APPLIED insert", when other
-    /// transactions commit too.
-    pub fn after(mut self, earlier: Trigger) -> Trigger {
-        self.after = Some(Box::new(earlier));
-        self
-    }
-
-    fn matches(&self, execution: &Execution) -> bool {
-        let statement = execution.statement.to_ascii_lowercase();
-        self.fragments
-            .iter()
-            .all(|f| statement.contains(f.as_str()))
-            && self.param.as_ref().is_none_or(|wanted| {
-                execution
-                    .params
-                    .iter()
-                    .any(|p| p.as_deref() == Some(wanted.as_slice()))
-            })
-    }
-}
-
-/// One statement a client had the server execute, as the proxy saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Execution {
-    /// The proxy's number for the client connection, from 1 in accept order.
-    pub connection: u64,
-    /// Whether it ran as a prepared statement (PostgreSQL Bind/Execute, MySQL COM_STMT_EXECUTE)
-    /// rather than as a simple query (PostgreSQL 'Q', MySQL COM_QUERY).
-    pub prepared: bool,
-    pub statement: String,
-    /// The bound values' raw bytes (`None` for SQL NULL), as sent: text or binary encoding.
-    pub params: Vec<Option<Vec<u8>>>,
-}
-
-impl fmt::Display for Execution {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.prepared { "prepared" } else { "simple" };
-        write!(f, "#{} {kind} {:?}", self.connection, self.statement)?;
-        if !self.params.is_empty() {
-            let params: Vec<String> = self
-                .params
-                .iter()
-                .map(|p| match p {
-                    None => "NULL".to_owned(),
-                    Some(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
-                })
-                .collect();
-            write!(f, " [{}]", params.join(", "))?;
-        }
-        Ok(())
     }
 }
 
@@ -497,72 +397,9 @@ impl Relay<'_> {
     }
 }
 
-/// `scheme://user@` | `host:port` | `/path` | `query` of a database URL.
-struct UrlParts<'a> {
-    scheme_and_user: &'a str,
-    host_port: &'a str,
-    path: &'a str,
-    query: &'a str,
-}
-
-impl<'a> UrlParts<'a> {
-    fn split(url: &'a str) -> UrlParts<'a> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let path_start = base[authority_start..]
-            .find('/')
-            .map_or(base.len(), |i| authority_start + i);
-        let host_start = base[authority_start..path_start]
-            .rfind('@')
-            .map_or(authority_start, |i| authority_start + i + 1);
-        UrlParts {
-            scheme_and_user: &base[..host_start],
-            host_port: &base[host_start..path_start],
-            path: &base[path_start..],
-            query,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_split_around_the_host() {
-        let parts = UrlParts::split("postgres://u:p@db.example:6543/test?sslmode=require&x=1");
-        assert_eq!(parts.scheme_and_user, "postgres://u:p@");
-        assert_eq!(parts.host_port, "db.example:6543");
-        assert_eq!(parts.path, "/test");
-        assert_eq!(parts.query, "sslmode=require&x=1");
-        let parts = UrlParts::split("mysql://root@127.0.0.1:3306");
-        assert_eq!(parts.host_port, "127.0.0.1:3306");
-        assert_eq!(parts.path, "");
-    }
-
-    #[test]
-    fn a_trigger_needs_every_fragment_and_the_param() {
-        let execution = Execution {
-            connection: 1,
-            prepared: true,
-            statement: "INSERT INTO audit (state) VALUES ($1)".to_owned(),
-            params: vec![Some(b"APPLIED".to_vec()), None],
-        };
-        assert!(Trigger::statement_contains("insert into").matches(&execution));
-        assert!(Trigger::param_equals("APPLIED").matches(&execution));
-        assert!(
-            Trigger::statement_contains("INSERT")
-                .and_contains("audit")
-                .and_param("APPLIED")
-                .matches(&execution)
-        );
-        assert!(
-            !Trigger::statement_contains("INSERT")
-                .and_param("FAILED")
-                .matches(&execution)
-        );
-        assert!(!Trigger::statement_contains("COMMIT").matches(&execution));
-    }
 
     #[test]
     fn an_after_trigger_fires_only_on_a_primed_connection() {
