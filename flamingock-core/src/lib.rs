@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod store;
 pub mod target;
+pub mod testing;
 
 pub use engine::{Engine, RunOptions};
 pub use error::Error;
