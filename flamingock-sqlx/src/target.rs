@@ -22,15 +22,14 @@ use flamingock_core::target::{
 };
 use sqlx::pool::PoolOptions;
 use sqlx::{
-    AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row,
-    Transaction, Type,
+    ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
 use crate::connect::open_pool;
 use crate::identifier::TableName;
 use crate::marker::{MARKER_COLUMNS, TargetDialect};
 use crate::options::StoreOptions;
-use crate::store::Dialect;
+use crate::store::{Dialect, begin, sql};
 
 /// The marker table's name unless configured otherwise.
 pub const DEFAULT_MARKER_TABLE: &str = "flamingock_marker";
@@ -53,11 +52,6 @@ impl MarkerStatements {
             delete: DB::delete_marker(table).into(),
         })
     }
-}
-
-/// Makes validated SQL text executable (the only way dynamic SQL reaches sqlx here).
-fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    AssertSqlSafe(Arc::clone(text))
 }
 
 /// A SQL database that change units name with `target_system = "..."`.
@@ -207,14 +201,6 @@ pub(crate) fn separate_store_target<DB: Dialect>(pool: &Pool<DB>) -> Option<Arc<
     }
     let _ = (pool, DEFAULT_TARGET);
     None
-}
-
-/// Opens a transaction with the dialect's `BEGIN` (SQLite's takes the write lock at once).
-async fn begin<DB: Dialect>(pool: &Pool<DB>) -> Result<Transaction<'static, DB>, sqlx::Error> {
-    match DB::BEGIN {
-        Some(statement) => pool.begin_with(statement).await,
-        None => pool.begin().await,
-    }
 }
 
 #[async_trait]
