@@ -17,6 +17,7 @@ use serde::Serialize;
 /// The boxed error a change-unit method may fail with (any `std::error::Error`, or anyhow's).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+#[doc(hidden)]
 /// The future a generated method wrapper returns.
 pub type UnitFuture<'s> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 's>>;
 
@@ -93,6 +94,7 @@ impl fmt::Debug for Dependencies {
     }
 }
 
+#[doc(hidden)]
 /// Everything a method's parameters can be resolved from, for one call.
 pub struct Scope<'s> {
     context: &'s ChangeContext,
@@ -135,6 +137,7 @@ pub enum Requirement {
     },
 }
 
+#[doc(hidden)]
 /// One parameter of a generated method, as the macro describes it.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {
@@ -161,6 +164,7 @@ pub struct ParamError {
     label = "not injectable",
     note = "parameters are `&ChangeContext`, `&T` for a dependency registered on the builder or the target system, or `&mut T` for the target system's transaction (such as `&mut sqlx::Transaction<'_, sqlx::Sqlite>`)"
 )]
+#[doc(hidden)]
 pub trait Param<'s>: Sized {
     /// What this parameter needs, checked before any unit runs.
     fn requirement() -> Requirement;
@@ -223,6 +227,7 @@ impl<'s, T: Any + Send> Param<'s> for &'s mut T {
     label = "return `()` or `Result<(), E>`",
     note = "E is any `std::error::Error + Send + Sync + 'static`, or `anyhow::Error`"
 )]
+#[doc(hidden)]
 pub trait IntoUnitResult {
     /// Converts the method's output.
     fn into_unit_result(self) -> Result<(), BoxError>;

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
 pub mod failpoint;
 pub mod history;
 pub mod inject;
@@ -13,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod store;
 pub mod target;
+pub mod testing;
 
 pub use engine::{Engine, RunOptions};
 pub use error::Error;
@@ -20,3 +22,11 @@ pub use inject::{ChangeContext, Dependencies};
 pub use model::{AuditEntry, AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 pub use report::{RunReport, UnitOutcome, UnitReport};
 pub use store::{AuditStore, StoreError};
+
+/// What `flamingock-macros` and the facade's plumbing name. Not a public API: it changes without
+/// notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::inject::{IntoUnitResult, Param, ParamSpec, Scope, UnitFuture};
+    pub use crate::model::UnitMethod;
+}

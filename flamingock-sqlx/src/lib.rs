@@ -20,6 +20,7 @@ mod lock;
 mod marker;
 mod options;
 mod row;
+mod sql;
 mod store;
 mod target;
 mod url;

@@ -36,6 +36,14 @@ pub(crate) use write_hold::{WriteHold, begin_shared, renew_held, rollback_keepin
 /// The lock table's name next to the default audit table.
 pub const DEFAULT_LOCK_TABLE: &str = "flamingock_lock";
 
+/// The lock table, as [`ensure_table`](crate::sql::ensure_table) creates or checks it.
+const LOCK_TABLE: crate::sql::TableKind = crate::sql::TableKind {
+    kind: "lock",
+    reading: "reading the lock table's columns",
+    creating: "creating the lock table",
+    serializing: "taking the lock that serializes lock table creation",
+};
+
 /// The columns every lock table has; a table lacking one is not ours.
 const LOCK_COLUMNS: [&str; 5] = ["lock_key", "owner", "hostname", "acquired_at", "expires_at"];
 
@@ -239,36 +247,12 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    let columns = sqlx::query(DB::TABLE_COLUMNS)
-        .bind(lock.name().to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_error("reading the lock table's columns"))?
-        .iter()
-        .map(|row| row.try_get::<String, _>("name"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(query_error("reading the lock table's columns"))?;
-    if columns.is_empty() {
-        sqlx::raw_sql(sql(&lock.sql.create))
-            .execute(&mut *conn)
-            .await
-            .map_err(query_error("creating the lock table"))?;
+    let create = [Arc::clone(&lock.sql.create)];
+    if crate::sql::ensure_table::<DB>(conn, &lock.table, &LOCK_TABLE, LOCK_COLUMNS, &create).await?
+    {
         tracing::info!(table = %lock.table, "created the lock table");
-        return Ok(());
     }
-    let missing: Vec<&str> = LOCK_COLUMNS
-        .into_iter()
-        .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::ForeignTable {
-            table: lock.table.to_string(),
-            kind: "lock",
-            detail: format!("missing column(s) {}", missing.join(", ")),
-        })
-    }
+    Ok(())
 }
 
 impl<DB: Dialect> SqlAuditStore<DB> {

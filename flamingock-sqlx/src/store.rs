@@ -21,6 +21,7 @@ use crate::identifier::TableName;
 use crate::lock::{self, LockDialect, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
+use crate::sql::{TableKind, ensure_table, serialize_creation};
 
 /// The columns every audit table has (DESIGN §4); a table lacking one is not ours.
 pub(crate) const AUDIT_COLUMNS: [&str; 20] = [
@@ -45,6 +46,14 @@ pub(crate) const AUDIT_COLUMNS: [&str; 20] = [
     "error",
     "metadata",
 ];
+
+/// The audit table, as [`ensure_table`] creates or checks it.
+const AUDIT_TABLE: TableKind = TableKind {
+    kind: "audit",
+    reading: "reading the audit table's columns",
+    creating: "creating the audit table",
+    serializing: "taking the lock that serializes audit table creation",
+};
 
 /// The columns an insert binds, in bind order (see [`row::bind_entry`]); each dialect's insert
 /// lists them in this order, then `created_at` from the database clock.
@@ -251,44 +260,11 @@ where
         let mut tx = begin(&self.pool).await.map_err(query_error(
             "opening the transaction that creates the audit table",
         ))?;
-        if let Some(lock) = DB::SCHEMA_LOCK {
-            sqlx::query(lock)
-                .bind(self.table.lock_key("schema"))
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(
-                    "taking the lock that serializes audit table creation",
-                ))?;
-        }
-        let columns = sqlx::query(DB::TABLE_COLUMNS)
-            .bind(self.table.as_str().to_owned())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(query_error("reading the audit table's columns"))?
-            .iter()
-            .map(|row| sqlx::Row::try_get::<String, _>(row, "name"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(query_error("reading the audit table's columns"))?;
-        if columns.is_empty() {
-            for statement in &self.sql.schema {
-                sqlx::raw_sql(sql(statement))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("creating the audit table"))?;
-            }
+        serialize_creation::<DB>(&mut tx, &self.table, &AUDIT_TABLE).await?;
+        let schema: Vec<Arc<str>> = self.sql.schema.clone();
+        let columns = AUDIT_COLUMNS;
+        if ensure_table::<DB>(&mut tx, &self.table, &AUDIT_TABLE, columns, &schema).await? {
             tracing::info!(table = %self.table, store = %self.describe(), "created the audit table");
-        } else {
-            let missing: Vec<&str> = AUDIT_COLUMNS
-                .into_iter()
-                .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
-                .collect();
-            if !missing.is_empty() {
-                return Err(StoreError::ForeignTable {
-                    table: self.table.to_string(),
-                    kind: "audit",
-                    detail: format!("missing column(s) {}", missing.join(", ")),
-                });
-            }
         }
         lock::ensure_table::<DB>(&mut tx, &self.lock).await?;
         tx.commit()

@@ -22,18 +22,26 @@ use flamingock_core::target::{
 };
 use sqlx::pool::PoolOptions;
 use sqlx::{
-    AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row,
-    Transaction, Type,
+    ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
 use crate::connect::open_pool;
 use crate::identifier::TableName;
 use crate::marker::{MARKER_COLUMNS, TargetDialect};
 use crate::options::StoreOptions;
-use crate::store::Dialect;
+use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
+use crate::store::{Dialect, begin, sql};
 
 /// The marker table's name unless configured otherwise.
 pub const DEFAULT_MARKER_TABLE: &str = "flamingock_marker";
+
+/// The marker table, as [`ensure_table`] creates or checks it.
+const MARKER_TABLE: TableKind = TableKind {
+    kind: "marker",
+    reading: "reading the marker table's columns",
+    creating: "creating the marker table",
+    serializing: "taking the lock that serializes marker table creation",
+};
 
 /// The marker table's SQL, built once from its validated name.
 struct MarkerStatements {
@@ -53,11 +61,6 @@ impl MarkerStatements {
             delete: DB::delete_marker(table).into(),
         })
     }
-}
-
-/// Makes validated SQL text executable (the only way dynamic SQL reaches sqlx here).
-fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    AssertSqlSafe(Arc::clone(text))
 }
 
 /// A SQL database that change units name with `target_system = "..."`.
@@ -209,14 +212,6 @@ pub(crate) fn separate_store_target<DB: Dialect>(pool: &Pool<DB>) -> Option<Arc<
     None
 }
 
-/// Opens a transaction with the dialect's `BEGIN` (SQLite's takes the write lock at once).
-async fn begin<DB: Dialect>(pool: &Pool<DB>) -> Result<Transaction<'static, DB>, sqlx::Error> {
-    match DB::BEGIN {
-        Some(statement) => pool.begin_with(statement).await,
-        None => pool.begin().await,
-    }
-}
-
 #[async_trait]
 impl<DB> TransactionalTarget for SqlTarget<DB>
 where
@@ -245,42 +240,29 @@ where
         let mut tx = begin(&self.pool)
             .await
             .map_err(self.error("opening the transaction that creates the marker table"))?;
-        if let Some(lock) = DB::SCHEMA_LOCK {
-            sqlx::query(lock)
-                .bind(self.marker_table.lock_key("schema"))
-                .execute(&mut *tx)
-                .await
-                .map_err(self.error("taking the lock that serializes marker table creation"))?;
-        }
-        let columns = sqlx::query(DB::TABLE_COLUMNS)
-            .bind(self.marker_table.as_str().to_owned())
-            .fetch_all(&mut *tx)
+        let create = [Arc::clone(&self.sql.create)];
+        let ensured = async {
+            serialize_creation::<DB>(&mut tx, &self.marker_table, &MARKER_TABLE).await?;
+            ensure_table::<DB>(
+                &mut tx,
+                &self.marker_table,
+                &MARKER_TABLE,
+                MARKER_COLUMNS,
+                &create,
+            )
             .await
-            .map_err(self.error("reading the marker table's columns"))?
-            .iter()
-            .map(|row| row.try_get::<String, _>("name"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.error("reading the marker table's columns"))?;
-        if columns.is_empty() {
-            sqlx::raw_sql(sql(&self.sql.create))
-                .execute(&mut *tx)
-                .await
-                .map_err(self.error("creating the marker table"))?;
-            tracing::info!(target_system = %self.name, table = %self.marker_table, "created the marker table");
-        } else {
-            let missing: Vec<&str> = MARKER_COLUMNS
-                .into_iter()
-                .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
-                .collect();
-            if !missing.is_empty() {
+        };
+        match ensured.await {
+            Ok(true) => {
+                tracing::info!(target_system = %self.name, table = %self.marker_table, "created the marker table");
+            }
+            Ok(false) => {}
+            Err(EnsureError::Query(action, source)) => return Err(self.error(action)(source)),
+            Err(EnsureError::Foreign(error)) => {
                 return Err(TargetError {
                     target: self.name.clone(),
                     action: "checking the marker table",
-                    source: Box::new(StoreError::ForeignTable {
-                        table: self.marker_table.to_string(),
-                        kind: "marker",
-                        detail: format!("missing column(s) {}", missing.join(", ")),
-                    }),
+                    source: Box::new(error),
                 });
             }
         }

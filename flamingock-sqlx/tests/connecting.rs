@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flamingock_core::StoreError;
 use flamingock_sqlx::{StoreOptions, connect, redact_url};
@@ -85,12 +85,11 @@ async fn sqlite_files_are_created_and_bad_paths_fail_at_once() {
     let options = StoreOptions::default()
         .with_connect_attempts(5)
         .with_connect_backoff(Duration::from_secs(2));
-    let started = Instant::now();
     let Err(err) = connect(&url, options).await else {
         panic!("a file in a missing directory cannot be opened");
     };
     assert!(matches!(err, StoreError::Connect { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "not retried");
+    assert_tried_once(&err);
 }
 
 #[cfg(feature = "sqlite")]
@@ -120,7 +119,7 @@ async fn unreachable_servers_are_retried_with_backoff_then_reported() {
     let options = StoreOptions::default()
         .with_connect_attempts(3)
         .with_connect_backoff(Duration::from_millis(100));
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let Err(err) = connect("postgres://ana:s3cret@127.0.0.1:1/db", options).await else {
         panic!("nothing listens on port 1");
     };
@@ -131,11 +130,11 @@ async fn unreachable_servers_are_retried_with_backoff_then_reported() {
         message.contains("postgres://ana:***@127.0.0.1:1/db"),
         "{message}"
     );
-    assert!(message.contains("3 attempts"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
-    // Waits of 100 ms then 200 ms between the three tries.
+    // Waits of 100 ms then 200 ms between the three tries: a sleep lasts at least its duration,
+    // so this lower bound cannot flake; the count of tries is in the message above.
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
 /// An error the server answers with (no such database) is final: no retry.
@@ -182,13 +181,18 @@ async fn assert_fails_at_once(url: &str) {
     let options = StoreOptions::default()
         .with_connect_attempts(5)
         .with_connect_backoff(Duration::from_secs(2));
-    let started = Instant::now();
     let Err(err) = connect(url, options).await else {
         panic!("{url} names a database that does not exist");
     };
     assert!(matches!(err, StoreError::Connect { .. }), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "not retried: {err}"
-    );
+    assert_tried_once(&err);
+}
+
+/// A retried connect always reports how many tries it gave up after ("gave up after 5
+/// attempts"); an error returned at once, on the first try, does not. Counting tries instead of
+/// timing them keeps the check steady on a busy machine.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn assert_tried_once(err: &StoreError) {
+    let message = err.to_string();
+    assert!(!message.contains("gave up after"), "retried: {message}");
 }

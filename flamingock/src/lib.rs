@@ -35,12 +35,18 @@ mod lock_config;
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
 };
-pub use flamingock_core::engine::{Engine, LockRelease, PlannedUnit};
+pub use flamingock_core::engine::{
+    Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, RunOptions,
+    UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope,
+};
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
+pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
 pub use flamingock_core::lock::{self, DEFAULT_LOCK_KEY, LockInfo, LockOptions};
+pub use flamingock_core::model::metadata_keys;
 pub use flamingock_core::plan::{Decision, Selection, natural_cmp};
-pub use flamingock_core::store::{AuditStore, MemoryAuditStore, StoreError};
+pub use flamingock_core::store::{AuditStore, StoreError};
 pub use flamingock_core::target::{NonTxTarget, TargetError, TargetSystem};
+pub use flamingock_core::testing;
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, UnitOutcome, UnitReport,

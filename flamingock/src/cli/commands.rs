@@ -38,15 +38,6 @@ pub struct StatusLine {
     pub declared: Option<bool>,
 }
 
-/// The reason a person gave for a `MANUAL_MARKED_*` row.
-pub fn manual_reason(row: &AuditEntry) -> Option<String> {
-    row.metadata
-        .as_ref()?
-        .get("reason")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 /// What a decision means for a person reading `status`.
 pub fn status_label(decision: Decision, state: Option<AuditState>, run_always: bool) -> String {
     match (decision, state) {
@@ -77,12 +68,7 @@ pub fn blocked(line: &StatusLine) -> BlockedUnit {
 
 /// A status line from a unit's newest audit row alone (what the standalone binary knows).
 pub fn line_from_row(row: &AuditEntry) -> StatusLine {
-    let run_always = row
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("run_always"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
+    let run_always = row.is_run_always();
     let decision = decide(
         row.tx_strategy,
         row.recovery_strategy,
@@ -339,7 +325,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
         let note = row
             .error
             .clone()
-            .or_else(|| manual_reason(row))
+            .or_else(|| row.reason().map(str::to_owned))
             .unwrap_or_default();
         let ms = row
             .execution_ms
@@ -363,7 +349,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
                 row.app_name.clone().unwrap_or_default(),
                 row.app_version.clone().unwrap_or_default(),
                 row.error.clone().unwrap_or_default(),
-                manual_reason(row).unwrap_or_default(),
+                row.reason().map(str::to_owned).unwrap_or_default(),
             ]);
         } else {
             table.push(vec![

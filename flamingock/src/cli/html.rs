@@ -171,11 +171,11 @@ pub fn page(rows: &[AuditEntry], context: &PageContext<'_>) -> String {
             if let Some(error) = &row.error {
                 let _ = write!(detail, "<pre>{}</pre>", escape(error));
             }
-            if let Some(reason) = super::commands::manual_reason(row) {
+            if let Some(reason) = row.reason() {
                 let _ = write!(
                     detail,
                     "<div class=\"note\">reason: {}</div>",
-                    escape(&reason)
+                    escape(reason)
                 );
             }
             let _ = write!(

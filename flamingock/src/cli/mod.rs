@@ -33,7 +33,7 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use flamingock_core::store::MemoryAuditStore;
+use flamingock_core::testing::MemoryAuditStore;
 use flamingock_core::{ChangeUnit, Engine, StoreError};
 
 pub use args::Format;

@@ -1,0 +1,109 @@
+//! Creating our tables: [`ensure_table`], the one "read the columns, create the table or report a
+//! foreign one" used for the audit, lock and marker tables.
+
+use std::sync::Arc;
+
+use flamingock_core::StoreError;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use crate::identifier::TableName;
+use crate::store::{Dialect, query_error, sql};
+
+/// One of the tables this crate creates: what it must hold and how its steps are named in errors.
+pub(crate) struct TableKind {
+    /// `"audit"`, `"lock"`, `"marker"` (as [`StoreError::ForeignTable`] names it).
+    pub(crate) kind: &'static str,
+    pub(crate) reading: &'static str,
+    pub(crate) creating: &'static str,
+    /// Takes the lock that serializes concurrent creators, where the dialect needs one.
+    pub(crate) serializing: &'static str,
+}
+
+/// What [`ensure_table`] met: a statement that failed (with what it was doing), or a table that
+/// is not ours.
+pub(crate) enum EnsureError {
+    Query(&'static str, sqlx::Error),
+    Foreign(StoreError),
+}
+
+impl From<EnsureError> for StoreError {
+    fn from(error: EnsureError) -> Self {
+        match error {
+            EnsureError::Query(action, source) => query_error(action)(source),
+            EnsureError::Foreign(error) => error,
+        }
+    }
+}
+
+/// Takes the dialect's transaction-scoped schema lock for `table` (none on SQLite and MySQL), so
+/// that concurrent `initialize()` calls create it one after the other.
+pub(crate) async fn serialize_creation<DB>(
+    conn: &mut DB::Connection,
+    table: &TableName,
+    kind: &TableKind,
+) -> Result<(), EnsureError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB>,
+{
+    if let Some(lock) = DB::SCHEMA_LOCK {
+        sqlx::query(lock)
+            .bind(table.lock_key("schema"))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| EnsureError::Query(kind.serializing, e))?;
+    }
+    Ok(())
+}
+
+/// Creates `table` with `create` if it has no columns yet, or checks that it has every one of
+/// `columns`; `Ok(true)` when it was created.
+pub(crate) async fn ensure_table<DB>(
+    conn: &mut DB::Connection,
+    table: &TableName,
+    kind: &TableKind,
+    columns: impl IntoIterator<Item = &'static str>,
+    create: &[Arc<str>],
+) -> Result<bool, EnsureError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    let reading = |e| EnsureError::Query(kind.reading, e);
+    let found = sqlx::query(DB::TABLE_COLUMNS)
+        .bind(table.as_str().to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(reading)?
+        .iter()
+        .map(|row| row.try_get::<String, _>("name"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(reading)?;
+    if found.is_empty() {
+        for statement in create {
+            sqlx::raw_sql(sql(statement))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| EnsureError::Query(kind.creating, e))?;
+        }
+        return Ok(true);
+    }
+    let missing: Vec<&str> = columns
+        .into_iter()
+        .filter(|wanted| !found.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
+        .collect();
+    if missing.is_empty() {
+        Ok(false)
+    } else {
+        Err(EnsureError::Foreign(StoreError::ForeignTable {
+            table: table.to_string(),
+            kind: kind.kind,
+            detail: format!("missing column(s) {}", missing.join(", ")),
+        }))
+    }
+}
