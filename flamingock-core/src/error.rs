@@ -177,10 +177,12 @@ pub enum Error {
     },
 
     /// A unit failed; the run stopped there.
-    #[error("change unit \"{change_id}\" failed: {message}\n{report}")]
+    #[error("change unit \"{change_id}\" failed: {failure}\n{report}")]
     UnitFailed {
         change_id: String,
-        message: String,
+        /// What went wrong, with its cause as `source()`.
+        #[source]
+        failure: Box<crate::engine::UnitFailure>,
         report: Box<RunReport>,
     },
 }

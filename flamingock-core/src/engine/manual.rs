@@ -9,12 +9,13 @@
 
 use serde::Serialize;
 
-use super::{Engine, Lease, PlannedUnit};
+use super::Engine;
+use super::attempt::Attempt;
+use super::lease::Lease;
+use super::planned::PlannedUnit;
 use crate::error::Error;
 use crate::history::HistoryQuery;
-use crate::inject::ChangeContext;
-use crate::model::{AuditEntry, AuditState, ChangeUnit};
-use crate::plan::Decision;
+use crate::model::{AuditEntry, AuditState, ChangeUnit, metadata_keys};
 
 /// What the person found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,37 +141,35 @@ impl Engine {
                     .into_iter()
                     .find(|unit| unit.id == request.change_id)
                     .ok_or_else(|| FixError::UnknownUnit(request.change_id.clone()))?;
-                let (target, strategy) = self.resolve_target(unit)?;
-                let planned = PlannedUnit {
-                    unit,
-                    strategy,
-                    decision: Decision::Apply,
-                    current: None,
-                    target,
-                };
-                let context = ChangeContext {
-                    change_id: unit.id.to_owned(),
-                    execution_id,
-                    attempt: 1,
-                    stage: unit.stage_name().to_owned(),
-                    target_system: unit.target_name().to_owned(),
-                    runner_id: self.runner_id.clone(),
-                };
-                self.entry(&planned, &context, AuditState::Applied, None, None)
+                let planned = PlannedUnit::new(unit, self.resolve_route(unit)?);
+                Attempt::new(self, &planned, &execution_id, 1, None).entry(
+                    AuditState::Applied,
+                    None,
+                    None,
+                )
             }
         };
         let mut metadata = match entry.metadata.take() {
             Some(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
         };
-        metadata.insert("manual".into(), true.into());
-        metadata.insert("unit_author".into(), entry.author.clone().into());
-        metadata.insert("resolved_by".into(), request.operator.clone().into());
-        metadata.insert("reason".into(), request.reason.clone().into());
+        metadata.insert(metadata_keys::MANUAL.into(), true.into());
+        metadata.insert(
+            metadata_keys::UNIT_AUTHOR.into(),
+            entry.author.clone().into(),
+        );
+        metadata.insert(
+            metadata_keys::RESOLVED_BY.into(),
+            request.operator.clone().into(),
+        );
+        metadata.insert(metadata_keys::REASON.into(), request.reason.clone().into());
         entry.metadata = Some(serde_json::Value::Object(metadata));
         entry.author = request.operator.clone();
         entry.state = request.resolution.state();
-        self.append(&entry, lease).await.map_err(Error::from)?;
+        self.store
+            .append(&entry, lease.map(|lease| &lease.fence))
+            .await
+            .map_err(Error::from)?;
         tracing::info!(
             change_id = %entry.change_id,
             state = %entry.state,

@@ -11,10 +11,13 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::{Engine, Lease, PlannedUnit, call, describe_error};
-use crate::error::MissingDependency;
-use crate::inject::ChangeContext;
-use crate::model::{AuditState, ChangeUnit, TxStrategy};
+use super::Engine;
+use super::attempt::Attempt;
+use super::failure::{Tried, UnitFailure};
+use super::lease::Lease;
+use super::planned::{PlannedUnit, blocked_units};
+use super::transaction::{Commit, Purpose, UnitTransaction};
+use crate::model::{AuditState, ChangeUnit};
 use crate::plan::Decision;
 
 mod report;
@@ -87,9 +90,9 @@ impl Engine {
         report.duration_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) => Ok(report),
-            Err(Halt::Failed { change_id, message }) => Err(UndoError::Failed {
+            Err(Halt::Failed { change_id, failure }) => Err(UndoError::Failed {
                 change_id,
-                message,
+                failure: Box::new(failure),
                 report: Box::new(report),
             }),
             Err(Halt::LockLost { change_id }) => Err(UndoError::LockLost {
@@ -103,24 +106,16 @@ impl Engine {
     fn check_rollbacks(&self, range: &[PlannedUnit]) -> Result<(), UndoError> {
         let mut refusals = Vec::new();
         for unit in range {
-            let Some(rollback) = &unit.unit.rollback else {
-                refusals.push(UndoRefusal::NoRollback {
+            match &unit.unit.rollback {
+                None => refusals.push(UndoRefusal::NoRollback {
                     change_id: unit.unit.id.to_owned(),
                     location: unit.unit.source,
-                });
-                continue;
-            };
-            for param in (rollback.params)() {
-                if let Some(reason) = self.unfilled_reason(unit, param.requirement) {
-                    refusals.push(UndoRefusal::MissingDependency(MissingDependency {
-                        change_id: unit.unit.id.to_owned(),
-                        location: unit.unit.source,
-                        method: rollback.name,
-                        parameter: param.name,
-                        written_type: param.written_type,
-                        reason,
-                    }));
-                }
+                }),
+                Some(rollback) => refusals.extend(
+                    self.missing_dependencies(unit, rollback)
+                        .into_iter()
+                        .map(UndoRefusal::MissingDependency),
+                ),
             }
         }
         if refusals.is_empty() {
@@ -150,242 +145,133 @@ impl Engine {
                 report.units.push(line(unit, UndoOutcome::NotReached));
                 continue;
             }
-            let context = ChangeContext {
-                change_id: unit.unit.id.to_owned(),
-                execution_id: execution_id.to_owned(),
-                attempt: unit
-                    .current
-                    .as_ref()
-                    .map_or(1, |s| u32::try_from(s.tries.max(1)).unwrap_or(u32::MAX)),
-                stage: unit.unit.stage_name().to_owned(),
-                target_system: unit.unit.target_name().to_owned(),
-                runner_id: self.runner_id.clone(),
-            };
+            let tries = unit.current.as_ref().map_or(1, |s| s.tries.max(1));
+            let attempt = Attempt::new(
+                self,
+                unit,
+                execution_id,
+                u32::try_from(tries).unwrap_or(u32::MAX),
+                lease,
+            );
             let span = tracing::info_span!(
                 "flamingock.rollback",
                 change_id = unit.unit.id,
-                strategy = unit.strategy.as_str()
+                strategy = unit.strategy().as_str()
             );
             let started = Instant::now();
-            let (outcome, error) = self.roll_back(unit, &context, lease).instrument(span).await;
-            let mut done = line(unit, outcome);
+            let tried = roll_back(&attempt).instrument(span).await;
+            let mut done = line(unit, tried.outcome);
             done.duration_ms = Some(started.elapsed().as_millis() as u64);
-            done.error = error.clone();
+            done.error = tried.failure.as_ref().map(ToString::to_string);
             report.units.push(done);
             if lease.is_some_and(Lease::is_lost) {
                 halt = Some(Halt::LockLost {
                     change_id: unit.unit.id.to_owned(),
                 });
-            } else if outcome != UndoOutcome::RolledBack || error.is_some() {
+            } else if tried.outcome != UndoOutcome::RolledBack || tried.failure.is_some() {
                 halt = Some(Halt::Failed {
                     change_id: unit.unit.id.to_owned(),
-                    message: error.unwrap_or_default(),
+                    failure: tried
+                        .failure
+                        .unwrap_or_else(|| UnitFailure::found("the rollback did not complete")),
                 });
             }
         }
         halt.map_or(Ok(()), Err)
     }
+}
 
-    /// Rolls one unit back with its strategy and records the outcome.
-    async fn roll_back(
-        &self,
-        unit: &PlannedUnit,
-        context: &ChangeContext,
-        lease: Option<&Lease>,
-    ) -> (UndoOutcome, Option<String>) {
-        let rollback = unit
-            .unit
-            .rollback
-            .as_ref()
-            .expect("units without rollback are refused before the undo starts");
-        let started = Instant::now();
-        let elapsed = |started: Instant| Some(started.elapsed().as_millis() as i64);
-        let failure = match unit.strategy {
-            TxStrategy::Shared => {
-                let mut transaction = match self.store.begin_shared().await {
-                    Ok(transaction) => transaction,
-                    Err(error) => {
-                        return self
-                            .record_rollback_failure(
-                                unit,
-                                context,
-                                lease,
-                                None,
-                                open_failed(&error),
-                            )
-                            .await;
-                    }
-                };
-                let result = call(
-                    rollback,
-                    self.scope(unit, context, Some(transaction.as_any_mut())),
-                )
-                .await;
-                match result {
-                    Ok(()) => {
-                        let row = self.entry(
-                            unit,
-                            context,
-                            AuditState::RolledBack,
-                            elapsed(started),
-                            None,
-                        );
-                        match self.commit_shared(transaction, &row, lease).await {
-                            Ok(()) => return (UndoOutcome::RolledBack, None),
-                            Err(error) => format!(
-                                "the rollback ran but its transaction did not commit, so the unit is still applied: {}",
-                                describe_error(&error.into())
-                            ),
+/// Rolls one unit back the way it applied, and records the outcome.
+async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
+    let Some(rollback) = &attempt.unit.unit.rollback else {
+        // Refused before the undo started; never reached.
+        let failure = UnitFailure::found("the unit has no #[rollback_execution]");
+        return Tried::failed(UndoOutcome::RollbackFailed, failure);
+    };
+    let started = Instant::now();
+    let elapsed = || Some(started.elapsed().as_millis() as i64);
+    let failure = match attempt.unit.route.transactional() {
+        Some(route) => {
+            let transaction = match UnitTransaction::open(attempt, route, Purpose::Undo).await {
+                Ok(transaction) => transaction,
+                Err(failure) => return record_rollback_failure(attempt, None, failure).await,
+            };
+            match transaction.run(attempt, rollback, Purpose::Undo).await {
+                Err(failure) => failure,
+                Ok(transaction) => {
+                    match transaction.commit(attempt, Purpose::Undo, elapsed()).await {
+                        Commit::Done { recorded: true } => {
+                            return Tried::ok(UndoOutcome::RolledBack);
                         }
-                    }
-                    Err(error) => {
-                        let mut message = format!(
-                            "{}\n(the transaction was rolled back, so the unit is still applied)",
-                            describe_error(&error)
-                        );
-                        if let Err(rollback) = transaction.rollback().await {
-                            message.push_str(&format!(
-                                "\n(rolling back the transaction also failed: {rollback}; the connection was discarded)"
-                            ));
-                        }
-                        message
-                    }
-                }
-            }
-            TxStrategy::Separate => {
-                let target = unit
-                    .target
-                    .as_ref()
-                    .and_then(|t| t.transactional())
-                    .expect("TX_SEPARATE is only planned for transactional targets");
-                let mut transaction = match target.begin().await {
-                    Ok(transaction) => transaction,
-                    Err(error) => {
-                        return self
-                            .record_rollback_failure(
-                                unit,
-                                context,
-                                lease,
-                                None,
-                                open_failed(&error),
-                            )
-                            .await;
-                    }
-                };
-                let result = call(
-                    rollback,
-                    self.scope(unit, context, Some(transaction.as_any_mut())),
-                )
-                .await;
-                match result {
-                    Ok(()) => match transaction.commit_removing_marker(unit.unit.id).await {
-                        Ok(()) => {
-                            let row = self.entry(
-                                unit,
-                                context,
-                                AuditState::RolledBack,
-                                elapsed(started),
-                                None,
+                        Commit::Done { recorded: false } => {
+                            let what = format!(
+                                "the rollback committed on target \"{}\"",
+                                attempt.unit.unit.target_name()
                             );
-                            return match self.append(&row, lease).await {
-                                Ok(()) => (UndoOutcome::RolledBack, None),
-                                Err(error) => (
-                                    UndoOutcome::RolledBack,
-                                    Some(format!(
-                                        "the rollback committed on target \"{}\" but ROLLED_BACK could not be recorded ({}); record it with `flamingock fix {} --rolled-back --reason \"...\"`",
-                                        unit.unit.target_name(),
-                                        describe_error(&error.into()),
-                                        unit.unit.id
-                                    )),
-                                ),
-                            };
+                            return record_rolled_back(attempt, elapsed(), &what).await;
                         }
-                        Err(error) => format!(
-                            "the rollback ran but target \"{}\" did not commit it, so the unit is still applied: {}",
-                            unit.unit.target_name(),
-                            describe_error(&error.into())
-                        ),
-                    },
-                    Err(error) => {
-                        let mut message = format!(
-                            "{}\n(the target's transaction was rolled back, so the unit is still applied)",
-                            describe_error(&error)
-                        );
-                        if let Err(rollback) = transaction.rollback().await {
-                            message.push_str(&format!(
-                                "\n(rolling back the target's transaction also failed: {rollback}; the connection was discarded)"
-                            ));
-                        }
-                        message
+                        Commit::NotCommitted(failure) => failure,
                     }
                 }
             }
-            TxStrategy::NonTransactional => {
-                match call(rollback, self.scope(unit, context, None)).await {
-                    Ok(()) => {
-                        let row = self.entry(
-                            unit,
-                            context,
-                            AuditState::RolledBack,
-                            elapsed(started),
-                            None,
-                        );
-                        return match self.append(&row, lease).await {
-                            Ok(()) => (UndoOutcome::RolledBack, None),
-                            Err(error) => (
-                                UndoOutcome::RolledBack,
-                                Some(format!(
-                                    "the rollback ran but ROLLED_BACK could not be recorded ({}); record it with `flamingock fix {} --rolled-back --reason \"...\"`",
-                                    describe_error(&error.into()),
-                                    unit.unit.id
-                                )),
-                            ),
-                        };
-                    }
-                    Err(error) => describe_error(&error),
-                }
-            }
-        };
-        self.record_rollback_failure(unit, context, lease, elapsed(started), failure)
-            .await
-    }
-
-    /// Inserts `ROLLBACK_FAILED` with `message`; when even that fails, says so.
-    async fn record_rollback_failure(
-        &self,
-        unit: &PlannedUnit,
-        context: &ChangeContext,
-        lease: Option<&Lease>,
-        execution_ms: Option<i64>,
-        message: String,
-    ) -> (UndoOutcome, Option<String>) {
-        tracing::error!(change_id = unit.unit.id, error = %message, "rollback failed");
-        if lease.is_some_and(Lease::is_lost) {
-            return (UndoOutcome::RollbackFailed, Some(message));
         }
-        let row = self.entry(
-            unit,
-            context,
-            AuditState::RollbackFailed,
-            execution_ms,
-            Some(message.clone()),
-        );
-        let message = self
-            .append_noting(&row, lease, message, "")
-            .await
-            .unwrap_or_else(|message| message);
-        (UndoOutcome::RollbackFailed, Some(message))
+        None => match attempt.call(rollback, None).await {
+            Ok(()) => return record_rolled_back(attempt, elapsed(), "the rollback ran").await,
+            Err(error) => UnitFailure::unit(error),
+        },
+    };
+    record_rollback_failure(attempt, elapsed(), failure).await
+}
+
+/// Appends `ROLLED_BACK` after a rollback that is in place (`what` says where); when that cannot
+/// be written, says how to record it by hand.
+async fn record_rolled_back(
+    attempt: &Attempt<'_>,
+    execution_ms: Option<i64>,
+    what: &str,
+) -> Tried<UndoOutcome> {
+    let row = attempt.entry(AuditState::RolledBack, execution_ms, None);
+    match attempt.append(&row).await {
+        Ok(()) => Tried::ok(UndoOutcome::RolledBack),
+        Err(error) => Tried::failed(
+            UndoOutcome::RolledBack,
+            UnitFailure::at(
+                format!(
+                    "{what} but ROLLED_BACK could not be recorded; record it with `flamingock fix {} --rolled-back --reason \"...\"`",
+                    attempt.id()
+                ),
+                error,
+            ),
+        ),
     }
+}
+
+/// Inserts `ROLLBACK_FAILED` with `failure`; when even that fails, says so.
+async fn record_rollback_failure(
+    attempt: &Attempt<'_>,
+    execution_ms: Option<i64>,
+    failure: UnitFailure,
+) -> Tried<UndoOutcome> {
+    tracing::error!(change_id = attempt.id(), error = %failure, "rollback failed");
+    if attempt.lease_lost() {
+        return Tried::failed(UndoOutcome::RollbackFailed, failure);
+    }
+    let failure = attempt
+        .record(AuditState::RollbackFailed, execution_ms, failure, "")
+        .await
+        .unwrap_or_else(|failure| failure);
+    Tried::failed(UndoOutcome::RollbackFailed, failure)
 }
 
 /// Why an undo stopped early.
 enum Halt {
-    Failed { change_id: String, message: String },
-    LockLost { change_id: String },
-}
-
-fn open_failed(error: &dyn std::fmt::Display) -> String {
-    format!("could not open a transaction, so nothing was rolled back: {error}")
+    Failed {
+        change_id: String,
+        failure: UnitFailure,
+    },
+    LockLost {
+        change_id: String,
+    },
 }
 
 /// Whether a unit's effect is in place: what undo can roll back.
@@ -419,7 +305,7 @@ fn undo_range(planned: &[PlannedUnit], scope: &UndoScope) -> Result<Vec<PlannedU
         }
     };
     let span = &planned[start..];
-    let blocked: Vec<UndoRefusal> = super::blocked_units(span)
+    let blocked: Vec<UndoRefusal> = blocked_units(span)
         .into_iter()
         .map(UndoRefusal::Blocked)
         .collect();
@@ -436,7 +322,7 @@ fn line(unit: &PlannedUnit, outcome: UndoOutcome) -> UndoLine {
         order: unit.unit.order.to_owned(),
         author: unit.unit.author.to_owned(),
         stage: unit.unit.stage_name().to_owned(),
-        tx_strategy: unit.strategy,
+        tx_strategy: unit.strategy(),
         outcome,
         duration_ms: None,
         error: None,

@@ -48,7 +48,7 @@ fn planned_line(planned: &PlannedUnit) -> StatusLine {
         change_id: planned.unit.id.to_owned(),
         order: planned.unit.order.to_owned(),
         stage: planned.unit.stage_name().to_owned(),
-        tx_strategy: Some(planned.strategy),
+        tx_strategy: Some(planned.strategy()),
         state,
         since: planned.current.as_ref().and_then(|s| s.created_at),
         by: planned.unit.author.to_owned(),
@@ -112,7 +112,7 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
             change_id: p.unit.id.to_owned(),
             order: p.unit.order.to_owned(),
             stage: p.unit.stage_name().to_owned(),
-            tx_strategy: p.strategy.to_string(),
+            tx_strategy: p.strategy().to_string(),
             state: p.current.as_ref().map(|s| s.state.to_string()),
             action: action(p.decision),
         })
@@ -284,7 +284,7 @@ fn print_undo_plan(session: &Session, range: &[PlannedUnit]) -> Result<(), Failu
         table.push(vec![
             unit.unit.order.to_owned(),
             unit.unit.id.to_owned(),
-            unit.strategy.to_string(),
+            unit.strategy().to_string(),
             when(unit.current.as_ref().and_then(|s| s.created_at)),
             "roll back".to_owned(),
         ]);

@@ -166,10 +166,11 @@ pub enum UndoError {
     #[error(transparent)]
     Engine(#[from] Error),
     /// A rollback failed; the undo stopped there.
-    #[error("undo stopped at \"{change_id}\": {message}\n{report}")]
+    #[error("undo stopped at \"{change_id}\": {failure}\n{report}")]
     Failed {
         change_id: String,
-        message: String,
+        #[source]
+        failure: Box<crate::engine::UnitFailure>,
         report: Box<UndoReport>,
     },
     /// The lease was lost during the undo; nothing more was done.

@@ -1,0 +1,212 @@
+//! The transaction of one unit, whether on the audit store's database (`TX_SHARED`) or on
+//! another database (`TX_SEPARATE`): opened, handed to the unit, then rolled back or committed
+//! together with what makes its outcome known (the audit row, or the marker). Apply and undo
+//! both go through here, so each of these steps is written once.
+
+use std::any::Any;
+
+use crate::model::{AuditState, UnitMethod};
+use crate::store::SharedTransaction;
+use crate::target::{TargetTransaction, TransactionalTarget};
+
+use super::attempt::Attempt;
+use super::failure::UnitFailure;
+use super::planned::Route;
+
+/// What the transaction does for the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// Applies the change: commits with `APPLIED` (shared) or with the committed marker (separate).
+    Apply,
+    /// Rolls the change back: commits with `ROLLED_BACK` (shared) or removing the marker (separate).
+    Undo,
+}
+
+/// Where a transactional unit's transaction is opened.
+#[derive(Clone, Copy)]
+pub(super) enum TxRoute<'a> {
+    /// The audit store's database (`TX_SHARED`).
+    Shared,
+    /// Another database (`TX_SEPARATE`), with its markers.
+    Separate(&'a dyn TransactionalTarget),
+}
+
+impl Route {
+    /// Where the unit's transaction is opened; `None` for a unit that runs without one.
+    pub(super) fn transactional(&self) -> Option<TxRoute<'_>> {
+        match self {
+            Route::Shared => Some(TxRoute::Shared),
+            Route::Separate(target) => Some(TxRoute::Separate(target.transactional())),
+            Route::NonTransactional(_) => None,
+        }
+    }
+}
+
+/// An open transaction of one unit.
+pub(super) enum UnitTransaction {
+    /// On the audit store's database: its audit row commits with it.
+    Shared(Box<dyn SharedTransaction>),
+    /// On the unit's target: its marker commits with it, the audit row comes after.
+    Separate(Box<dyn TargetTransaction>),
+}
+
+/// How a commit ended.
+pub(super) enum Commit {
+    /// Committed. `recorded`: the audit row is in place too (shared); otherwise the caller still
+    /// appends it (separate).
+    Done { recorded: bool },
+    /// Not committed, with why: nothing of the transaction remains.
+    NotCommitted(UnitFailure),
+}
+
+impl UnitTransaction {
+    /// Opens the transaction `purpose` needs on `route`.
+    pub(super) async fn open(
+        attempt: &Attempt<'_>,
+        route: TxRoute<'_>,
+        purpose: Purpose,
+    ) -> Result<Self, UnitFailure> {
+        let opened = match route {
+            TxRoute::Shared => attempt
+                .engine
+                .store
+                .begin_shared()
+                .await
+                .map(Self::Shared)
+                .map_err(Into::into),
+            TxRoute::Separate(target) => match purpose {
+                Purpose::Apply => {
+                    target
+                        .begin_apply(attempt.id(), &attempt.context.execution_id)
+                        .await
+                }
+                Purpose::Undo => target.begin().await,
+            }
+            .map(Self::Separate)
+            .map_err(Into::into),
+        };
+        opened.map_err(|error: crate::inject::BoxError| {
+            UnitFailure::at(
+                match purpose {
+                    Purpose::Apply => "could not open a transaction",
+                    Purpose::Undo => "could not open a transaction, so nothing was rolled back",
+                },
+                error,
+            )
+        })
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
+        match self {
+            Self::Shared(transaction) => transaction.as_any_mut(),
+            Self::Separate(transaction) => transaction.as_any_mut(),
+        }
+    }
+
+    /// Calls `method` with this transaction. When it fails, the transaction is rolled back and
+    /// the failure says so (and whether even the rollback failed): nothing of it remains.
+    pub(super) async fn run(
+        mut self,
+        attempt: &Attempt<'_>,
+        method: &UnitMethod,
+        purpose: Purpose,
+    ) -> Result<Self, UnitFailure> {
+        match attempt.call(method, Some(self.as_any_mut())).await {
+            Ok(()) => Ok(self),
+            Err(error) => {
+                let failure = UnitFailure::unit(error);
+                let failure = match purpose {
+                    Purpose::Apply => failure,
+                    Purpose::Undo => failure.note(format!(
+                        "(the {} was rolled back, so the unit is still applied)",
+                        self.noun()
+                    )),
+                };
+                Err(self.roll_back(failure).await)
+            }
+        }
+    }
+
+    /// Rolls back, adding to `failure` when even that fails (dropping the connection rolls back
+    /// too, so that is said rather than failed on twice).
+    pub(super) async fn roll_back(self, failure: UnitFailure) -> UnitFailure {
+        let noun = self.noun();
+        let rolled_back = match self {
+            Self::Shared(transaction) => transaction.rollback().await.map_err(|e| e.to_string()),
+            Self::Separate(transaction) => transaction.rollback().await.map_err(|e| e.to_string()),
+        };
+        match rolled_back {
+            Ok(()) => failure,
+            Err(error) => failure.note(format!(
+                "(rolling back the {noun} also failed: {error}; the connection was discarded)"
+            )),
+        }
+    }
+
+    /// Commits with what records the outcome (see [`Purpose`]). Every commit of a unit's
+    /// transaction goes through here: the one place that learns whether it happened.
+    pub(super) async fn commit(
+        self,
+        attempt: &Attempt<'_>,
+        purpose: Purpose,
+        execution_ms: Option<i64>,
+    ) -> Commit {
+        let id = attempt.id();
+        match (self, purpose) {
+            (Self::Shared(transaction), purpose) => {
+                let state = match purpose {
+                    Purpose::Apply => AuditState::Applied,
+                    Purpose::Undo => AuditState::RolledBack,
+                };
+                let row = attempt.entry(state, execution_ms, None);
+                let result = transaction.commit_with(&row, attempt.fence()).await;
+                attempt.observe(&result);
+                match result {
+                    Ok(()) => Commit::Done { recorded: true },
+                    Err(error) => Commit::NotCommitted(UnitFailure::at(
+                        match purpose {
+                            Purpose::Apply => {
+                                "the change ran but its transaction did not commit, so nothing of it remains"
+                            }
+                            Purpose::Undo => {
+                                "the rollback ran but its transaction did not commit, so the unit is still applied"
+                            }
+                        },
+                        error,
+                    )),
+                }
+            }
+            (Self::Separate(transaction), Purpose::Apply) => {
+                match transaction
+                    .commit_with_marker(id, &attempt.context.execution_id)
+                    .await
+                {
+                    Ok(()) => Commit::Done { recorded: false },
+                    Err(error) => Commit::NotCommitted(UnitFailure::at(
+                        "the change ran but the target's transaction did not commit",
+                        error,
+                    )),
+                }
+            }
+            (Self::Separate(transaction), Purpose::Undo) => {
+                match transaction.commit_removing_marker(id).await {
+                    Ok(()) => Commit::Done { recorded: false },
+                    Err(error) => Commit::NotCommitted(UnitFailure::at(
+                        format!(
+                            "the rollback ran but target \"{}\" did not commit it, so the unit is still applied",
+                            attempt.unit.unit.target_name()
+                        ),
+                        error,
+                    )),
+                }
+            }
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        match self {
+            Self::Shared(_) => "transaction",
+            Self::Separate(_) => "target's transaction",
+        }
+    }
+}
