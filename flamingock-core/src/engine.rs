@@ -243,6 +243,11 @@ impl Engine {
                     failure: Box::new(failure),
                     report: Box::new(report),
                 }),
+                Err(Stop::InDoubt { change_id, failure }) => Err(Error::InDoubt {
+                    change_id,
+                    failure: Box::new(failure),
+                    report: Box::new(report),
+                }),
                 Err(Stop::LockLost { change_id }) => Err(Error::LockLost {
                     change_id,
                     report: Box::new(report),
@@ -298,6 +303,13 @@ impl Engine {
                         stop = Some(Stop::LockLost {
                             change_id: unit.unit.id.to_owned(),
                         });
+                    } else if line.outcome == UnitOutcome::InDoubt {
+                        stop = Some(Stop::InDoubt {
+                            change_id: unit.unit.id.to_owned(),
+                            failure: failure.unwrap_or_else(|| {
+                                UnitFailure::found("the outcome of a write is unknown")
+                            }),
+                        });
                     } else if !matches!(
                         line.outcome,
                         UnitOutcome::Applied | UnitOutcome::RecoveredApplied
@@ -346,6 +358,10 @@ impl Engine {
 enum Stop {
     Blocked(Vec<BlockedUnit>),
     Failed {
+        change_id: String,
+        failure: UnitFailure,
+    },
+    InDoubt {
         change_id: String,
         failure: UnitFailure,
     },

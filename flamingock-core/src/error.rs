@@ -176,6 +176,16 @@ pub enum Error {
         report: Box<RunReport>,
     },
 
+    /// A write's reply was lost and its outcome could not be found out: nothing more was
+    /// written for the unit and the run stopped there. The next run decides from the audit (and
+    /// the marker), or blocks the unit for a person; it never re-applies on a guess.
+    #[error("the outcome of change unit \"{change_id}\" is unknown: {failure}\n{report}")]
+    InDoubt {
+        change_id: String,
+        #[source]
+        failure: Box<crate::engine::UnitFailure>,
+        report: Box<RunReport>,
+    },
     /// A unit failed; the run stopped there.
     #[error("change unit \"{change_id}\" failed: {failure}\n{report}")]
     UnitFailed {
@@ -193,6 +203,7 @@ impl Error {
         match self {
             Error::Blocked { report, .. }
             | Error::UnitFailed { report, .. }
+            | Error::InDoubt { report, .. }
             | Error::LockLost { report, .. } => Some(report),
             _ => None,
         }

@@ -21,6 +21,8 @@ pub const POINTS: &[&str] = &[
     "non_tx.after_applied",
     "non_tx.after_failed",
     "non_tx.after_rollback",
+    "undo.after_rollback_started",
+    "undo.after_rollback",
 ];
 
 /// The environment variable naming the point to crash at.
@@ -34,6 +36,49 @@ pub fn hit(name: &'static str) {
         eprintln!("flamingock: failure point {name} reached: aborting");
         std::process::abort();
     }
+}
+
+/// The environment variable naming the write whose reply is lost (see [`reply_lost`]).
+pub const LOSE_REPLY_ENV: &str = "FLAMINGOCK_LOSE_REPLY";
+
+/// Set to any value, every attempt to find out a lost reply's outcome fails too (the store seems
+/// unreachable), so the engine cannot tell.
+pub const BLIND_ENV: &str = "FLAMINGOCK_LOSE_REPLY_BLIND";
+
+/// Every write whose reply a test can lose: the write happens, then reports an error.
+pub const REPLY_POINTS: &[&str] = &[
+    "shared.commit",
+    "separate.commit",
+    "separate.applied",
+    "non_tx.applied",
+    "undo.shared.commit",
+    "undo.separate.commit",
+    "undo.rolled_back",
+];
+
+/// Whether the write `name` just made should report an error as if its reply was lost: once per
+/// process, when `name` equals [`LOSE_REPLY_ENV`]. Always `false` without the feature.
+pub fn reply_lost(name: &'static str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static FIRED: AtomicBool = AtomicBool::new(false);
+        debug_assert!(REPLY_POINTS.contains(&name), "unknown reply point {name}");
+        if std::env::var(LOSE_REPLY_ENV).is_ok_and(|armed| armed == name)
+            && !FIRED.swap(true, Ordering::SeqCst)
+        {
+            eprintln!("flamingock: reply of {name} lost (failure point)");
+            return true;
+        }
+    }
+    let _ = name;
+    false
+}
+
+/// Whether finding out a lost reply's outcome must fail (see [`BLIND_ENV`]). Always `false`
+/// without the feature.
+pub fn blind() -> bool {
+    cfg!(feature = "failpoints") && std::env::var_os(BLIND_ENV).is_some()
 }
 
 /// Marks a failure point; nothing at all without the `failpoints` feature.
@@ -53,7 +98,11 @@ mod tests {
     /// The list above and the points in the engine cannot drift apart.
     #[test]
     fn every_listed_point_is_in_the_engine_and_no_other() {
-        let source = include_str!("engine/apply.rs");
+        let source = [
+            include_str!("engine/apply.rs"),
+            include_str!("engine/undo.rs"),
+        ]
+        .concat();
         let used: Vec<&str> = source
             .split("failpoint!(\"")
             .skip(1)

@@ -100,11 +100,15 @@ pub enum AuditState {
     RollbackFailed,
     ManualMarkedAsApplied,
     ManualMarkedAsRolledBack,
+    /// An undo is rolling the unit back (written before non-transactional rollback code, or a
+    /// separate target's rollback transaction, runs). Newest, it means the undo was interrupted
+    /// and its outcome is unknown: the unit blocks until a person resolves it with `fix`.
+    RollbackStarted,
 }
 
 impl AuditState {
     /// Every state, in the order DESIGN §4 lists them.
-    pub const ALL: [AuditState; 7] = [
+    pub const ALL: [AuditState; 8] = [
         AuditState::Started,
         AuditState::Applied,
         AuditState::Failed,
@@ -112,6 +116,7 @@ impl AuditState {
         AuditState::RollbackFailed,
         AuditState::ManualMarkedAsApplied,
         AuditState::ManualMarkedAsRolledBack,
+        AuditState::RollbackStarted,
     ];
 
     /// The value stored in the audit's `state` column.
@@ -124,6 +129,7 @@ impl AuditState {
             AuditState::RollbackFailed => "ROLLBACK_FAILED",
             AuditState::ManualMarkedAsApplied => "MANUAL_MARKED_AS_APPLIED",
             AuditState::ManualMarkedAsRolledBack => "MANUAL_MARKED_AS_ROLLED_BACK",
+            AuditState::RollbackStarted => "ROLLBACK_STARTED",
         }
     }
 

@@ -192,7 +192,7 @@ pub fn decide(
             TxStrategy::Separate => Decision::ConsultMarker,
             TxStrategy::NonTransactional => Decision::Block,
         },
-        S::RollbackFailed => Decision::Block,
+        S::RollbackFailed | S::RollbackStarted => Decision::Block,
     }
 }
 
@@ -255,6 +255,10 @@ mod tests {
             (Separate, manual, Some(S::RollbackFailed), Block),
             (NonTransactional, manual, Some(S::RollbackFailed), Block),
             (NonTransactional, retry, Some(S::RollbackFailed), Apply),
+            (Shared, manual, Some(S::RollbackStarted), Block),
+            (Separate, manual, Some(S::RollbackStarted), Block),
+            (NonTransactional, manual, Some(S::RollbackStarted), Block),
+            (NonTransactional, retry, Some(S::RollbackStarted), Apply),
         ];
         for (strategy, recovery, state, expected) in cases {
             assert_eq!(

@@ -24,6 +24,10 @@ pub enum UnitOutcome {
     RollbackFailed,
     /// Needs manual intervention.
     Blocked,
+    /// A write's reply was lost and its outcome could not be found out: nothing more was
+    /// written, the run stopped. The next run decides from the audit (and the marker), or
+    /// blocks the unit for a person.
+    InDoubt,
     /// The run stopped before it.
     NotReached,
 }
@@ -38,6 +42,7 @@ impl UnitOutcome {
             UnitOutcome::RolledBack => "FAILED, rolled back",
             UnitOutcome::RollbackFailed => "FAILED, rollback failed",
             UnitOutcome::Blocked => "BLOCKED",
+            UnitOutcome::InDoubt => "IN DOUBT",
             UnitOutcome::NotReached => "not reached",
         }
     }

@@ -127,7 +127,16 @@ async fn undo_rolls_back_newest_first_each_audited_then_a_run_reapplies() {
         .into_iter()
         .filter(|r| r.execution_id == report.execution_id)
         .collect();
-    assert_eq!(undo_rows.len(), 2);
+    // u1-c is NON_TX: its undo records ROLLBACK_STARTED before the rollback code runs.
+    assert_eq!(undo_rows.len(), 3);
+    assert_eq!(
+        undo_rows
+            .iter()
+            .filter(|r| r.change_id == "u1-c")
+            .map(|r| r.state)
+            .collect::<Vec<_>>(),
+        [AuditState::RollbackStarted, AuditState::RolledBack]
+    );
     // The TX_SHARED rollback's effects committed with its ROLLED_BACK row.
     let shared = undo_rows.iter().find(|r| r.change_id == "u1-b").unwrap();
     assert_eq!(

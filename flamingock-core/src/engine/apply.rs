@@ -7,9 +7,9 @@ use crate::model::AuditState;
 use crate::plan::Decision;
 use crate::report::UnitOutcome;
 
-use super::attempt::Attempt;
+use super::attempt::{Attempt, Written};
 use super::failure::{Tried, UnitFailure};
-use super::transaction::{Commit, Purpose, TxRoute, UnitTransaction};
+use super::transaction::{Commit, Purpose, TxRoute, UnitTransaction, failure};
 
 /// The steps of a transactional try that carry a failure point.
 #[derive(Clone, Copy)]
@@ -130,6 +130,7 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         .await
     {
         Commit::NotCommitted(failure) => failed_on(attempt, route, execution_ms, failure).await,
+        Commit::Unknown(failure) => in_doubt(attempt, failure),
         Commit::Done { recorded: true } => {
             point(route, Step::AfterCommit);
             tracing::info!(change_id = attempt.id(), "applied");
@@ -138,16 +139,15 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         Commit::Done { recorded: false } => {
             point(route, Step::AfterCommit);
             let applied = attempt.entry(AuditState::Applied, execution_ms, None);
-            if let Err(error) = attempt.append(&applied).await {
-                // The change is committed and its marker says so: the next run records APPLIED
-                // without running it again. Writing FAILED now would be a lie.
-                return Tried::failed(
-                    UnitOutcome::Failed,
-                    UnitFailure::at(
-                        "the change committed on the target but APPLIED could not be recorded; the marker keeps the outcome and the next run records it",
-                        error,
-                    ),
-                );
+            // The change is committed and its marker says so: if APPLIED is not recorded, the
+            // next run records it without running the unit again. Writing FAILED would be a lie.
+            const KEPT: &str = "the change committed on the target but APPLIED could not be recorded; the marker keeps the outcome and the next run records it";
+            match attempt.append_known(&applied, "separate.applied").await {
+                Written::Yes => {}
+                Written::No(error) => {
+                    return Tried::failed(UnitOutcome::Failed, failure(KEPT, error));
+                }
+                Written::Unknown(error) => return in_doubt(attempt, failure(KEPT, error)),
             }
             point(route, Step::AfterApplied);
             if let TxRoute::Separate(target) = route {
@@ -173,6 +173,12 @@ async fn failed_on(
             super::separate::record_failure(attempt, target, execution_ms, failure).await
         }
     }
+}
+
+/// A try whose outcome is unknown: nothing more is written, the run stops.
+fn in_doubt(attempt: &Attempt<'_>, failure: UnitFailure) -> Tried<UnitOutcome> {
+    tracing::error!(change_id = attempt.id(), error = %failure, "change unit in doubt");
+    Tried::failed(UnitOutcome::InDoubt, failure)
 }
 
 /// Inserts `FAILED` with `failure`.
@@ -205,14 +211,25 @@ async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
         Ok(()) => {
             crate::failpoint!("non_tx.after_execute");
             let applied = attempt.entry(AuditState::Applied, execution_ms, None);
-            match attempt.append(&applied).await {
-                Ok(()) => {
+            match attempt.append_known(&applied, "non_tx.applied").await {
+                Written::Yes => {
                     crate::failpoint!("non_tx.after_applied");
                     tracing::info!(change_id = attempt.id(), "applied");
                     return Tried::ok(UnitOutcome::Applied);
                 }
-                Err(error) => {
-                    UnitFailure::at("the change ran but APPLIED could not be recorded", error)
+                Written::No(error) => {
+                    failure("the change ran but APPLIED could not be recorded", error)
+                }
+                Written::Unknown(error) => {
+                    // APPLIED may be recorded: rolling back now could undo a change the audit
+                    // calls applied. STARTED stays, and the next run blocks the unit.
+                    return in_doubt(
+                        attempt,
+                        failure(
+                            "the change ran but whether APPLIED was recorded is unknown (the reply was lost and the audit could not be read again); it was not rolled back and nothing more was written: the audit says APPLIED, or STARTED and the next run blocks the unit for a person",
+                            error,
+                        ),
+                    );
                 }
             }
         }

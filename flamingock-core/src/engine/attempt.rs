@@ -1,6 +1,9 @@
 //! One try of one unit (or of its rollback): the unit, its context and the lease it runs under.
 //! It builds and writes the try's audit rows, records failures, and calls the unit's methods.
 
+use std::time::Duration;
+
+use crate::history::HistoryQuery;
 use crate::inject::{BoxError, ChangeContext, Scope};
 use crate::lock::Fence;
 use crate::model::{AuditEntry, AuditState, UnitMethod, metadata_keys};
@@ -10,6 +13,23 @@ use super::failure::UnitFailure;
 use super::lease::Lease;
 use super::planned::PlannedUnit;
 use super::{Engine, unwind};
+
+/// The pauses before each read that finds out a lost reply's outcome (about 2 s in all).
+pub(super) const FIND_OUT_PAUSES: [Duration; 4] = [
+    Duration::from_millis(0),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(1250),
+];
+
+/// Whether a row whose write may have lost its reply is in the audit.
+pub(super) enum Written {
+    Yes,
+    /// It is not (with the write's error, when there was one).
+    No(Option<StoreError>),
+    /// Nobody can tell (with the write's error, when there was one).
+    Unknown(Option<StoreError>),
+}
 
 /// One try of one unit.
 pub(super) struct Attempt<'a> {
@@ -136,6 +156,55 @@ impl<'a> Attempt<'a> {
                 crate::model::error_chain(&error)
             ))),
         }
+    }
+
+    /// Appends a row whose reply may be lost: `Ok` when it is in the audit (written, or found
+    /// there after an error), `Err(Some(error))` when it is known not to be, `Err(None)` when
+    /// nobody can tell.
+    pub(super) async fn append_known(&self, row: &AuditEntry, point: &'static str) -> Written {
+        match self.append(row).await {
+            Ok(()) if !crate::failpoint::reply_lost(point) => Written::Yes,
+            Ok(()) => self.find_out(row.state, None).await,
+            Err(error) => self.find_out(row.state, Some(error)).await,
+        }
+    }
+
+    /// After a write of this try's `state` row failed with `error` (or lost its reply), finds
+    /// out whether the row is in the audit: the unit's newest row is read again, on whatever
+    /// connection the store gives (a broken one is not reused), a few times. Under the lock
+    /// nobody else writes this unit's rows, so the newest row tells.
+    pub(super) async fn find_out(&self, state: AuditState, error: Option<StoreError>) -> Written {
+        if let Some(StoreError::LockLost { .. }) = &error {
+            // The fenced insert was refused: it certainly did not happen.
+            return Written::No(error);
+        }
+        let query = HistoryQuery::new()
+            .change(self.id())
+            .newest_first()
+            .limit(1);
+        for pause in FIND_OUT_PAUSES {
+            tokio::time::sleep(pause).await;
+            if crate::failpoint::blind() {
+                continue;
+            }
+            match self.engine.store.history(&query).await {
+                Ok(rows) => {
+                    let found = rows.first().is_some_and(|row| {
+                        row.execution_id == self.context.execution_id && row.state == state
+                    });
+                    tracing::warn!(change_id = self.id(), %state, found, "a write's reply was lost; the audit tells");
+                    return if found {
+                        Written::Yes
+                    } else {
+                        Written::No(error)
+                    };
+                }
+                Err(read) => {
+                    tracing::warn!(change_id = self.id(), error = %read, "cannot read the audit yet to learn a lost reply's outcome")
+                }
+            }
+        }
+        Written::Unknown(error)
     }
 
     /// Appends `FAILED` with `failure`, noting in it when even that failed.

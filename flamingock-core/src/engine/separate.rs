@@ -131,6 +131,37 @@ async fn record_recovered(
     Tried::ok(UnitOutcome::RecoveredApplied)
 }
 
+/// After the target's commit reported an error (or lost its reply), finds out from the marker
+/// whether it happened: `Some(true)` when the marker of this try is there and committed,
+/// `Some(false)` when it is not, `None` when the marker cannot be read.
+pub(super) async fn committed_by_marker(
+    attempt: &Attempt<'_>,
+    target: &dyn TransactionalTarget,
+) -> Option<bool> {
+    for pause in super::attempt::FIND_OUT_PAUSES {
+        tokio::time::sleep(pause).await;
+        if crate::failpoint::blind() {
+            continue;
+        }
+        match target.marker(attempt.id()).await {
+            Ok(marker) => {
+                let committed = marker
+                    .is_some_and(|m| m.committed && m.execution_id == attempt.context.execution_id);
+                tracing::warn!(
+                    change_id = attempt.id(),
+                    committed,
+                    "a commit's reply was lost; the marker tells"
+                );
+                return Some(committed);
+            }
+            Err(error) => {
+                tracing::warn!(change_id = attempt.id(), %error, "cannot read the marker yet to learn a lost reply's outcome")
+            }
+        }
+    }
+    None
+}
+
 /// Removes a marker once its outcome is recorded. Failing here loses nothing: a leftover marker of
 /// an applied unit is never consulted, and a later commit replaces it.
 pub(super) async fn remove_marker(attempt: &Attempt<'_>, target: &dyn TransactionalTarget) {

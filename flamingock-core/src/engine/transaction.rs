@@ -9,7 +9,7 @@ use crate::model::{AuditState, UnitMethod};
 use crate::store::SharedTransaction;
 use crate::target::{TargetTransaction, TransactionalTarget};
 
-use super::attempt::Attempt;
+use super::attempt::{Attempt, Written};
 use super::failure::UnitFailure;
 use super::planned::Route;
 
@@ -43,11 +43,11 @@ impl Route {
 }
 
 /// An open transaction of one unit.
-pub(super) enum UnitTransaction {
+pub(super) enum UnitTransaction<'t> {
     /// On the audit store's database: its audit row commits with it.
     Shared(Box<dyn SharedTransaction>),
     /// On the unit's target: its marker commits with it, the audit row comes after.
-    Separate(Box<dyn TargetTransaction>),
+    Separate(Box<dyn TargetTransaction>, &'t dyn TransactionalTarget),
 }
 
 /// How a commit ended.
@@ -57,13 +57,27 @@ pub(super) enum Commit {
     Done { recorded: bool },
     /// Not committed, with why: nothing of the transaction remains.
     NotCommitted(UnitFailure),
+    /// Maybe committed, maybe not, and the evidence could not be read: nothing more may be
+    /// written for this unit.
+    Unknown(UnitFailure),
 }
 
-impl UnitTransaction {
+/// A failure at `step`, with the write's error as its cause when there was one.
+pub(super) fn failure(
+    step: impl Into<String>,
+    error: Option<impl Into<crate::inject::BoxError>>,
+) -> UnitFailure {
+    match error {
+        Some(error) => UnitFailure::at(step, error),
+        None => UnitFailure::found(step),
+    }
+}
+
+impl<'t> UnitTransaction<'t> {
     /// Opens the transaction `purpose` needs on `route`.
     pub(super) async fn open(
         attempt: &Attempt<'_>,
-        route: TxRoute<'_>,
+        route: TxRoute<'t>,
         purpose: Purpose,
     ) -> Result<Self, UnitFailure> {
         let opened = match route {
@@ -82,7 +96,7 @@ impl UnitTransaction {
                 }
                 Purpose::Undo => target.begin().await,
             }
-            .map(Self::Separate)
+            .map(|transaction| Self::Separate(transaction, target))
             .map_err(Into::into),
         };
         opened.map_err(|error: crate::inject::BoxError| {
@@ -99,7 +113,7 @@ impl UnitTransaction {
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
         match self {
             Self::Shared(transaction) => transaction.as_any_mut(),
-            Self::Separate(transaction) => transaction.as_any_mut(),
+            Self::Separate(transaction, _) => transaction.as_any_mut(),
         }
     }
 
@@ -133,7 +147,9 @@ impl UnitTransaction {
         let noun = self.noun();
         let rolled_back = match self {
             Self::Shared(transaction) => transaction.rollback().await.map_err(|e| e.to_string()),
-            Self::Separate(transaction) => transaction.rollback().await.map_err(|e| e.to_string()),
+            Self::Separate(transaction, _) => {
+                transaction.rollback().await.map_err(|e| e.to_string())
+            }
         };
         match rolled_back {
             Ok(()) => failure,
@@ -144,7 +160,10 @@ impl UnitTransaction {
     }
 
     /// Commits with what records the outcome (see [`Purpose`]). Every commit of a unit's
-    /// transaction goes through here: the one place that learns whether it happened.
+    /// transaction goes through here: the one place that learns whether it happened. A commit
+    /// that reports an error may still have happened (its reply was lost): the evidence (the
+    /// audit row, or the marker) is read again before anything else is written, and when it
+    /// cannot be read the outcome stays [`Commit::Unknown`].
     pub(super) async fn commit(
         self,
         attempt: &Attempt<'_>,
@@ -154,51 +173,76 @@ impl UnitTransaction {
         let id = attempt.id();
         match (self, purpose) {
             (Self::Shared(transaction), purpose) => {
-                let state = match purpose {
-                    Purpose::Apply => AuditState::Applied,
-                    Purpose::Undo => AuditState::RolledBack,
+                let (state, point) = match purpose {
+                    Purpose::Apply => (AuditState::Applied, "shared.commit"),
+                    Purpose::Undo => (AuditState::RolledBack, "undo.shared.commit"),
                 };
                 let row = attempt.entry(state, execution_ms, None);
                 let result = transaction.commit_with(&row, attempt.fence()).await;
                 attempt.observe(&result);
-                match result {
-                    Ok(()) => Commit::Done { recorded: true },
-                    Err(error) => Commit::NotCommitted(UnitFailure::at(
-                        match purpose {
-                            Purpose::Apply => {
-                                "the change ran but its transaction did not commit, so nothing of it remains"
-                            }
-                            Purpose::Undo => {
-                                "the rollback ran but its transaction did not commit, so the unit is still applied"
-                            }
-                        },
-                        error,
-                    )),
+                let written = match result {
+                    Ok(()) if !crate::failpoint::reply_lost(point) => Written::Yes,
+                    Ok(()) => attempt.find_out(state, None).await,
+                    Err(error) => attempt.find_out(state, Some(error)).await,
+                };
+                let (not_committed, unknown) = match purpose {
+                    Purpose::Apply => (
+                        "the change ran but its transaction did not commit, so nothing of it remains",
+                        "the change ran and its transaction was sent to commit, but whether it committed is unknown (the reply was lost and the audit could not be read again); nothing more was written: the next run finds APPLIED if it committed and applies the unit if it did not",
+                    ),
+                    Purpose::Undo => (
+                        "the rollback ran but its transaction did not commit, so the unit is still applied",
+                        "the rollback ran and its transaction was sent to commit, but whether it committed is unknown (the reply was lost and the audit could not be read again); nothing more was written: the audit says ROLLED_BACK if it committed, APPLIED if not",
+                    ),
+                };
+                match written {
+                    Written::Yes => Commit::Done { recorded: true },
+                    Written::No(error) => Commit::NotCommitted(failure(not_committed, error)),
+                    Written::Unknown(error) => Commit::Unknown(failure(unknown, error)),
                 }
             }
-            (Self::Separate(transaction), Purpose::Apply) => {
-                match transaction
+            (Self::Separate(transaction, target), Purpose::Apply) => {
+                let result = transaction
                     .commit_with_marker(id, &attempt.context.execution_id)
-                    .await
-                {
-                    Ok(()) => Commit::Done { recorded: false },
-                    Err(error) => Commit::NotCommitted(UnitFailure::at(
+                    .await;
+                let error = match result {
+                    Ok(()) if !crate::failpoint::reply_lost("separate.commit") => {
+                        return Commit::Done { recorded: false };
+                    }
+                    Ok(()) => None,
+                    Err(error) => Some(error),
+                };
+                match super::separate::committed_by_marker(attempt, target).await {
+                    Some(true) => Commit::Done { recorded: false },
+                    Some(false) => Commit::NotCommitted(failure(
                         "the change ran but the target's transaction did not commit",
                         error,
                     )),
-                }
-            }
-            (Self::Separate(transaction), Purpose::Undo) => {
-                match transaction.commit_removing_marker(id).await {
-                    Ok(()) => Commit::Done { recorded: false },
-                    Err(error) => Commit::NotCommitted(UnitFailure::at(
-                        format!(
-                            "the rollback ran but target \"{}\" did not commit it, so the unit is still applied",
-                            attempt.unit.unit.target_name()
-                        ),
+                    None => Commit::Unknown(failure(
+                        "the change ran and the target's transaction was sent to commit, but whether it committed is unknown (the reply was lost and the marker could not be read); nothing more was written: the next run asks the marker",
                         error,
                     )),
                 }
+            }
+            (Self::Separate(transaction, _), Purpose::Undo) => {
+                let result = transaction.commit_removing_marker(id).await;
+                let error = match result {
+                    Ok(()) if !crate::failpoint::reply_lost("undo.separate.commit") => {
+                        return Commit::Done { recorded: false };
+                    }
+                    Ok(()) => None,
+                    Err(error) => Some(error),
+                };
+                // Nothing in the target tells a committed rollback from one that did not commit
+                // (the marker is usually gone since the unit applied): the ROLLBACK_STARTED row
+                // written before stays the unit's newest, and blocks it for a person.
+                Commit::Unknown(failure(
+                    format!(
+                        "the rollback ran but its commit on target \"{}\" did not confirm, so whether the rollback is in place is unknown; ROLLBACK_STARTED stays the unit's newest row and blocks it: check the target, then run `flamingock fix {id} --applied` or `--rolled-back`",
+                        attempt.unit.unit.target_name()
+                    ),
+                    error,
+                ))
             }
         }
     }
@@ -206,7 +250,7 @@ impl UnitTransaction {
     fn noun(&self) -> &'static str {
         match self {
             Self::Shared(_) => "transaction",
-            Self::Separate(_) => "target's transaction",
+            Self::Separate(..) => "target's transaction",
         }
     }
 }

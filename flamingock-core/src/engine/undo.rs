@@ -12,10 +12,10 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::Engine;
-use super::attempt::Attempt;
+use super::attempt::{Attempt, Written};
 use super::failure::{Tried, UnitFailure};
 use super::lease::Lease;
-use super::planned::{PlannedUnit, blocked_units};
+use super::planned::{PlannedUnit, Route, blocked_units};
 use super::transaction::{Commit, Purpose, UnitTransaction};
 use crate::model::{AuditState, ChangeUnit};
 use crate::plan::Decision;
@@ -190,6 +190,28 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
     };
     let started = Instant::now();
     let elapsed = || Some(started.elapsed().as_millis() as i64);
+    if !matches!(attempt.unit.route, Route::Shared) {
+        // Rollback code without a transaction, or a target's transaction whose commit the audit
+        // cannot cover: the intent is recorded first, so that an undo cut short here leaves a
+        // row that blocks the unit instead of an APPLIED that is no longer true.
+        let intent = attempt.entry(
+            AuditState::RollbackStarted,
+            None,
+            Some(format!(
+                "an undo (run {}) began rolling this unit back; if this is the unit's newest row the undo was interrupted and its outcome is unknown: check the target, then run `flamingock fix {} --applied` or `--rolled-back`",
+                attempt.context.execution_id,
+                attempt.id()
+            )),
+        );
+        if let Err(error) = attempt.append(&intent).await {
+            let failure = UnitFailure::at(
+                "could not record ROLLBACK_STARTED, so nothing was rolled back (if the row was written after all, the unit now blocks until `flamingock fix`)",
+                error,
+            );
+            return Tried::failed(UndoOutcome::RollbackFailed, failure);
+        }
+        crate::failpoint!("undo.after_rollback_started");
+    }
     let failure = match attempt.unit.route.transactional() {
         Some(route) => {
             let transaction = match UnitTransaction::open(attempt, route, Purpose::Undo).await {
@@ -211,6 +233,10 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
                             return record_rolled_back(attempt, elapsed(), &what).await;
                         }
                         Commit::NotCommitted(failure) => failure,
+                        Commit::Unknown(failure) => {
+                            tracing::error!(change_id = attempt.id(), error = %failure, "rollback in doubt");
+                            return Tried::failed(UndoOutcome::InDoubt, failure);
+                        }
                     }
                 }
             }
@@ -230,18 +256,17 @@ async fn record_rolled_back(
     execution_ms: Option<i64>,
     what: &str,
 ) -> Tried<UndoOutcome> {
+    crate::failpoint!("undo.after_rollback");
     let row = attempt.entry(AuditState::RolledBack, execution_ms, None);
-    match attempt.append(&row).await {
-        Ok(()) => Tried::ok(UndoOutcome::RolledBack),
-        Err(error) => Tried::failed(
+    let step = format!(
+        "{what} but ROLLED_BACK could not be recorded; ROLLBACK_STARTED stays the unit's newest row and blocks it: record the rollback with `flamingock fix {} --rolled-back --reason \"...\"`",
+        attempt.id()
+    );
+    match attempt.append_known(&row, "undo.rolled_back").await {
+        Written::Yes => Tried::ok(UndoOutcome::RolledBack),
+        Written::No(error) | Written::Unknown(error) => Tried::failed(
             UndoOutcome::RolledBack,
-            UnitFailure::at(
-                format!(
-                    "{what} but ROLLED_BACK could not be recorded; record it with `flamingock fix {} --rolled-back --reason \"...\"`",
-                    attempt.id()
-                ),
-                error,
-            ),
+            super::transaction::failure(step, error),
         ),
     }
 }

@@ -38,7 +38,7 @@ fn state_class(state: AuditState) -> &'static str {
         AuditState::ManualMarkedAsApplied | AuditState::ManualMarkedAsRolledBack => "manual",
         AuditState::Failed | AuditState::RollbackFailed => "bad",
         AuditState::RolledBack => "back",
-        AuditState::Started => "started",
+        AuditState::Started | AuditState::RollbackStarted => "started",
     }
 }
 

@@ -17,6 +17,8 @@ pub enum UndoOutcome {
     RollbackFailed,
     /// The undo stopped before it; it is still applied.
     NotReached,
+    /// A write's reply was lost and its outcome could not be found out; nothing more was written.
+    InDoubt,
 }
 
 impl UndoOutcome {
@@ -25,6 +27,7 @@ impl UndoOutcome {
             UndoOutcome::RolledBack => "rolled back",
             UndoOutcome::RollbackFailed => "ROLLBACK FAILED",
             UndoOutcome::NotReached => "not reached (still applied)",
+            UndoOutcome::InDoubt => "IN DOUBT",
         }
     }
 }
