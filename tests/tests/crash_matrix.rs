@@ -50,6 +50,8 @@ struct Case {
     point: &'static str,
     /// Whether the unit fails in the crashed run (to reach the failure paths).
     failing: bool,
+    /// Whether the crashed run is an undo of the applied unit (`undo --last 1`).
+    undo: bool,
     /// The newest audit state the crash leaves (None: no row).
     left: Option<AuditState>,
     next: Next,
@@ -66,12 +68,30 @@ const fn case(
         stage,
         point,
         failing,
+        undo: false,
         left,
         next,
     }
 }
 
-use AuditState::{Applied, Failed, Started};
+/// A case whose crashed run is an undo of the unit, applied just before.
+const fn undo_case(
+    stage: &'static str,
+    point: &'static str,
+    left: Option<AuditState>,
+    next: Next,
+) -> Case {
+    Case {
+        stage,
+        point,
+        failing: false,
+        undo: true,
+        left,
+        next,
+    }
+}
+
+use AuditState::{Applied, Failed, RollbackStarted, Started};
 use Next::*;
 
 const MATRIX: &[Case] = &[
@@ -208,6 +228,38 @@ const MATRIX: &[Case] = &[
         Some(Failed),
         Retries,
     ),
+    undo_case(
+        "separate",
+        "undo.after_rollback_started",
+        Some(RollbackStarted),
+        Blocks,
+    ),
+    undo_case("separate", "inside:rollback", Some(RollbackStarted), Blocks),
+    undo_case(
+        "separate",
+        "undo.after_rollback",
+        Some(RollbackStarted),
+        Blocks,
+    ),
+    undo_case(
+        "non_tx",
+        "undo.after_rollback_started",
+        Some(RollbackStarted),
+        Blocks,
+    ),
+    undo_case("non_tx", "inside:rollback", Some(RollbackStarted), Blocks),
+    undo_case(
+        "non_tx",
+        "undo.after_rollback",
+        Some(RollbackStarted),
+        Blocks,
+    ),
+    undo_case(
+        "retry",
+        "undo.after_rollback",
+        Some(RollbackStarted),
+        Retries,
+    ),
 ];
 
 fn strategy_of(stage: &str) -> &'static str {
@@ -287,6 +339,7 @@ impl Place {
             .env_remove("FLAMINGOCK_FAILPOINT")
             .env_remove("CRASH_INSIDE")
             .env_remove("CRASH_UNIT_FAILS")
+            .env_remove("CRASH_MODE")
             // A crashed child leaves its lease behind: keep it short so the next run waits little.
             .env("FLAMINGOCK_LOCK_LEASE_SECS", "1")
             .env("FLAMINGOCK_LOCK_WAIT_SECS", "20");
@@ -395,7 +448,23 @@ async fn run_case(backend: &'static str, case: &Case) -> Result<(), String> {
     if case.failing {
         env.push(("CRASH_UNIT_FAILS", "1"));
     }
-    let label = format!("{backend} {} at {}", case.stage, case.point);
+    let label = format!(
+        "{backend} {}{} at {}",
+        case.stage,
+        if case.undo { " (undo)" } else { "" },
+        case.point
+    );
+    if case.undo {
+        let applied = place.child(case.stage, &[]);
+        if !applied.status.success() {
+            place.cleanup().await;
+            return Err(format!(
+                "{label}: the unit did not apply:\n{}",
+                text(&applied)
+            ));
+        }
+        env.push(("CRASH_MODE", "undo"));
+    }
     let crashed = place.child(case.stage, &env);
     let result = check(&place, case, id, &crashed)
         .await
@@ -419,7 +488,16 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     if after.len() < before.len() || after[..before.len()] != before[..] {
         return Err("an audit row written before the crash is missing or changed".into());
     }
-    let applied = after
+    // After an undo the unit was applied once before it: count what came after the undo began.
+    let since = if case.undo {
+        after
+            .iter()
+            .rposition(|e| e.change_id == id && e.state == AuditState::RollbackStarted)
+            .map_or(0, |at| at + 1)
+    } else {
+        0
+    };
+    let applied = after[since..]
         .iter()
         .filter(|e| e.change_id == id && e.state == AuditState::Applied)
         .count();
@@ -540,6 +618,7 @@ fn reliability_doc() -> String {
          MariaDB/MySQL, units on the audit store's own database run `TX_SEPARATE` (the server \
          commits before every DDL statement), so the `TX_SHARED` rows run on SQLite and \
          PostgreSQL only.\n\n\
+         Rows marked *(undo)* crash an `undo --last 1` of the applied unit instead of a run.\n\n\
          | failure point | strategy | unit fails? | newest audit row left | what the next run does | test |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -547,7 +626,11 @@ fn reliability_doc() -> String {
         doc.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
             case.point,
-            strategy_of(case.stage),
+            format!(
+                "{}{}",
+                strategy_of(case.stage),
+                if case.undo { " *(undo)*" } else { "" }
+            ),
             if case.failing { "yes" } else { "no" },
             case.left.map_or("none".to_owned(), |s| format!("`{s}`")),
             case.next.describe(),

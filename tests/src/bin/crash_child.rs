@@ -6,7 +6,8 @@
 //! - backend: `sqlite`, `postgres` or `mysql` (selects the units typed for it);
 //! - stage: `shared`, `separate`, `non_tx` or `retry`, optionally with `-failing` (the unit fails
 //!   while `CRASH_UNIT_FAILS=1`);
-//! - `CRASH_INSIDE=execution|rollback` aborts inside the unit's own code, after its effect.
+//! - `CRASH_INSIDE=execution|rollback` aborts inside the unit's own code, after its effect;
+//! - `CRASH_MODE=undo` rolls the stage's applied unit back (`undo --last 1`) instead of applying.
 //!
 //! Transactional units insert their id into `crash_effects` (in the audit database for `shared`,
 //! in the target database for `separate`); non-transactional ones append a line to the effects
@@ -127,6 +128,14 @@ macro_rules! crash_units {
                 #[execution]
                 async fn execute(tx: &mut Transaction<'_, $db>) -> anyhow::Result<()> {
                     transactional(tx, "separate", false).await
+                }
+                #[rollback_execution]
+                async fn rollback(tx: &mut Transaction<'_, $db>) -> anyhow::Result<()> {
+                    sqlx::raw_sql("DELETE FROM crash_effects WHERE unit = 'separate'")
+                        .execute(&mut **tx)
+                        .await?;
+                    crash_inside("rollback");
+                    Ok(())
                 }
             }
 
@@ -278,6 +287,9 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
+    if std::env::var("CRASH_MODE").is_ok_and(|mode| mode == "undo") {
+        return undo(builder).await;
+    }
     match flamingock::run!(builder).await {
         Ok(report) => {
             println!("{}", report.to_json());
@@ -287,6 +299,31 @@ async fn main() -> std::process::ExitCode {
             if let Some(report) = error.report() {
                 println!("{}", report.to_json());
             }
+            eprintln!("crash_child: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `undo --last 1` on the stage.
+async fn undo(builder: FlamingockBuilder) -> std::process::ExitCode {
+    let engine = match builder.build().await {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("crash_child: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let scope = flamingock::UndoScope::Last(1);
+    match engine
+        .undo(flamingock::ChangeUnit::registered(), &scope)
+        .await
+    {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
             eprintln!("crash_child: {error}");
             std::process::ExitCode::FAILURE
         }
