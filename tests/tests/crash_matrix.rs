@@ -52,6 +52,9 @@ struct Case {
     failing: bool,
     /// Whether the crashed run is an undo of the applied unit (`undo --last 1`).
     undo: bool,
+    /// `None`: the run crashes at `point`. `Some`: the write at `point` happens but its reply is
+    /// lost (`FLAMINGOCK_LOSE_REPLY`).
+    lost: Option<Lost>,
     /// The newest audit state the crash leaves (None: no row).
     left: Option<AuditState>,
     next: Next,
@@ -69,10 +72,56 @@ const fn case(
         point,
         failing,
         undo: false,
+        lost: None,
         left,
         next,
     }
 }
+
+/// How a run whose write lost its reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lost {
+    /// The audit and the marker cannot be read either (`FLAMINGOCK_LOSE_REPLY_BLIND`).
+    blind: bool,
+    /// The run stops with the unit in doubt (otherwise it finds out and goes on).
+    stops: bool,
+}
+
+/// A case whose run loses the reply of the write at `point`.
+const fn lost(
+    stage: &'static str,
+    point: &'static str,
+    undo: bool,
+    lost: Lost,
+    left: Option<AuditState>,
+    next: Next,
+) -> Case {
+    Case {
+        stage,
+        point,
+        failing: false,
+        undo,
+        lost: Some(lost),
+        left,
+        next,
+    }
+}
+
+/// The engine reads the evidence again and goes on.
+const FOUND: Lost = Lost {
+    blind: false,
+    stops: false,
+};
+/// The evidence cannot be read: the run stops, the unit in doubt.
+const BLIND: Lost = Lost {
+    blind: true,
+    stops: true,
+};
+/// Nothing can tell (a separate target's undo): the run stops, the unit in doubt.
+const UNTOLD: Lost = Lost {
+    blind: false,
+    stops: true,
+};
 
 /// A case whose crashed run is an undo of the unit, applied just before.
 const fn undo_case(
@@ -86,12 +135,13 @@ const fn undo_case(
         point,
         failing: false,
         undo: true,
+        lost: None,
         left,
         next,
     }
 }
 
-use AuditState::{Applied, Failed, RollbackStarted, Started};
+use AuditState::{Applied, Failed, RollbackStarted, RolledBack, Started};
 use Next::*;
 
 const MATRIX: &[Case] = &[
@@ -260,6 +310,118 @@ const MATRIX: &[Case] = &[
         Some(RollbackStarted),
         Retries,
     ),
+    lost(
+        "shared",
+        "shared.commit",
+        false,
+        FOUND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "shared",
+        "shared.commit",
+        false,
+        BLIND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "separate",
+        "separate.commit",
+        false,
+        FOUND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "separate",
+        "separate.commit",
+        false,
+        BLIND,
+        Some(Started),
+        Recovers,
+    ),
+    lost(
+        "separate",
+        "separate.applied",
+        false,
+        FOUND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "separate",
+        "separate.applied",
+        false,
+        BLIND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "non_tx",
+        "non_tx.applied",
+        false,
+        FOUND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "non_tx",
+        "non_tx.applied",
+        false,
+        BLIND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "retry",
+        "non_tx.applied",
+        false,
+        BLIND,
+        Some(Applied),
+        Skips,
+    ),
+    lost(
+        "shared",
+        "undo.shared.commit",
+        true,
+        FOUND,
+        Some(RolledBack),
+        Applies,
+    ),
+    lost(
+        "shared",
+        "undo.shared.commit",
+        true,
+        BLIND,
+        Some(RolledBack),
+        Applies,
+    ),
+    lost(
+        "separate",
+        "undo.separate.commit",
+        true,
+        UNTOLD,
+        Some(RollbackStarted),
+        Blocks,
+    ),
+    lost(
+        "non_tx",
+        "undo.rolled_back",
+        true,
+        FOUND,
+        Some(RolledBack),
+        Applies,
+    ),
+    lost(
+        "non_tx",
+        "undo.rolled_back",
+        true,
+        BLIND,
+        Some(RolledBack),
+        Applies,
+    ),
 ];
 
 fn strategy_of(stage: &str) -> &'static str {
@@ -340,6 +502,8 @@ impl Place {
             .env_remove("CRASH_INSIDE")
             .env_remove("CRASH_UNIT_FAILS")
             .env_remove("CRASH_MODE")
+            .env_remove("FLAMINGOCK_LOSE_REPLY")
+            .env_remove("FLAMINGOCK_LOSE_REPLY_BLIND")
             // A crashed child leaves its lease behind: keep it short so the next run waits little.
             .env("FLAMINGOCK_LOCK_LEASE_SECS", "1")
             .env("FLAMINGOCK_LOCK_WAIT_SECS", "20");
@@ -441,9 +605,15 @@ async fn run_case(backend: &'static str, case: &Case) -> Result<(), String> {
     };
     let id = unit_id(case.stage);
     let mut env: Vec<(&str, &str)> = Vec::new();
-    match case.point.strip_prefix("inside:") {
-        Some(place) => env.push(("CRASH_INSIDE", place)),
-        None => env.push(("FLAMINGOCK_FAILPOINT", case.point)),
+    match (case.lost, case.point.strip_prefix("inside:")) {
+        (Some(lost), _) => {
+            env.push(("FLAMINGOCK_LOSE_REPLY", case.point));
+            if lost.blind {
+                env.push(("FLAMINGOCK_LOSE_REPLY_BLIND", "1"));
+            }
+        }
+        (None, Some(place)) => env.push(("CRASH_INSIDE", place)),
+        (None, None) => env.push(("FLAMINGOCK_FAILPOINT", case.point)),
     }
     if case.failing {
         env.push(("CRASH_UNIT_FAILS", "1"));
@@ -474,8 +644,29 @@ async fn run_case(backend: &'static str, case: &Case) -> Result<(), String> {
 }
 
 async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result<(), String> {
-    if crashed.status.success() || crashed.status.code() == Some(1) {
-        return Err(format!("the child did not crash:\n{}", text(crashed)));
+    match case.lost {
+        None if crashed.status.success() || crashed.status.code() == Some(1) => {
+            return Err(format!("the child did not crash:\n{}", text(crashed)));
+        }
+        Some(Lost { stops: false, .. }) if !crashed.status.success() => {
+            return Err(format!(
+                "the run failed although the lost reply's outcome could be read:\n{}",
+                text(crashed)
+            ));
+        }
+        Some(Lost { stops: true, .. })
+            if crashed.status.code() != Some(1)
+                || !String::from_utf8_lossy(&crashed.stderr).contains("unknown") =>
+        {
+            return Err(format!(
+                "expected the run to stop with the unit in doubt:\n{}",
+                text(crashed)
+            ));
+        }
+        _ => {}
+    }
+    if case.lost.is_some() && !case.undo && place.effect_lines(&format!("undo {id}")) > 0 {
+        return Err("a unit whose APPLIED may be recorded was rolled back".into());
     }
     let before = place.entries().await;
     let left = before.iter().rfind(|e| e.change_id == id).map(|e| e.state);
@@ -488,15 +679,8 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     if after.len() < before.len() || after[..before.len()] != before[..] {
         return Err("an audit row written before the crash is missing or changed".into());
     }
-    // After an undo the unit was applied once before it: count what came after the undo began.
-    let since = if case.undo {
-        after
-            .iter()
-            .rposition(|e| e.change_id == id && e.state == AuditState::RollbackStarted)
-            .map_or(0, |at| at + 1)
-    } else {
-        0
-    };
+    // After an undo the unit was applied once before it: count what the next run wrote.
+    let since = if case.undo { before.len() } else { 0 };
     let applied = after[since..]
         .iter()
         .filter(|e| e.change_id == id && e.state == AuditState::Applied)
@@ -545,7 +729,7 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
                 }
             } else {
                 let lines = place.effect_lines(id);
-                let expected = if next == Next::Retries {
+                let expected = if next == Next::Retries || (case.undo && next == Next::Applies) {
                     lines_before + 1
                 } else {
                     lines_before
@@ -618,14 +802,27 @@ fn reliability_doc() -> String {
          MariaDB/MySQL, units on the audit store's own database run `TX_SEPARATE` (the server \
          commits before every DDL statement), so the `TX_SHARED` rows run on SQLite and \
          PostgreSQL only.\n\n\
-         Rows marked *(undo)* crash an `undo --last 1` of the applied unit instead of a run.\n\n\
+         Rows marked *(undo)* crash an `undo --last 1` of the applied unit instead of a run. Rows \
+         \"reply of `...` lost\" do not crash: the write happens and then reports an error, as when \
+         the database's answer is lost (`FLAMINGOCK_LOSE_REPLY`); the engine reads the audit (or the \
+         marker) again before it writes anything else, and when that cannot be read either \
+         (\"audit unreadable\", `FLAMINGOCK_LOSE_REPLY_BLIND`) it stops with the unit in doubt \
+         and writes nothing more. The same cases are run through a TCP proxy that drops real \
+         replies in `reply_loss_proxy`.\n\n\
          | failure point | strategy | unit fails? | newest audit row left | what the next run does | test |\n\
          |---|---|---|---|---|---|\n",
     );
     for case in MATRIX {
         doc.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
-            case.point,
+            "| {} | {} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
+            match case.lost {
+                None => format!("`{}`", case.point),
+                Some(lost) => format!(
+                    "reply of `{}` lost{}",
+                    case.point,
+                    if lost.blind { ", audit unreadable" } else { "" }
+                ),
+            },
             format!(
                 "{}{}",
                 strategy_of(case.stage),

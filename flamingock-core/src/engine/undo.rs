@@ -264,9 +264,19 @@ async fn record_rolled_back(
     );
     match attempt.append_known(&row, "undo.rolled_back").await {
         Written::Yes => Tried::ok(UndoOutcome::RolledBack),
-        Written::No(error) | Written::Unknown(error) => Tried::failed(
+        Written::No(error) => Tried::failed(
             UndoOutcome::RolledBack,
             super::transaction::failure(step, error),
+        ),
+        Written::Unknown(error) => Tried::failed(
+            UndoOutcome::InDoubt,
+            super::transaction::failure(
+                format!(
+                    "{what} but whether ROLLED_BACK was recorded is unknown (the reply was lost and the audit could not be read again); nothing more was written: if ROLLBACK_STARTED is still the unit's newest row it blocks the unit, then record the rollback with `flamingock fix {} --rolled-back --reason \"...\"`",
+                    attempt.id()
+                ),
+                error,
+            ),
         ),
     }
 }

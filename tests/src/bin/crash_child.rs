@@ -100,6 +100,14 @@ macro_rules! crash_units {
                 async fn execute(tx: &mut Transaction<'_, $db>) -> anyhow::Result<()> {
                     transactional(tx, "shared", false).await
                 }
+                #[rollback_execution]
+                async fn rollback(tx: &mut Transaction<'_, $db>) -> anyhow::Result<()> {
+                    sqlx::raw_sql("DELETE FROM crash_effects WHERE unit = 'shared'")
+                        .execute(&mut **tx)
+                        .await?;
+                    crash_inside("rollback");
+                    Ok(())
+                }
             }
 
             #[change_unit(
