@@ -17,9 +17,10 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type,
 };
 
+use crate::columns::plain_columns;
 use crate::identifier::TableName;
 use crate::row;
-use crate::store::{PLAIN_COLUMNS, query_error};
+use crate::store::query_error;
 
 /// What each dialect spells its own way in a history query. Implemented for every [`Dialect`];
 /// not for use outside this crate (the module is private, so the trait is sealed).
@@ -172,7 +173,11 @@ enum Bind {
 /// The statement answering `query` on `table`, and its bind values in order.
 fn statement<DB: HistorySql>(table: &str, query: &HistoryQuery) -> (String, Vec<Bind>) {
     let quoted = DB::quoted(table);
-    let mut sql = format!("SELECT {PLAIN_COLUMNS}, {} FROM {quoted}", DB::TEXT_COLUMNS);
+    let mut sql = format!(
+        "SELECT {}, {} FROM {quoted}",
+        plain_columns(),
+        DB::TEXT_COLUMNS
+    );
     if query.latest_per_unit {
         sql.push_str(&format!(
             " JOIN (SELECT MAX(id) AS newest_id FROM {quoted} GROUP BY change_id) AS newest \

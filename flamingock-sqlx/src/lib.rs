@@ -13,6 +13,7 @@
     allow(dead_code, unused_imports, unused_macros)
 )]
 
+mod columns;
 mod connect;
 mod history;
 mod identifier;

@@ -80,7 +80,7 @@ pub trait LockDialect: Database {
     fn release_lock(table: &str) -> String;
     /// Removes the row whoever holds it (bind: key).
     fn delete_lock(table: &str) -> String;
-    /// Inserts an audit row (the 18 columns of [`INSERT_COLUMNS`](crate::store::INSERT_COLUMNS)
+    /// Inserts an audit row (the columns of [`insert_columns`](crate::columns::insert_columns)
     /// bound in order, then the lease's key and owner) only while that lease is ours and unexpired
     /// by the database clock, in one statement.
     fn insert_entry_fenced(audit_table: &str, lock_table: &str) -> String;

@@ -12,11 +12,11 @@ use flamingock_core::StoreError;
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
+use crate::columns::{insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, max_connections, open_pool};
+use crate::history::HistorySql;
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
 use crate::url::redact_url;
 
 impl Dialect for MySql {
@@ -73,17 +73,20 @@ impl Dialect for MySql {
 
     fn insert_entry(table: &str) -> String {
         format!(
-            r#"INSERT INTO `{table}` ({INSERT_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"#
+            r#"INSERT INTO `{table}` ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, |p| p, "UTC_TIMESTAMP(3)"),
         )
     }
 
     fn select_entries(table: &str) -> String {
         format!(
-            r#"SELECT {PLAIN_COLUMNS},
+            r#"SELECT {plain},
        DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
        CAST(metadata AS CHAR) AS metadata
-FROM `{table}` ORDER BY id"#
+FROM `{table}` ORDER BY id"#,
+            plain = plain_columns()
         )
     }
 

@@ -11,16 +11,21 @@ use flamingock_core::StoreError;
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::columns::{insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, max_connections, open_pool};
+use crate::history::HistorySql;
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
 use crate::url::redact_url;
 
 /// `created_at` as RFC 3339 text in UTC with milliseconds.
 const CREATED_AT_TEXT: &str =
     r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// A bound JSON text parameter as the `metadata` column (`JSONB`) takes it.
+pub(crate) fn json_param(placeholder: String) -> String {
+    format!("{placeholder}::jsonb")
+}
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "PostgreSQL";
@@ -77,16 +82,18 @@ impl Dialect for Postgres {
         // clock_timestamp(), not now(): a TX_SHARED row is stamped when written, not when its
         // transaction began.
         format!(
-            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb,
-        clock_timestamp())"#
+            r#"INSERT INTO "{table}" ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, json_param, "clock_timestamp()"),
         )
     }
 
     fn select_entries(table: &str) -> String {
         format!(
-            r#"SELECT {PLAIN_COLUMNS}, {CREATED_AT_TEXT} AS created_at, metadata::text AS metadata
-FROM "{table}" ORDER BY id"#
+            r#"SELECT {plain}, {CREATED_AT_TEXT} AS created_at, metadata::text AS metadata
+FROM "{table}" ORDER BY id"#,
+            plain = plain_columns()
         )
     }
 

@@ -12,11 +12,11 @@ use flamingock_core::StoreError;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::columns::{insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, open_pool};
+use crate::history::HistorySql;
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,13 +74,18 @@ impl Dialect for Sqlite {
 
     fn insert_entry(table: &str) -> String {
         format!(
-            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, {NOW})"#
+            r#"INSERT INTO "{table}" ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, |p| p, NOW),
         )
     }
 
     fn select_entries(table: &str) -> String {
-        format!(r#"SELECT {PLAIN_COLUMNS}, created_at, metadata FROM "{table}" ORDER BY id"#)
+        format!(
+            r#"SELECT {plain}, created_at, metadata FROM "{table}" ORDER BY id"#,
+            plain = plain_columns()
+        )
     }
 
     fn select_unit_states(table: &str) -> String {

@@ -17,35 +17,12 @@ use sqlx::{
     Transaction, Type,
 };
 
+use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::identifier::TableName;
 use crate::lock::{self, LockDialect, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{TableKind, ensure_table, serialize_creation};
-
-/// The columns every audit table has (DESIGN §4); a table lacking one is not ours.
-pub(crate) const AUDIT_COLUMNS: [&str; 20] = [
-    "id",
-    "execution_id",
-    "change_id",
-    "author",
-    "change_order",
-    "stage",
-    "state",
-    "created_at",
-    "execution_ms",
-    "hostname",
-    "runner_id",
-    "target_system",
-    "tx_strategy",
-    "recovery_strategy",
-    "app_name",
-    "app_version",
-    "source",
-    "checksum",
-    "error",
-    "metadata",
-];
 
 /// The audit table, as [`ensure_table`] creates or checks it.
 const AUDIT_TABLE: TableKind = TableKind {
@@ -54,18 +31,6 @@ const AUDIT_TABLE: TableKind = TableKind {
     creating: "creating the audit table",
     serializing: "taking the lock that serializes audit table creation",
 };
-
-/// The columns an insert binds, in bind order (see [`row::bind_entry`]); each dialect's insert
-/// lists them in this order, then `created_at` from the database clock.
-pub(crate) const INSERT_COLUMNS: &str = "execution_id, change_id, author, change_order, stage, \
-     state, execution_ms, hostname, runner_id, target_system, tx_strategy, recovery_strategy, \
-     app_name, app_version, source, checksum, error, metadata, created_at";
-
-/// The columns read back as they are stored; `created_at` and `metadata` are read through
-/// dialect-specific conversions to text.
-pub(crate) const PLAIN_COLUMNS: &str = "id, execution_id, change_id, author, change_order, \
-     stage, state, execution_ms, hostname, runner_id, target_system, tx_strategy, \
-     recovery_strategy, app_name, app_version, source, checksum, error";
 
 /// The SQL condition true for rows that [`counts_as_try`] counts: the same in every dialect.
 ///
@@ -109,7 +74,7 @@ pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + Lock
     /// The statements creating the table (and its index) if missing, in order.
     #[doc(hidden)]
     fn create_schema(table: &str, index: &str) -> Vec<String>;
-    /// Inserts one row: [`INSERT_COLUMNS`] bound in order, `created_at` from the database clock.
+    /// Inserts one row: the columns of [`insert_columns`](crate::columns::insert_columns) bound in order, `created_at` from the database clock.
     #[doc(hidden)]
     fn insert_entry(table: &str) -> String;
     /// Every row, oldest first, with `created_at` and `metadata` as text.
@@ -262,7 +227,7 @@ where
         ))?;
         serialize_creation::<DB>(&mut tx, &self.table, &AUDIT_TABLE).await?;
         let schema: Vec<Arc<str>> = self.sql.schema.clone();
-        let columns = AUDIT_COLUMNS;
+        let columns = audit_column_names();
         if ensure_table::<DB>(&mut tx, &self.table, &AUDIT_TABLE, columns, &schema).await? {
             tracing::info!(table = %self.table, store = %self.describe(), "created the audit table");
         }
@@ -287,7 +252,7 @@ where
 
     async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
         let Some(fence) = fence else {
-            row::bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
+            bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
                 .execute(&self.pool)
                 .await
                 .map_err(query_error("appending an audit entry"))?;
@@ -412,7 +377,7 @@ where
         let action = "recording the audit entry of a shared transaction";
         match fence {
             None => {
-                row::bind_entry(sqlx::query(sql(&statements.insert)), entry)
+                bind_entry(sqlx::query(sql(&statements.insert)), entry)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error(action))?;
@@ -450,24 +415,6 @@ where
         }
         .map_err(query_error("rolling back a shared transaction"))
     }
-}
-
-/// Binds `entry`, then the fence's key and owner, to the fenced insert.
-fn bind_fenced<'q, DB>(
-    query: sqlx::query::Query<'q, DB, DB::Arguments>,
-    entry: &AuditEntry,
-    fence: &Fence,
-) -> sqlx::query::Query<'q, DB, DB::Arguments>
-where
-    DB: Database,
-    String: Type<DB> + for<'e> Encode<'e, DB>,
-    i64: Type<DB> + for<'e> Encode<'e, DB>,
-    Option<String>: for<'e> Encode<'e, DB>,
-    Option<i64>: for<'e> Encode<'e, DB>,
-{
-    row::bind_entry(query, entry)
-        .bind(fence.key.clone())
-        .bind(fence.owner.clone())
 }
 
 /// A fenced insert that wrote no row met a lease that is no longer the fence's.

@@ -4,7 +4,9 @@
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use super::LockDialect;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-use crate::store::INSERT_COLUMNS;
+use crate::columns::{bound_count, insert_columns, insert_values};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use crate::history::HistorySql;
 
 /// SQLite keeps timestamps as RFC 3339 text with milliseconds, whose text order is time order.
 #[cfg(feature = "sqlite")]
@@ -95,10 +97,14 @@ WHERE lock_key = ?2 AND owner = ?3 AND expires_at > ?4"#,
 
         fn insert_entry_fenced(audit_table: &str, lock_table: &str) -> String {
             format!(
-                r#"INSERT INTO "{audit_table}" ({INSERT_COLUMNS})
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, {NOW}
+                r#"INSERT INTO "{audit_table}" ({columns})
+SELECT {values}
 WHERE EXISTS (SELECT 1 FROM "{lock_table}"
-              WHERE lock_key = ?19 AND owner = ?20 AND expires_at > {NOW})"#
+              WHERE lock_key = {key} AND owner = {owner} AND expires_at > {NOW})"#,
+                columns = insert_columns(),
+                values = insert_values(Self::placeholder, |p| p, NOW),
+                key = Self::placeholder(bound_count() + 1),
+                owner = Self::placeholder(bound_count() + 2),
             )
         }
 
@@ -200,11 +206,14 @@ WHERE lock_key = $2 AND owner = $3 AND expires_at > {NOW}"#
 
         fn insert_entry_fenced(audit_table: &str, lock_table: &str) -> String {
             format!(
-                r#"INSERT INTO "{audit_table}" ({INSERT_COLUMNS})
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb,
-       {NOW}
+                r#"INSERT INTO "{audit_table}" ({columns})
+SELECT {values}
 WHERE EXISTS (SELECT 1 FROM "{lock_table}"
-              WHERE lock_key = $19 AND owner = $20 AND expires_at > {NOW})"#
+              WHERE lock_key = {key} AND owner = {owner} AND expires_at > {NOW})"#,
+                columns = insert_columns(),
+                values = insert_values(Self::placeholder, crate::postgres::json_param, NOW),
+                key = Self::placeholder(bound_count() + 1),
+                owner = Self::placeholder(bound_count() + 2),
             )
         }
 
@@ -306,10 +315,14 @@ WHERE lock_key = ? AND owner = ? AND expires_at > {NOW}"#
             // INSERT .. SELECT reads the lease row with a locking read: the newest committed
             // version, whatever the transaction's snapshot.
             format!(
-                r#"INSERT INTO `{audit_table}` ({INSERT_COLUMNS})
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW} FROM DUAL
+                r#"INSERT INTO `{audit_table}` ({columns})
+SELECT {values} FROM DUAL
 WHERE EXISTS (SELECT 1 FROM `{lock_table}`
-              WHERE lock_key = ? AND owner = ? AND expires_at > {NOW})"#
+              WHERE lock_key = {key} AND owner = {owner} AND expires_at > {NOW})"#,
+                columns = insert_columns(),
+                values = insert_values(Self::placeholder, |p| p, NOW),
+                key = Self::placeholder(bound_count() + 1),
+                owner = Self::placeholder(bound_count() + 2),
             )
         }
 
