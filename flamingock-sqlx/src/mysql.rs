@@ -27,6 +27,7 @@ impl Dialect for MySql {
     const TABLE_COLUMNS: &'static str = "SELECT column_name AS name \
          FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = ?";
+    const DDL_COMMITS: bool = true;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded

@@ -35,6 +35,7 @@ impl Dialect for Postgres {
     const TABLE_COLUMNS: &'static str = "SELECT column_name::text AS name \
          FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1";
+    const DDL_COMMITS: bool = false;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![

@@ -30,6 +30,7 @@ impl Dialect for Sqlite {
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const SCHEMA_LOCK: Option<&'static str> = None;
     const TABLE_COLUMNS: &'static str = "SELECT name FROM pragma_table_info(?1)";
+    const DDL_COMMITS: bool = false;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![

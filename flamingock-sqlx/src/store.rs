@@ -11,6 +11,7 @@ use flamingock_core::inject::Dependencies;
 use flamingock_core::lock::{DistributedLock, Fence};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
+use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
@@ -20,9 +21,11 @@ use sqlx::{
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::identifier::TableName;
 use crate::lock::{self, LockDialect, LockTable, WriteHold};
+use crate::marker::TargetDialect;
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{TableKind, ensure_table, serialize_creation};
+use crate::target::SqlTarget;
 
 /// The audit table, as [`ensure_table`] creates or checks it.
 const AUDIT_TABLE: TableKind = TableKind {
@@ -70,6 +73,11 @@ pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + Lock
     /// Selects `name` (text) of every column of the table named by the one bound parameter.
     #[doc(hidden)]
     const TABLE_COLUMNS: &'static str;
+    /// Whether the database commits before every DDL statement, even inside a transaction
+    /// (MySQL, MariaDB): there `TX_SHARED` is not atomic, and the store's own database is offered
+    /// as a `TX_SEPARATE` target instead.
+    #[doc(hidden)]
+    const DDL_COMMITS: bool;
 
     /// The statements creating the table (and its index) if missing, in order.
     #[doc(hidden)]
@@ -212,7 +220,8 @@ pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
 #[async_trait]
 impl<DB> AuditStore for SqlAuditStore<DB>
 where
-    DB: Dialect,
+    DB: TargetDialect,
+    SqlTarget<DB>: TransactionalTarget,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     &'static str: ColumnIndex<DB::Row>,

@@ -30,7 +30,7 @@ use crate::identifier::TableName;
 use crate::marker::{MARKER_COLUMNS, TargetDialect};
 use crate::options::StoreOptions;
 use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
-use crate::store::{Dialect, begin, sql};
+use crate::store::{begin, sql};
 
 /// The marker table's name unless configured otherwise.
 pub const DEFAULT_MARKER_TABLE: &str = "flamingock_marker";
@@ -201,15 +201,15 @@ struct Unreachable {
 }
 
 /// The audit store's database as a target of its own, where `TX_SHARED` would not be atomic (see
-/// [`AuditStore::separate_target`](flamingock_core::AuditStore::separate_target)): MySQL and
-/// MariaDB. `None` for the other databases.
-pub(crate) fn separate_store_target<DB: Dialect>(pool: &Pool<DB>) -> Option<Arc<dyn TargetSystem>> {
-    #[cfg(feature = "mysql")]
-    if let Some(pool) = (pool as &dyn Any).downcast_ref::<sqlx::MySqlPool>() {
-        return Some(Arc::new(SqlTarget::new(DEFAULT_TARGET, pool.clone())));
-    }
-    let _ = (pool, DEFAULT_TARGET);
-    None
+/// [`AuditStore::separate_target`](flamingock_core::AuditStore::separate_target)): the databases
+/// whose DDL commits ([`Dialect::DDL_COMMITS`](crate::Dialect::DDL_COMMITS): MySQL and MariaDB). `None` for the others.
+pub(crate) fn separate_store_target<DB>(pool: &Pool<DB>) -> Option<Arc<dyn TargetSystem>>
+where
+    DB: TargetDialect,
+    SqlTarget<DB>: TransactionalTarget,
+{
+    DB::DDL_COMMITS
+        .then(|| Arc::new(SqlTarget::new(DEFAULT_TARGET, pool.clone())) as Arc<dyn TargetSystem>)
 }
 
 #[async_trait]
@@ -468,5 +468,18 @@ mod tests {
     #[tokio::test]
     async fn only_mysql_audit_stores_get_a_separate_target() {
         assert!(separate_store_target(&lazy_pool()).is_none());
+        #[cfg(feature = "mysql")]
+        {
+            let options = sqlx::mysql::MySqlConnectOptions::new();
+            let pool = sqlx::mysql::MySqlPoolOptions::new().connect_lazy_with(options);
+            let target = separate_store_target(&pool).expect("MySQL's DDL commits");
+            assert_eq!(target.name(), DEFAULT_TARGET);
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let options = sqlx::postgres::PgConnectOptions::new();
+            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+            assert!(separate_store_target(&pool).is_none());
+        }
     }
 }
