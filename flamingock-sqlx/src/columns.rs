@@ -2,10 +2,11 @@
 //! table order, how it is written; from it come the column list every insert names
 //! ([`insert_columns`]), its values in a dialect's spelling ([`insert_values`]), the binds of an
 //! [`AuditEntry`] in that same order ([`bind_entry`], [`bind_fenced`]), the check that a table is
-//! ours ([`audit_column_names`]) and the columns reads take as stored ([`plain_columns`]).
+//! ours ([`audit_column_names`]) and the columns reads take as stored ([`plain_columns`]); and
+//! [`counts_as_try_condition`], the one condition every dialect counts tries with.
 
-use flamingock_core::AuditEntry;
 use flamingock_core::lock::Fence;
+use flamingock_core::{AuditEntry, AuditState, TxStrategy};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 
@@ -178,6 +179,19 @@ where
     bind_entry(query, entry)
         .bind(fence.key.clone())
         .bind(fence.owner.clone())
+}
+
+/// The SQL condition true for rows that [`counts_as_try`] counts: the same in every dialect.
+///
+/// [`counts_as_try`]: flamingock_core::store::counts_as_try
+pub(crate) fn counts_as_try_condition() -> String {
+    format!(
+        "state = '{started}' OR (tx_strategy = '{shared}' AND state IN ('{applied}', '{failed}'))",
+        started = AuditState::Started.as_str(),
+        shared = TxStrategy::Shared.as_str(),
+        applied = AuditState::Applied.as_str(),
+        failed = AuditState::Failed.as_str(),
+    )
 }
 
 #[cfg(test)]

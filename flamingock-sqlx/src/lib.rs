@@ -15,10 +15,10 @@
 
 mod columns;
 mod connect;
+mod dialect;
 mod history;
 mod identifier;
 mod lock;
-mod marker;
 mod options;
 mod row;
 mod sql;
@@ -34,11 +34,11 @@ mod postgres;
 mod sqlite;
 
 pub use connect::connect;
+pub use dialect::{Dialect, TargetDialect};
 pub use identifier::{MAX_IDENTIFIER_LEN, validate_identifier};
 pub use lock::DEFAULT_LOCK_TABLE;
-pub use marker::TargetDialect;
 pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
-pub use store::{Dialect, SqlAuditStore};
+pub use store::SqlAuditStore;
 pub use target::{DEFAULT_MARKER_TABLE, SqlTarget};
 pub use url::{Backend, redact_url};
 

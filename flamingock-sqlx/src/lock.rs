@@ -7,13 +7,12 @@
 //! - `extend` moves the expiry only while the lease is still ours and unexpired; `release` removes
 //!   the row only if it is ours; `force_release` removes it whoever holds it (an operator's tool).
 //! - Fencing: an audit insert made under the lock is an `INSERT .. SELECT .. WHERE EXISTS` on the
-//!   lease row (see [`LockDialect::insert_entry_fenced`]), so it writes nothing once the lease is
+//!   lease row (see `LockDialect::insert_entry_fenced`), so it writes nothing once the lease is
 //!   no longer ours.
 //!
 //! On SQLite a shared transaction holds the whole database's write lock; [`write_hold`] explains
 //! how the lease survives a unit that holds it longer than the lease.
 
-mod dialects;
 mod write_hold;
 
 use std::collections::HashMap;
@@ -25,11 +24,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flamingock_core::StoreError;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockInfo};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
+use crate::dialect::Dialect;
 use crate::identifier::TableName;
 use crate::options::{DEFAULT_AUDIT_TABLE, StoreOptions};
-use crate::store::{Dialect, SqlAuditStore, begin, query_error, sql};
+use crate::sql::{begin, query_error, sql};
+use crate::store::SqlAuditStore;
 
 pub(crate) use write_hold::{WriteHold, begin_shared, renew_held, rollback_keeping_lease};
 
@@ -46,50 +47,6 @@ const LOCK_TABLE: crate::sql::TableKind = crate::sql::TableKind {
 
 /// The columns every lock table has; a table lacking one is not ours.
 const LOCK_COLUMNS: [&str; 5] = ["lock_key", "owner", "hostname", "acquired_at", "expires_at"];
-
-/// The lock's SQL, per database. Every function takes names that passed
-/// [`validate_identifier`](crate::validate_identifier). Timestamps are read back as RFC 3339 text
-/// in UTC; leases are bound as `i64` milliseconds.
-#[doc(hidden)]
-pub trait LockDialect: Database {
-    /// Whether a shared transaction holds the whole database's write lock from its `BEGIN` until
-    /// it ends (SQLite): see the module documentation.
-    const TRANSACTION_LOCKS_DATABASE: bool;
-    /// Selects the database clock as column `now`, in the lock table's timestamp format.
-    const SELECT_NOW: &'static str;
-
-    /// Creates the lock table if it is missing.
-    fn create_lock_table(table: &str) -> String;
-    /// The row of one key (bind: key) with columns `lock_key`, `owner`, `hostname`,
-    /// `acquired_at` and `expires_at` as text, and `expired` (`i64`, 1 when the database clock is
-    /// past `expires_at`).
-    fn select_lock(table: &str) -> String;
-    /// [`select_lock`](Self::select_lock), locking the row until the transaction ends.
-    fn select_lock_for_update(table: &str) -> String;
-    /// The atomic acquisition (binds: key, owner, hostname, lease ms): inserts the row, or takes it
-    /// over when it is expired or already ours; changes nothing when someone else holds it.
-    fn upsert_lock(table: &str) -> String;
-    /// Moves the expiry to now + lease (binds: lease ms, key, owner) if the row is ours and
-    /// unexpired; the number of rows matched tells.
-    fn extend_lock(table: &str) -> String;
-    /// Moves the expiry to now + lease (binds: lease ms, key, owner, since) if the row is ours and
-    /// was unexpired at `since`, a time read from [`SELECT_NOW`](Self::SELECT_NOW). Only for
-    /// databases whose transactions lock the whole database.
-    fn renew_lock_since(table: &str) -> Option<String>;
-    /// Removes the row if it is ours (binds: key, owner).
-    fn release_lock(table: &str) -> String;
-    /// Removes the row whoever holds it (bind: key).
-    fn delete_lock(table: &str) -> String;
-    /// Inserts an audit row (the columns of [`insert_columns`](crate::columns::insert_columns)
-    /// bound in order, then the lease's key and owner) only while that lease is ours and unexpired
-    /// by the database clock, in one statement.
-    fn insert_entry_fenced(audit_table: &str, lock_table: &str) -> String;
-    /// The number of rows a statement wrote (or, for MySQL's `UPDATE`, matched).
-    fn rows_affected(result: &Self::QueryResult) -> u64;
-    /// Whether `error` says the database was busy (locked by another connection) rather than
-    /// broken: an acquisition attempt that meets it reports the lock as held.
-    fn is_busy(error: &sqlx::Error) -> bool;
-}
 
 /// The lock table's name: `flamingock_lock` beside the default audit table, `<audit table>_lock`
 /// beside any other (so that independent audit tables in one database do not share a lock), or

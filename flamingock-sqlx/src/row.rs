@@ -8,7 +8,7 @@ use flamingock_core::{AuditEntry, AuditState, RecoveryStrategy, StoreError, TxSt
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use crate::identifier::TableName;
-use crate::store::query_error;
+use crate::sql::query_error;
 
 /// Reads one row of `select_entries`.
 pub(crate) fn decode_entry<DB>(row: &DB::Row, table: &TableName) -> Result<AuditEntry, StoreError>

@@ -12,19 +12,16 @@ use flamingock_core::lock::{DistributedLock, Fence};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::target::TransactionalTarget;
-use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
-use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
-    Transaction, Type,
-};
+use flamingock_core::{AuditEntry, AuditStore, StoreError};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
+use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
-use crate::lock::{self, LockDialect, LockTable, WriteHold};
-use crate::marker::TargetDialect;
+use crate::lock::{self, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
-use crate::sql::{TableKind, ensure_table, serialize_creation};
+use crate::sql::{TableKind, begin, ensure_table, query_error, serialize_creation, sql};
 use crate::target::SqlTarget;
 
 /// The audit table, as [`ensure_table`] creates or checks it.
@@ -34,78 +31,6 @@ const AUDIT_TABLE: TableKind = TableKind {
     creating: "creating the audit table",
     serializing: "taking the lock that serializes audit table creation",
 };
-
-/// The SQL condition true for rows that [`counts_as_try`] counts: the same in every dialect.
-///
-/// [`counts_as_try`]: flamingock_core::store::counts_as_try
-pub(crate) fn counts_as_try_condition() -> String {
-    format!(
-        "state = '{started}' OR (tx_strategy = '{shared}' AND state IN ('{applied}', '{failed}'))",
-        started = AuditState::Started.as_str(),
-        shared = TxStrategy::Shared.as_str(),
-        applied = AuditState::Applied.as_str(),
-        failed = AuditState::Failed.as_str(),
-    )
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A database the SQL audit store supports: `sqlx::Sqlite`, `sqlx::Postgres` or `sqlx::MySql`,
-/// each behind its cargo feature. Sealed; its items are the store's internals.
-///
-/// Every SQL function takes a name that passed [`validate_identifier`](crate::validate_identifier).
-pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + LockDialect {
-    /// The database's name for people (`"SQLite"`).
-    #[doc(hidden)]
-    const LABEL: &'static str;
-    /// The readable name of the transaction type `TX_SHARED` units take by `&mut`.
-    #[doc(hidden)]
-    const TRANSACTION_TYPE: &'static str;
-    /// The statement that opens the schema and `TX_SHARED` transactions (`None`: sqlx's default).
-    #[doc(hidden)]
-    const BEGIN: Option<&'static str>;
-    /// A statement taking a transaction-scoped lock on one bound `i64` key, so that concurrent
-    /// `initialize()` calls create the table one after the other (`None`: the DDL is safe as is).
-    #[doc(hidden)]
-    const SCHEMA_LOCK: Option<&'static str>;
-    /// Selects `name` (text) of every column of the table named by the one bound parameter.
-    #[doc(hidden)]
-    const TABLE_COLUMNS: &'static str;
-    /// Whether the database commits before every DDL statement, even inside a transaction
-    /// (MySQL, MariaDB): there `TX_SHARED` is not atomic, and the store's own database is offered
-    /// as a `TX_SEPARATE` target instead.
-    #[doc(hidden)]
-    const DDL_COMMITS: bool;
-
-    /// The statements creating the table (and its index) if missing, in order.
-    #[doc(hidden)]
-    fn create_schema(table: &str, index: &str) -> Vec<String>;
-    /// Inserts one row: the columns of [`insert_columns`](crate::columns::insert_columns) bound in order, `created_at` from the database clock.
-    #[doc(hidden)]
-    fn insert_entry(table: &str) -> String;
-    /// Every row, oldest first, with `created_at` and `metadata` as text.
-    #[doc(hidden)]
-    fn select_entries(table: &str) -> String;
-    /// The newest row of each unit and its `tries` count, in one statement.
-    #[doc(hidden)]
-    fn select_unit_states(table: &str) -> String;
-    /// Which database `options` reach: scheme, host, port and database (or the file), never
-    /// credentials; equal for two pools exactly when they reach the same database.
-    #[doc(hidden)]
-    fn database_identity(options: &<Self::Connection as sqlx::Connection>::Options) -> String;
-}
-
-macro_rules! seal {
-    ($($db:ty),*) => { $(impl sealed::Sealed for $db {})* };
-}
-#[cfg(feature = "sqlite")]
-seal!(sqlx::Sqlite);
-#[cfg(feature = "postgres")]
-seal!(sqlx::Postgres);
-#[cfg(feature = "mysql")]
-seal!(sqlx::MySql);
 
 /// The SQL text of one store, built once from its validated table name.
 struct Statements {
@@ -202,19 +127,6 @@ impl<DB: Dialect> SqlAuditStore<DB> {
     pub(crate) fn lock_state(&self) -> &Arc<LockTable> {
         &self.lock
     }
-}
-
-/// Wraps a sqlx error with what was being done.
-pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query {
-        action,
-        source: Box::new(source),
-    }
-}
-
-/// Makes already validated SQL text executable (the only way dynamic SQL reaches sqlx here).
-pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    AssertSqlSafe(Arc::clone(text))
 }
 
 #[async_trait]
@@ -335,16 +247,6 @@ where
 
     fn lock(&self) -> Option<&dyn DistributedLock> {
         Some(self)
-    }
-}
-
-/// Opens a transaction with the dialect's `BEGIN`.
-pub(crate) async fn begin<DB: Dialect>(
-    pool: &Pool<DB>,
-) -> Result<Transaction<'static, DB>, sqlx::Error> {
-    match DB::BEGIN {
-        Some(statement) => pool.begin_with(statement).await,
-        None => pool.begin().await,
     }
 }
 

@@ -26,11 +26,14 @@ use sqlx::{
 };
 
 use crate::connect::open_pool;
+use crate::dialect::TargetDialect;
 use crate::identifier::TableName;
-use crate::marker::{MARKER_COLUMNS, TargetDialect};
 use crate::options::StoreOptions;
 use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
-use crate::store::{begin, sql};
+use crate::sql::{begin, sql};
+
+/// The columns a marker table must have; a table lacking one is not ours.
+const MARKER_COLUMNS: [&str; 3] = ["change_id", "execution_id", "committed"];
 
 /// The marker table's name unless configured otherwise.
 pub const DEFAULT_MARKER_TABLE: &str = "flamingock_marker";

@@ -17,7 +17,8 @@ use std::sync::atomic::Ordering;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use super::{HeldLease, LockTable};
-use crate::store::{Dialect, begin, sql};
+use crate::dialect::Dialect;
+use crate::sql::{begin, sql};
 
 /// The savepoint a SQLite shared transaction rolls back to, keeping its write lock.
 const UNIT_SAVEPOINT: &str = "flamingock_unit";

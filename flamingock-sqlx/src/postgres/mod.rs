@@ -5,17 +5,21 @@
 //! takes a transaction-scoped advisory lock keyed on the table name, and creates table and index
 //! in that one transaction.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::columns::{insert_columns, insert_values, plain_columns};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, max_connections, open_pool};
-use crate::history::HistorySql;
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
+use crate::store::SqlAuditStore;
 use crate::url::redact_url;
 
 /// `created_at` as RFC 3339 text in UTC with milliseconds.

@@ -6,17 +6,21 @@
 //! loser's statement is a no-op with a warning). The table uses `utf8mb4_bin`, so change ids
 //! compare exactly (case and accents matter) and any Unicode text round-trips.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
-use crate::columns::{insert_columns, insert_values, plain_columns};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, max_connections, open_pool};
-use crate::history::HistorySql;
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
+use crate::store::SqlAuditStore;
 use crate::url::redact_url;
 
 impl Dialect for MySql {

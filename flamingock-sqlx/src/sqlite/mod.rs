@@ -5,6 +5,10 @@
 //! write lock before the table is looked at (waiting up to the busy timeout); `TX_SHARED`
 //! transactions begin the same way, so a unit never fails half-way on a lock upgrade.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,11 +16,11 @@ use flamingock_core::StoreError;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::columns::{insert_columns, insert_values, plain_columns};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
 use crate::connect::{connect_error, open_pool};
-use crate::history::HistorySql;
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{Dialect, SqlAuditStore, counts_as_try_condition};
+use crate::store::SqlAuditStore;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
