@@ -5,10 +5,11 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
-use flamingock_core::lock::{DistributedLock, Fence};
+use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockInfo};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::target::TransactionalTarget;
@@ -18,7 +19,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transacti
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
-use crate::lock::{self, LockTable, WriteHold};
+use crate::lock::{self, Leases, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{TableKind, begin, ensure_table, query_error, serialize_creation, sql};
@@ -123,9 +124,54 @@ impl<DB: Dialect> SqlAuditStore<DB> {
         &self.identity
     }
 
-    /// The lock table and this store's leases in it.
-    pub(crate) fn lock_state(&self) -> &Arc<LockTable> {
-        &self.lock
+    /// The lock table's name (`flamingock_lock` beside the default audit table).
+    pub fn lock_table(&self) -> &str {
+        self.lock.name()
+    }
+
+    /// The leases of the lock table, through the store's pool.
+    fn leases(&self) -> Leases<'_, DB> {
+        Leases {
+            pool: &self.pool,
+            lock: &self.lock,
+        }
+    }
+}
+
+/// The distributed lock: the lease rows of the lock table (see the `lock` module).
+#[async_trait]
+impl<DB> DistributedLock for SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    async fn try_acquire(
+        &self,
+        fence: &Fence,
+        hostname: &str,
+        lease: Duration,
+    ) -> Result<Acquisition, StoreError> {
+        self.leases().try_acquire(fence, hostname, lease).await
+    }
+
+    async fn extend(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+        self.leases().extend(fence, lease).await
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.leases().release(fence).await
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        self.leases().read(key).await
+    }
+
+    async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        self.leases().force_release(key).await
     }
 }
 
