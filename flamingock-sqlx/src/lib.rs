@@ -20,6 +20,7 @@ mod history;
 mod identifier;
 mod lock;
 mod options;
+mod pool;
 mod row;
 mod sql;
 mod store;

@@ -25,10 +25,10 @@ use sqlx::{
     ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
-use crate::connect::open_pool;
 use crate::dialect::TargetDialect;
 use crate::identifier::TableName;
 use crate::options::StoreOptions;
+use crate::pool::{connect_error, open_pool};
 use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
 use crate::sql::{begin, sql};
 
@@ -147,7 +147,7 @@ impl<DB: TargetDialect> SqlTarget<DB> {
             },
         };
         let connect_options = <<DB::Connection as Connection>::Options>::from_str(url)
-            .map_err(|error| unreachable(crate::connect::connect_error(url, error)))?;
+            .map_err(|error| unreachable(connect_error(url, error)))?;
         let pool_options = PoolOptions::<DB>::new().max_connections(options.max_connections.max(1));
         let pool = open_pool(
             url,

@@ -13,14 +13,13 @@ mod marker;
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
-use sqlx::MySql;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{MySql, Pool};
 
 use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
-use crate::connect::{connect_error, max_connections, open_pool};
 use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::SqlAuditStore;
+use crate::pool::{connect_error, max_connections, open_pool};
 use crate::url::redact_url;
 
 impl Dialect for MySql {
@@ -109,29 +108,26 @@ JOIN `{table}` AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<MySql> {
-    /// A store in the database of an existing pool (shared with the application).
-    pub fn mysql(pool: MySqlPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let connect = pool.connect_options();
-        let location = format!(
-            "mysql://{}@{}:{}/{}",
-            connect.get_username(),
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or_default()
-        );
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a MySQL or MariaDB store, retrying while the server is unreachable.
-pub(crate) async fn connect(
+/// Opens the pool of a MySQL or MariaDB store (and its redacted URL), retrying while the server is unreachable.
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<MySql>, StoreError> {
+) -> Result<(Pool<MySql>, String), StoreError> {
     let connect_options =
         MySqlConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
     let pool_options = MySqlPoolOptions::new().max_connections(max_connections(options));
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, redact_url(url))
+    Ok((pool, redact_url(url)))
+}
+
+/// The database as shown in descriptions of a store made on an application's pool (never its
+/// password).
+pub(crate) fn location(options: &MySqlConnectOptions) -> String {
+    format!(
+        "mysql://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
 }

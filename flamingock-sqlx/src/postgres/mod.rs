@@ -12,14 +12,13 @@ mod marker;
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
-use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres};
 
 use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
-use crate::connect::{connect_error, max_connections, open_pool};
 use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::SqlAuditStore;
+use crate::pool::{connect_error, max_connections, open_pool};
 use crate::url::redact_url;
 
 /// `created_at` as RFC 3339 text in UTC with milliseconds.
@@ -116,26 +115,11 @@ JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<Postgres> {
-    /// A store in the database of an existing pool (shared with the application).
-    pub fn postgres(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let connect = pool.connect_options();
-        let location = format!(
-            "postgres://{}@{}:{}/{}",
-            connect.get_username(),
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or_default()
-        );
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a PostgreSQL store, retrying while the server is unreachable.
-pub(crate) async fn connect(
+/// Opens the pool of a PostgreSQL store (and its redacted URL), retrying while the server is unreachable.
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<Postgres>, StoreError> {
+) -> Result<(Pool<Postgres>, String), StoreError> {
     let mut connect_options =
         PgConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
     if connect_options.get_application_name().is_none() {
@@ -144,5 +128,17 @@ pub(crate) async fn connect(
     }
     let pool_options = PgPoolOptions::new().max_connections(max_connections(options));
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, redact_url(url))
+    Ok((pool, redact_url(url)))
+}
+
+/// The database as shown in descriptions of a store made on an application's pool (never its
+/// password).
+pub(crate) fn location(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
 }

@@ -13,14 +13,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use flamingock_core::StoreError;
-use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Pool, Sqlite};
 
 use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
-use crate::connect::{connect_error, open_pool};
 use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::SqlAuditStore;
+use crate::pool::{connect_error, open_pool};
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,34 +105,12 @@ JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<Sqlite> {
-    /// A store in the database of an existing pool (shared with the application).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use flamingock_core::AuditStore;
-    /// use flamingock_sqlx::{SqlAuditStore, StoreOptions};
-    ///
-    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
-    /// let store = SqlAuditStore::sqlite(pool, StoreOptions::default())?;
-    /// store.initialize().await?;
-    /// assert_eq!(store.describe(), "SQLite audit store :memory: (table flamingock_audit_log)");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn sqlite(pool: SqlitePool, options: StoreOptions) -> Result<Self, StoreError> {
-        let location = location(&pool.connect_options());
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a SQLite store: the file is created if missing (unless the URL sets `mode`), in WAL
+/// Opens the pool of a SQLite store, and its location as descriptions show it: the file is created if missing (unless the URL sets `mode`), in WAL
 /// mode with a busy timeout, so that several processes can share it.
-pub(crate) async fn connect(
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<Sqlite>, StoreError> {
+) -> Result<(Pool<Sqlite>, String), StoreError> {
     let mut connect_options = SqliteConnectOptions::from_str(url)
         .map_err(|error| connect_error(url, error))?
         .journal_mode(SqliteJournalMode::Wal)
@@ -158,7 +135,7 @@ pub(crate) async fn connect(
     };
     let location = location(&connect_options);
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, location)
+    Ok((pool, location))
 }
 
 /// Whether the URL chooses its own open mode (`?mode=ro|rw|rwc|memory`).
@@ -179,7 +156,7 @@ fn is_in_memory(options: &SqliteConnectOptions, url: &str) -> bool {
 }
 
 /// The database file, as shown in descriptions (`:memory:` for an in-memory database).
-fn location(options: &SqliteConnectOptions) -> String {
+pub(crate) fn location(options: &SqliteConnectOptions) -> String {
     let filename = options.get_filename().to_string_lossy();
     if filename.starts_with("file:sqlx-in-memory-") {
         ":memory:".to_owned()
