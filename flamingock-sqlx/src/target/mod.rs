@@ -9,6 +9,8 @@
 //! `TX_SEPARATE`, whose open marker (see [`Marker`]) reveals such a commit: a unit cut short
 //! after one is recorded `ROLLBACK_FAILED` and waits for a person instead of running again.
 
+mod transaction;
+
 use std::any::{Any, TypeId};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::options::StoreOptions;
 use crate::pool::{connect_error, open_pool};
 use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
 use crate::sql::{begin, sql};
+use transaction::{MarkerStatements, SqlTargetTransaction};
 
 /// The columns a marker table must have; a table lacking one is not ours.
 const MARKER_COLUMNS: [&str; 3] = ["change_id", "execution_id", "committed"];
@@ -45,26 +48,6 @@ const MARKER_TABLE: TableKind = TableKind {
     creating: "creating the marker table",
     serializing: "taking the lock that serializes marker table creation",
 };
-
-/// The marker table's SQL, built once from its validated name.
-struct MarkerStatements {
-    create: Arc<str>,
-    upsert: Arc<str>,
-    select: Arc<str>,
-    delete: Arc<str>,
-}
-
-impl MarkerStatements {
-    fn new<DB: TargetDialect>(table: &TableName) -> Arc<Self> {
-        let table = table.as_str();
-        Arc::new(Self {
-            create: DB::create_marker_table(table).into(),
-            upsert: DB::upsert_marker(table).into(),
-            select: DB::select_marker(table).into(),
-            delete: DB::delete_marker(table).into(),
-        })
-    }
-}
 
 /// A SQL database that change units name with `target_system = "..."`.
 ///
@@ -347,83 +330,6 @@ where
 
     fn transactional(&self) -> Option<&dyn TransactionalTarget> {
         Some(self)
-    }
-}
-
-/// One unit's transaction on a [`SqlTarget`].
-struct SqlTargetTransaction<DB: TargetDialect> {
-    tx: Transaction<'static, DB>,
-    target: String,
-    sql: Arc<MarkerStatements>,
-}
-
-impl<DB: TargetDialect> SqlTargetTransaction<DB> {
-    fn error(target: String, action: &'static str) -> impl FnOnce(sqlx::Error) -> TargetError {
-        move |source| TargetError {
-            target,
-            action,
-            source: Box::new(source),
-        }
-    }
-}
-
-#[async_trait]
-impl<DB> TargetTransaction for SqlTargetTransaction<DB>
-where
-    DB: TargetDialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Type<DB> + for<'q> Encode<'q, DB>,
-    bool: Type<DB> + for<'q> Encode<'q, DB>,
-{
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
-        &mut self.tx
-    }
-
-    async fn commit_with_marker(
-        self: Box<Self>,
-        change_id: &str,
-        execution_id: &str,
-    ) -> Result<(), TargetError> {
-        let Self {
-            mut tx,
-            target,
-            sql: statements,
-        } = *self;
-        sqlx::query(sql(&statements.upsert))
-            .bind(change_id.to_owned())
-            .bind(execution_id.to_owned())
-            .bind(true)
-            .execute(&mut *tx)
-            .await
-            .map_err(Self::error(target.clone(), "writing the marker"))?;
-        tx.commit()
-            .await
-            .map_err(Self::error(target, "committing the change with its marker"))
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<(), TargetError> {
-        let Self { tx, target, .. } = *self;
-        tx.rollback()
-            .await
-            .map_err(Self::error(target, "rolling back"))
-    }
-
-    async fn commit_removing_marker(self: Box<Self>, change_id: &str) -> Result<(), TargetError> {
-        let Self {
-            mut tx,
-            target,
-            sql: statements,
-        } = *self;
-        sqlx::query(sql(&statements.delete))
-            .bind(change_id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(Self::error(target.clone(), "removing the marker"))?;
-        tx.commit().await.map_err(Self::error(
-            target,
-            "committing the rollback with the marker's removal",
-        ))
     }
 }
 
