@@ -1,4 +1,4 @@
-//! History queries in SQL: one statement per [`HistoryQuery`], assembled only from fixed
+//! Generic (above the backends, below the store): history queries in SQL: one statement per [`HistoryQuery`], assembled only from fixed
 //! fragments (one per filter that is set) with every value bound as a parameter, ordered and paged
 //! by row id (keyset paging), so a page reads only the rows it returns.
 //!

@@ -1,10 +1,18 @@
 //! Flamingock's SQL audit store for SQLite, PostgreSQL and MySQL/MariaDB, over sqlx.
 //!
-//! [`connect`] opens the store a URL names; `SqlAuditStore::sqlite` / `::postgres` / `::mysql`
+//! [`connect()`] opens the store a URL names; `SqlAuditStore::sqlite` / `::postgres` / `::mysql`
 //! build one on a pool the application already has. Each backend is behind its cargo feature
 //! (`sqlite` by default, `postgres`, `mysql`); the logic is written once in [`SqlAuditStore`],
 //! and each backend's module holds only its SQL and connection details.
 //! [`SqlTarget`] makes any of these databases a target system of change units.
+//!
+//! Files import downward only:
+//! - leaves: `dialect` (the traits a backend implements), `columns` (the audit columns, defined
+//!   once), `sql` (running SQL, `ensure_table`), `pool`, `row`, `identifier`, `url`, `options`;
+//! - backends: `sqlite/`, `postgres/`, `mysql/`, each with all of its SQL (audit, fenced insert,
+//!   lock, marker, history) and the opening of its pool;
+//! - generic: `lock/`, `history`, `target/`;
+//! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
 // A build with no backend is legal (the facade's features pick them) but leaves the shared code
 // unused.

@@ -1,4 +1,4 @@
-//! Audit rows from SQL values: decoding rows into entries and unit states (binding is
+//! Leaf: audit rows from SQL values: decoding rows into entries and unit states (binding is
 //! [`columns`](crate::columns)' job). Rows that hold values Flamingock never writes are reported as corrupt,
 //! never guessed at.
 

@@ -1,4 +1,4 @@
-//! The SQL audit store, written once for every database: [`SqlAuditStore`] implements
+//! Top: the SQL audit store, written once for every database: [`SqlAuditStore`] implements
 //! [`AuditStore`] over any [`Dialect`], which supplies the SQL text and the few behaviours that
 //! differ (how a transaction begins, how concurrent table creation is serialized).
 
@@ -43,7 +43,7 @@ struct Statements {
 
 /// An append-only audit store in an SQL database (DESIGN §4), over a sqlx connection pool.
 ///
-/// Made by [`connect`](crate::connect) from a URL, or from a pool the application already has
+/// Made by [`connect`](crate::connect()) from a URL, or from a pool the application already has
 /// with `SqlAuditStore::sqlite`, `::postgres` or `::mysql`.
 pub struct SqlAuditStore<DB: Dialect> {
     pool: Pool<DB>,

@@ -1,4 +1,4 @@
-//! The lock's lease operations on one pool ([`Leases`]): take, extend, release, read and remove
+//! Generic, part of the lock: the lease operations on one pool ([`Leases`]): take, extend, release, read and remove
 //! by force the lease row of a key, as the store's [`DistributedLock`] runs them (see the parent
 //! module for how each one is made safe).
 //!

@@ -1,4 +1,4 @@
-//! SQLite's database-wide write lock and the lease (the parent module has the lock itself).
+//! Generic, part of the lock: SQLite's database-wide write lock and the lease (the parent module has the lock itself).
 //!
 //! A `TX_SHARED` transaction on SQLite begins with `BEGIN IMMEDIATE` and holds the whole
 //! database's write lock until it ends, so the heartbeat, which writes from another connection,

@@ -1,4 +1,4 @@
-//! MySQL backend, what a history query spells its own way (see [`HistorySql`]).
+//! Backend: MySQL, what a history query spells its own way (see [`HistorySql`]).
 
 use chrono::{DateTime, Utc};
 

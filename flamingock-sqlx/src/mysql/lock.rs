@@ -1,4 +1,4 @@
-//! MySQL backend, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
+//! Backend: MySQL, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
 //! insert, each judging time by the database clock. MySQL and MariaDB: `UTC_TIMESTAMP(3)`,
 //! which is fixed for the length of one statement.
 

@@ -1,4 +1,4 @@
-//! MySQL backend, the marker table's SQL (see [`TargetDialect`]).
+//! Backend: MySQL, the marker table's SQL (see [`TargetDialect`]).
 
 use crate::dialect::TargetDialect;
 

@@ -1,4 +1,5 @@
-//! MySQL and MariaDB: the audit table's SQL and the constructors of a MySQL audit store.
+//! Backend: MySQL's and MariaDB's audit table SQL and opening their pool. Their lock, marker and
+//! history SQL are in the submodules.
 //!
 //! `CREATE INDEX` has no `IF NOT EXISTS` in MySQL, so the index is declared inside the one
 //! `CREATE TABLE IF NOT EXISTS` statement: table and index appear together or not at all, and

@@ -1,4 +1,4 @@
-//! PostgreSQL backend, what a history query spells its own way (see [`HistorySql`]).
+//! Backend: PostgreSQL, what a history query spells its own way (see [`HistorySql`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

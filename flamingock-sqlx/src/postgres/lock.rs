@@ -1,4 +1,4 @@
-//! PostgreSQL backend, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
+//! Backend: PostgreSQL, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
 //! insert, each judging time by the database clock: `clock_timestamp()`, not
 //! `now()`, which is the start of the transaction and would judge a fenced insert at the end of
 //! a long unit by the time the unit began.

@@ -1,4 +1,4 @@
-//! PostgreSQL backend, the marker table's SQL (see [`TargetDialect`]).
+//! Backend: PostgreSQL, the marker table's SQL (see [`TargetDialect`]).
 
 use crate::dialect::TargetDialect;
 

@@ -1,4 +1,5 @@
-//! PostgreSQL: the audit table's SQL and the constructors of a PostgreSQL audit store.
+//! Backend: PostgreSQL's audit table SQL and opening its pool. Its lock, marker and history SQL
+//! are in the submodules.
 //!
 //! Two sessions running `CREATE TABLE IF NOT EXISTS` at the same moment can both pass the
 //! existence check and one then fails on the `pg_type` unique index; so `initialize()` first

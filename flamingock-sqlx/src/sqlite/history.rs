@@ -1,4 +1,4 @@
-//! SQLite backend, what a history query spells its own way (see [`HistorySql`]).
+//! Backend: SQLite, what a history query spells its own way (see [`HistorySql`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -1,4 +1,4 @@
-//! SQLite backend, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
+//! Backend: SQLite, the lock's SQL: the lease row, its atomic acquisition and the fenced audit
 //! insert, each judging time by the database clock. SQLite keeps timestamps as RFC 3339 text
 //! with milliseconds, whose text order is time order.
 

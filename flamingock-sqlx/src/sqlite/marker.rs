@@ -1,4 +1,4 @@
-//! SQLite backend, the marker table's SQL (see [`TargetDialect`]).
+//! Backend: SQLite, the marker table's SQL (see [`TargetDialect`]).
 
 use crate::dialect::{ConnectOptionsOf, TargetDialect};
 

@@ -1,5 +1,5 @@
-//! SQLite: the audit table's SQL, the pragmas a file shared by several processes needs, and the
-//! constructors of a SQLite audit store.
+//! Backend: SQLite's audit table SQL, and opening its pool with the pragmas a file shared by
+//! several processes needs. Its lock, marker and history SQL are in the submodules.
 //!
 //! Concurrent `initialize()` calls are serialized by `BEGIN IMMEDIATE`, which takes the database's
 //! write lock before the table is looked at (waiting up to the busy timeout); `TX_SHARED`

@@ -1,4 +1,4 @@
-//! SQL databases as target systems: a [`SqlTarget`] is a named database (SQLite, PostgreSQL or
+//! Generic (above the backends, below the store): SQL databases as target systems: a [`SqlTarget`] is a named database (SQLite, PostgreSQL or
 //! MySQL/MariaDB) that change units apply to, with the marker table of DESIGN §5 in it.
 //!
 //! Which strategy its units run with is the engine's call, from the target's database identity:

@@ -1,4 +1,4 @@
-//! A target's marker SQL ([`MarkerStatements`], built once from the validated table name) and one
+//! Generic, part of the target: the marker SQL ([`MarkerStatements`], built once from the validated table name) and one
 //! unit's transaction on a [`SqlTarget`](super::SqlTarget), which commits the change with its
 //! marker or removes the marker with the rollback of an undo.
 
@@ -33,7 +33,7 @@ impl MarkerStatements {
     }
 }
 
-/// One unit's transaction on a [`SqlTarget`].
+/// One unit's transaction on a [`SqlTarget`](super::SqlTarget).
 pub(super) struct SqlTargetTransaction<DB: TargetDialect> {
     pub(super) tx: Transaction<'static, DB>,
     pub(super) target: String,
