@@ -1,15 +1,15 @@
-//! Opening an audit store from a URL: the backend by scheme, then a bounded retry with exponential
-//! back-off while the server is down or starting, and a clear error after the last try.
+//! Top: the ways to make an audit store: [`connect`] opens the one a URL names (the backend by
+//! its scheme, the pool by the backend's folder, the store on top); `SqlAuditStore::sqlite`,
+//! `::postgres` and `::mysql` build one on a pool the application already has.
 
 use std::sync::Arc;
 
 use flamingock_core::{AuditStore, StoreError};
-use sqlx::pool::PoolOptions;
-use sqlx::{ConnectOptions, Connection, Database, Pool};
 
 use crate::identifier::validate_identifier;
 use crate::options::StoreOptions;
-use crate::url::{Backend, redact_url};
+use crate::store::SqlAuditStore;
+use crate::url::Backend;
 
 /// Connects to the audit store at `url` and returns it, not yet initialized
 /// ([`AuditStore::initialize`] creates the table).
@@ -41,129 +41,78 @@ pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn AuditSt
     }
     match Backend::from_url(url)? {
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite => Ok(Arc::new(crate::sqlite::connect(url, &options).await?)),
+        Backend::Sqlite => {
+            let (pool, location) = crate::sqlite::open(url, &options).await?;
+            Ok(Arc::new(SqlAuditStore::with_location(
+                pool, &options, location,
+            )?))
+        }
         #[cfg(feature = "postgres")]
-        Backend::Postgres => Ok(Arc::new(crate::postgres::connect(url, &options).await?)),
+        Backend::Postgres => {
+            let (pool, location) = crate::postgres::open(url, &options).await?;
+            Ok(Arc::new(SqlAuditStore::with_location(
+                pool, &options, location,
+            )?))
+        }
         #[cfg(feature = "mysql")]
-        Backend::MySql => Ok(Arc::new(crate::mysql::connect(url, &options).await?)),
+        Backend::MySql => {
+            let (pool, location) = crate::mysql::open(url, &options).await?;
+            Ok(Arc::new(SqlAuditStore::with_location(
+                pool, &options, location,
+            )?))
+        }
         #[allow(unreachable_patterns)] // every backend compiled in
         backend => Err(backend.not_compiled_in(url)),
     }
 }
 
-/// The [`StoreError::Connect`] for `url`, redacted.
-pub(crate) fn connect_error(
-    url: &str,
-    source: impl Into<flamingock_core::inject::BoxError>,
-) -> StoreError {
-    StoreError::Connect {
-        url: redact_url(url),
-        source: source.into(),
-    }
-}
-
-/// Opens a pool once one connection could be made, retrying while the server is unreachable.
-///
-/// sqlx's pool would itself wait for a refused server until its acquire timeout, unbounded by
-/// our attempts; so each try is one plain connection, and the pool is built after the first
-/// success.
-pub(crate) async fn open_pool<DB: Database>(
-    url: &str,
-    connect_options: <DB::Connection as Connection>::Options,
-    pool_options: PoolOptions<DB>,
-    options: &StoreOptions,
-) -> Result<Pool<DB>, StoreError> {
-    let redacted = redact_url(url);
-    let attempts = options.connect_attempts.max(1);
-    let mut backoff = options.connect_backoff;
-    for attempt in 1..=attempts {
-        let error =
-            match tokio::time::timeout(options.connect_timeout, connect_options.connect()).await {
-                Ok(Ok(probe)) => {
-                    // The probe only proves the server answers; the pool makes its own connections.
-                    let _ = probe.close().await;
-                    break;
-                }
-                Ok(Err(error)) if !is_transient(&error) => return Err(connect_error(url, error)),
-                Ok(Err(error)) => error.to_string(),
-                Err(_) => format!("no answer within {:?}", options.connect_timeout),
-            };
-        if attempt == attempts {
-            return Err(connect_error(
-                url,
-                format!(
-                    "{error} (gave up after {attempts} attempt{})",
-                    if attempts == 1 { "" } else { "s" }
-                ),
-            ));
-        }
-        tracing::warn!(
-            url = %redacted,
-            attempt,
-            attempts,
-            retry_in = ?backoff,
-            %error,
-            "audit store unreachable, retrying"
-        );
-        tokio::time::sleep(backoff).await;
-        backoff = backoff.saturating_mul(2);
-    }
-    // A server lost mid-run fails each statement after the connect timeout, not sqlx's 30 s.
-    let pool = pool_options
-        .acquire_timeout(options.connect_timeout)
-        .connect_with(connect_options)
-        .await
-        .map_err(|error| connect_error(url, error))?;
-    tracing::debug!(url = %redacted, "connected to the audit store");
-    Ok(pool)
-}
-
-/// Whether a failed connection may succeed later: the server is down, starting or overloaded, or
-/// (SQLite) another process holds the file's lock, as when several instances open a new database
-/// at once and each switches it to WAL, which waits for no busy timeout. Bad credentials, a bad
-/// URL or a missing database are not.
-fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(error) => {
-            error.is_transient_in_connect_phase() || is_sqlite_busy(error.as_ref())
-        }
-        _ => false,
-    }
-}
-
-/// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
 #[cfg(feature = "sqlite")]
-fn is_sqlite_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
-    error
-        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-        .and_then(sqlx::error::DatabaseError::code)
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+impl SqlAuditStore<sqlx::Sqlite> {
+    /// A store in the database of an existing pool (shared with the application).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flamingock_core::AuditStore;
+    /// use flamingock_sqlx::{SqlAuditStore, StoreOptions};
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let store = SqlAuditStore::sqlite(pool, StoreOptions::default())?;
+    /// store.initialize().await?;
+    /// assert_eq!(store.describe(), "SQLite audit store :memory: (table flamingock_audit_log)");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sqlite(pool: sqlx::SqlitePool, options: StoreOptions) -> Result<Self, StoreError> {
+        let location = crate::sqlite::location(&pool.connect_options());
+        Self::with_location(pool, &options, location)
+    }
 }
 
-#[cfg(not(feature = "sqlite"))]
-fn is_sqlite_busy(_error: &dyn sqlx::error::DatabaseError) -> bool {
-    false
+#[cfg(feature = "postgres")]
+impl SqlAuditStore<sqlx::Postgres> {
+    /// A store in the database of an existing pool (shared with the application).
+    pub fn postgres(
+        pool: sqlx::postgres::PgPool,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let location = crate::postgres::location(&pool.connect_options());
+        Self::with_location(pool, &options, location)
+    }
 }
 
-/// The pool size: at least one connection.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) fn max_connections(options: &StoreOptions) -> u32 {
-    options.max_connections.max(1)
+#[cfg(feature = "mysql")]
+impl SqlAuditStore<sqlx::MySql> {
+    /// A store in the database of an existing pool (shared with the application).
+    pub fn mysql(pool: sqlx::mysql::MySqlPool, options: StoreOptions) -> Result<Self, StoreError> {
+        let location = crate::mysql::location(&pool.connect_options());
+        Self::with_location(pool, &options, location)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_unreachable_servers_are_retried() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(is_transient(&sqlx::Error::Io(refused)));
-        assert!(is_transient(&sqlx::Error::PoolTimedOut));
-        assert!(!is_transient(&sqlx::Error::Configuration("bad url".into())));
-    }
 
     #[tokio::test]
     async fn unknown_schemes_are_unsupported() {

@@ -1,4 +1,4 @@
-//! History queries in SQL: one statement per [`HistoryQuery`], assembled only from fixed
+//! Generic (above the backends, below the store): history queries in SQL: one statement per [`HistoryQuery`], assembled only from fixed
 //! fragments (one per filter that is set) with every value bound as a parameter, ordered and paged
 //! by row id (keyset paging), so a page reads only the rows it returns.
 //!
@@ -10,157 +10,17 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
 use flamingock_core::{AuditEntry, StoreError};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type,
 };
 
+use crate::columns::plain_columns;
+use crate::dialect::{HistorySql, IndexColumns};
 use crate::identifier::TableName;
 use crate::row;
-use crate::store::{PLAIN_COLUMNS, query_error};
-
-/// What each dialect spells its own way in a history query. Implemented for every [`Dialect`];
-/// not for use outside this crate (the module is private, so the trait is sealed).
-///
-/// [`Dialect`]: crate::Dialect
-pub trait HistorySql {
-    /// The `n`-th bind parameter (1-based).
-    #[doc(hidden)]
-    fn placeholder(n: usize) -> String;
-    /// The table name quoted.
-    #[doc(hidden)]
-    fn quoted(table: &str) -> String;
-    /// A bound timestamp (as written by [`time_text`](Self::time_text)) in a comparison with
-    /// `created_at`.
-    #[doc(hidden)]
-    fn time_param(placeholder: &str) -> String;
-    /// The bound form of an instant.
-    #[doc(hidden)]
-    fn time_text(at: &DateTime<Utc>) -> String;
-    /// `created_at` and `metadata` read as text, as `decode_entry` expects them.
-    #[doc(hidden)]
-    const TEXT_COLUMNS: &'static str;
-    /// Statements that create the history indexes if they are missing. MySQL cannot say
-    /// `IF NOT EXISTS`: there, an index is created only when [`index_exists`](Self::index_exists)
-    /// finds none.
-    #[doc(hidden)]
-    fn create_index(table: &str, index: &str, columns: IndexColumns) -> String;
-    /// A query counting indexes named by the second bound parameter on the table named by the
-    /// first, where `CREATE INDEX` has no `IF NOT EXISTS` (`None` elsewhere).
-    #[doc(hidden)]
-    const INDEX_EXISTS: Option<&'static str>;
-}
-
-/// The history indexes.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexColumns {
-    CreatedAt,
-    Author,
-    Execution,
-}
-
-impl IndexColumns {
-    const ALL: [IndexColumns; 3] = [
-        IndexColumns::CreatedAt,
-        IndexColumns::Author,
-        IndexColumns::Execution,
-    ];
-
-    fn suffix(self) -> &'static str {
-        match self {
-            IndexColumns::CreatedAt => "created_at_idx",
-            IndexColumns::Author => "author_idx",
-            IndexColumns::Execution => "execution_idx",
-        }
-    }
-}
-
-#[cfg(feature = "sqlite")]
-impl HistorySql for sqlx::Sqlite {
-    fn placeholder(n: usize) -> String {
-        format!("?{n}")
-    }
-    fn quoted(table: &str) -> String {
-        format!("\"{table}\"")
-    }
-    fn time_param(placeholder: &str) -> String {
-        // Stored as fixed-width RFC 3339 text in UTC, which sorts as time does.
-        placeholder.to_owned()
-    }
-    fn time_text(at: &DateTime<Utc>) -> String {
-        at.to_rfc3339_opts(SecondsFormat::Millis, true)
-    }
-    const TEXT_COLUMNS: &'static str = "created_at, metadata";
-    fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
-        let columns = match columns {
-            IndexColumns::CreatedAt => "created_at",
-            IndexColumns::Author => "author, id",
-            IndexColumns::Execution => "execution_id",
-        };
-        format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({columns})"#)
-    }
-    const INDEX_EXISTS: Option<&'static str> = None;
-}
-
-#[cfg(feature = "postgres")]
-impl HistorySql for sqlx::Postgres {
-    fn placeholder(n: usize) -> String {
-        format!("${n}")
-    }
-    fn quoted(table: &str) -> String {
-        format!("\"{table}\"")
-    }
-    fn time_param(placeholder: &str) -> String {
-        format!("CAST({placeholder} AS TIMESTAMPTZ)")
-    }
-    fn time_text(at: &DateTime<Utc>) -> String {
-        at.to_rfc3339_opts(SecondsFormat::Millis, true)
-    }
-    const TEXT_COLUMNS: &'static str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, metadata::text AS metadata"#;
-    fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
-        let columns = match columns {
-            IndexColumns::CreatedAt => "created_at",
-            IndexColumns::Author => "author, id",
-            IndexColumns::Execution => "execution_id",
-        };
-        format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({columns})"#)
-    }
-    const INDEX_EXISTS: Option<&'static str> = None;
-}
-
-#[cfg(feature = "mysql")]
-impl HistorySql for sqlx::MySql {
-    fn placeholder(_n: usize) -> String {
-        "?".to_owned()
-    }
-    fn quoted(table: &str) -> String {
-        format!("`{table}`")
-    }
-    fn time_param(placeholder: &str) -> String {
-        format!("CAST({placeholder} AS DATETIME(3))")
-    }
-    fn time_text(at: &DateTime<Utc>) -> String {
-        at.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-    }
-    const TEXT_COLUMNS: &'static str = "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, \
-         CAST(metadata AS CHAR) AS metadata";
-    fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
-        // TEXT columns are indexed by a prefix (an index key is bounded).
-        let columns = match columns {
-            IndexColumns::CreatedAt => "created_at",
-            IndexColumns::Author => "author(191), id",
-            IndexColumns::Execution => "execution_id(64)",
-        };
-        format!("CREATE INDEX `{index}` ON `{table}` ({columns})")
-    }
-    const INDEX_EXISTS: Option<&'static str> = Some(
-        "SELECT COUNT(*) AS n FROM information_schema.statistics \
-         WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?",
-    );
-}
+use crate::sql::query_error;
 
 /// One bound value of a history statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +32,11 @@ enum Bind {
 /// The statement answering `query` on `table`, and its bind values in order.
 fn statement<DB: HistorySql>(table: &str, query: &HistoryQuery) -> (String, Vec<Bind>) {
     let quoted = DB::quoted(table);
-    let mut sql = format!("SELECT {PLAIN_COLUMNS}, {} FROM {quoted}", DB::TEXT_COLUMNS);
+    let mut sql = format!(
+        "SELECT {}, {} FROM {quoted}",
+        plain_columns(),
+        DB::TEXT_COLUMNS
+    );
     if query.latest_per_unit {
         sql.push_str(&format!(
             " JOIN (SELECT MAX(id) AS newest_id FROM {quoted} GROUP BY change_id) AS newest \
@@ -315,6 +179,7 @@ where
 #[cfg(all(test, feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
     use flamingock_core::AuditState;
 
     fn at(text: &str) -> DateTime<Utc> {

@@ -1,4 +1,4 @@
-//! SQL identifiers taken from configuration (table names): validated before any SQL is built.
+//! Leaf: SQL identifiers taken from configuration (table names): validated before any SQL is built.
 //!
 //! The audit table's name is the only user string that ever reaches SQL text; everything else is a
 //! bind parameter. A [`TableName`] can only be made from a name that passed

@@ -1,10 +1,18 @@
 //! Flamingock's SQL audit store for SQLite, PostgreSQL and MySQL/MariaDB, over sqlx.
 //!
-//! [`connect`] opens the store a URL names; `SqlAuditStore::sqlite` / `::postgres` / `::mysql`
+//! [`connect()`] opens the store a URL names; `SqlAuditStore::sqlite` / `::postgres` / `::mysql`
 //! build one on a pool the application already has. Each backend is behind its cargo feature
 //! (`sqlite` by default, `postgres`, `mysql`); the logic is written once in [`SqlAuditStore`],
 //! and each backend's module holds only its SQL and connection details.
 //! [`SqlTarget`] makes any of these databases a target system of change units.
+//!
+//! Files import downward only:
+//! - leaves: `dialect` (the traits a backend implements), `columns` (the audit columns, defined
+//!   once), `sql` (running SQL, `ensure_table`), `pool`, `row`, `identifier`, `url`, `options`;
+//! - backends: `sqlite/`, `postgres/`, `mysql/`, each with all of its SQL (audit, fenced insert,
+//!   lock, marker, history) and the opening of its pool;
+//! - generic: `lock/`, `history`, `target/`;
+//! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
 // A build with no backend is legal (the facade's features pick them) but leaves the shared code
 // unused.
@@ -13,12 +21,14 @@
     allow(dead_code, unused_imports, unused_macros)
 )]
 
+mod columns;
 mod connect;
+mod dialect;
 mod history;
 mod identifier;
 mod lock;
-mod marker;
 mod options;
+mod pool;
 mod row;
 mod sql;
 mod store;
@@ -33,11 +43,11 @@ mod postgres;
 mod sqlite;
 
 pub use connect::connect;
+pub use dialect::{Dialect, TargetDialect};
 pub use identifier::{MAX_IDENTIFIER_LEN, validate_identifier};
 pub use lock::DEFAULT_LOCK_TABLE;
-pub use marker::TargetDialect;
 pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
-pub use store::{Dialect, SqlAuditStore};
+pub use store::SqlAuditStore;
 pub use target::{DEFAULT_MARKER_TABLE, SqlTarget};
 pub use url::{Backend, redact_url};
 

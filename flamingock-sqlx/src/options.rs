@@ -1,4 +1,4 @@
-//! How to reach and lay out the audit store: table name, connection retries, pool size.
+//! Leaf: how to reach and lay out the audit store: table name, connection retries, pool size.
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub struct StoreOptions {
     pub connect_backoff: Duration,
     /// How long one try may take before it counts as failed (default 10 s).
     pub connect_timeout: Duration,
-    /// The size of the connection pool [`connect`](crate::connect) opens on PostgreSQL and
+    /// The size of the connection pool [`connect`](crate::connect()) opens on PostgreSQL and
     /// MySQL (default 5). SQLite always uses one connection: it has one writer at a time, and a
     /// single connection keeps its schema cache warm across units.
     pub max_connections: u32,

@@ -1,49 +1,14 @@
-//! Audit rows to and from SQL values: binding an [`AuditEntry`] into an insert, decoding rows into
-//! entries and unit states. Rows that hold values Flamingock never writes are reported as corrupt,
+//! Leaf: audit rows from SQL values: decoding rows into entries and unit states (binding is
+//! [`columns`](crate::columns)' job). Rows that hold values Flamingock never writes are reported as corrupt,
 //! never guessed at.
 
 use chrono::{DateTime, Utc};
 use flamingock_core::model::UnitState;
 use flamingock_core::{AuditEntry, AuditState, RecoveryStrategy, StoreError, TxStrategy};
-use sqlx::query::Query;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use crate::identifier::TableName;
-use crate::store::query_error;
-
-/// Binds `entry` to an insert in [`INSERT_COLUMNS`](crate::store::INSERT_COLUMNS) order. `id` and
-/// `created_at` are the database's to set.
-pub(crate) fn bind_entry<'q, DB>(
-    query: Query<'q, DB, DB::Arguments>,
-    entry: &AuditEntry,
-) -> Query<'q, DB, DB::Arguments>
-where
-    DB: Database,
-    String: Type<DB> + for<'e> Encode<'e, DB>,
-    i64: Type<DB> + for<'e> Encode<'e, DB>,
-    Option<String>: for<'e> Encode<'e, DB>,
-    Option<i64>: for<'e> Encode<'e, DB>,
-{
-    query
-        .bind(entry.execution_id.clone())
-        .bind(entry.change_id.clone())
-        .bind(entry.author.clone())
-        .bind(entry.change_order.clone())
-        .bind(entry.stage.clone())
-        .bind(entry.state.as_str().to_owned())
-        .bind(entry.execution_ms)
-        .bind(entry.hostname.clone())
-        .bind(entry.runner_id.clone())
-        .bind(entry.target_system.clone())
-        .bind(entry.tx_strategy.as_str().to_owned())
-        .bind(entry.recovery_strategy.as_str().to_owned())
-        .bind(entry.app_name.clone())
-        .bind(entry.app_version.clone())
-        .bind(entry.source.clone())
-        .bind(entry.checksum.clone())
-        .bind(entry.error.clone())
-        .bind(entry.metadata.as_ref().map(|value| value.to_string()))
-}
+use crate::sql::query_error;
 
 /// Reads one row of `select_entries`.
 pub(crate) fn decode_entry<DB>(row: &DB::Row, table: &TableName) -> Result<AuditEntry, StoreError>

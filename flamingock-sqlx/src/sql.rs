@@ -1,13 +1,41 @@
-//! Creating our tables: [`ensure_table`], the one "read the columns, create the table or report a
-//! foreign one" used for the audit, lock and marker tables.
+//! Leaf: running SQL the same way everywhere: [`sql`], the one gate dynamic SQL passes to reach
+//! sqlx; [`query_error`]; [`begin`] with the dialect's `BEGIN`; and [`ensure_table`], the one
+//! "read the columns, create the table or report a foreign one" for the audit, lock and marker
+//! tables.
 
 use std::sync::Arc;
 
 use flamingock_core::StoreError;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction,
+    Type,
+};
 
+use crate::dialect::Dialect;
 use crate::identifier::TableName;
-use crate::store::{Dialect, query_error, sql};
+
+/// Wraps a sqlx error with what was being done.
+pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query {
+        action,
+        source: Box::new(source),
+    }
+}
+
+/// Makes already validated SQL text executable (the only way dynamic SQL reaches sqlx here).
+pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(Arc::clone(text))
+}
+
+/// Opens a transaction with the dialect's `BEGIN`.
+pub(crate) async fn begin<DB: Dialect>(
+    pool: &Pool<DB>,
+) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    match DB::BEGIN {
+        Some(statement) => pool.begin_with(statement).await,
+        None => pool.begin().await,
+    }
+}
 
 /// One of the tables this crate creates: what it must hold and how its steps are named in errors.
 pub(crate) struct TableKind {

@@ -1,51 +1,29 @@
-//! The SQL audit store, written once for every database: [`SqlAuditStore`] implements
+//! Top: the SQL audit store, written once for every database: [`SqlAuditStore`] implements
 //! [`AuditStore`] over any [`Dialect`], which supplies the SQL text and the few behaviours that
 //! differ (how a transaction begins, how concurrent table creation is serialized).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
-use flamingock_core::lock::{DistributedLock, Fence};
+use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockInfo};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
-use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError, TxStrategy};
-use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
-    Transaction, Type,
-};
+use flamingock_core::target::TransactionalTarget;
+use flamingock_core::{AuditEntry, AuditStore, StoreError};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
+use crate::columns::{audit_column_names, bind_entry, bind_fenced};
+use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
-use crate::lock::{self, LockDialect, LockTable, WriteHold};
+use crate::lock::{self, Leases, LockTable, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
-use crate::sql::{TableKind, ensure_table, serialize_creation};
-
-/// The columns every audit table has (DESIGN §4); a table lacking one is not ours.
-pub(crate) const AUDIT_COLUMNS: [&str; 20] = [
-    "id",
-    "execution_id",
-    "change_id",
-    "author",
-    "change_order",
-    "stage",
-    "state",
-    "created_at",
-    "execution_ms",
-    "hostname",
-    "runner_id",
-    "target_system",
-    "tx_strategy",
-    "recovery_strategy",
-    "app_name",
-    "app_version",
-    "source",
-    "checksum",
-    "error",
-    "metadata",
-];
+use crate::sql::{TableKind, begin, ensure_table, query_error, serialize_creation, sql};
+use crate::target::SqlTarget;
 
 /// The audit table, as [`ensure_table`] creates or checks it.
 const AUDIT_TABLE: TableKind = TableKind {
@@ -54,85 +32,6 @@ const AUDIT_TABLE: TableKind = TableKind {
     creating: "creating the audit table",
     serializing: "taking the lock that serializes audit table creation",
 };
-
-/// The columns an insert binds, in bind order (see [`row::bind_entry`]); each dialect's insert
-/// lists them in this order, then `created_at` from the database clock.
-pub(crate) const INSERT_COLUMNS: &str = "execution_id, change_id, author, change_order, stage, \
-     state, execution_ms, hostname, runner_id, target_system, tx_strategy, recovery_strategy, \
-     app_name, app_version, source, checksum, error, metadata, created_at";
-
-/// The columns read back as they are stored; `created_at` and `metadata` are read through
-/// dialect-specific conversions to text.
-pub(crate) const PLAIN_COLUMNS: &str = "id, execution_id, change_id, author, change_order, \
-     stage, state, execution_ms, hostname, runner_id, target_system, tx_strategy, \
-     recovery_strategy, app_name, app_version, source, checksum, error";
-
-/// The SQL condition true for rows that [`counts_as_try`] counts: the same in every dialect.
-///
-/// [`counts_as_try`]: flamingock_core::store::counts_as_try
-pub(crate) fn counts_as_try_condition() -> String {
-    format!(
-        "state = '{started}' OR (tx_strategy = '{shared}' AND state IN ('{applied}', '{failed}'))",
-        started = AuditState::Started.as_str(),
-        shared = TxStrategy::Shared.as_str(),
-        applied = AuditState::Applied.as_str(),
-        failed = AuditState::Failed.as_str(),
-    )
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A database the SQL audit store supports: `sqlx::Sqlite`, `sqlx::Postgres` or `sqlx::MySql`,
-/// each behind its cargo feature. Sealed; its items are the store's internals.
-///
-/// Every SQL function takes a name that passed [`validate_identifier`](crate::validate_identifier).
-pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + LockDialect {
-    /// The database's name for people (`"SQLite"`).
-    #[doc(hidden)]
-    const LABEL: &'static str;
-    /// The readable name of the transaction type `TX_SHARED` units take by `&mut`.
-    #[doc(hidden)]
-    const TRANSACTION_TYPE: &'static str;
-    /// The statement that opens the schema and `TX_SHARED` transactions (`None`: sqlx's default).
-    #[doc(hidden)]
-    const BEGIN: Option<&'static str>;
-    /// A statement taking a transaction-scoped lock on one bound `i64` key, so that concurrent
-    /// `initialize()` calls create the table one after the other (`None`: the DDL is safe as is).
-    #[doc(hidden)]
-    const SCHEMA_LOCK: Option<&'static str>;
-    /// Selects `name` (text) of every column of the table named by the one bound parameter.
-    #[doc(hidden)]
-    const TABLE_COLUMNS: &'static str;
-
-    /// The statements creating the table (and its index) if missing, in order.
-    #[doc(hidden)]
-    fn create_schema(table: &str, index: &str) -> Vec<String>;
-    /// Inserts one row: [`INSERT_COLUMNS`] bound in order, `created_at` from the database clock.
-    #[doc(hidden)]
-    fn insert_entry(table: &str) -> String;
-    /// Every row, oldest first, with `created_at` and `metadata` as text.
-    #[doc(hidden)]
-    fn select_entries(table: &str) -> String;
-    /// The newest row of each unit and its `tries` count, in one statement.
-    #[doc(hidden)]
-    fn select_unit_states(table: &str) -> String;
-    /// Which database `options` reach: scheme, host, port and database (or the file), never
-    /// credentials; equal for two pools exactly when they reach the same database.
-    #[doc(hidden)]
-    fn database_identity(options: &<Self::Connection as sqlx::Connection>::Options) -> String;
-}
-
-macro_rules! seal {
-    ($($db:ty),*) => { $(impl sealed::Sealed for $db {})* };
-}
-#[cfg(feature = "sqlite")]
-seal!(sqlx::Sqlite);
-#[cfg(feature = "postgres")]
-seal!(sqlx::Postgres);
-#[cfg(feature = "mysql")]
-seal!(sqlx::MySql);
 
 /// The SQL text of one store, built once from its validated table name.
 struct Statements {
@@ -144,7 +43,7 @@ struct Statements {
 
 /// An append-only audit store in an SQL database (DESIGN §4), over a sqlx connection pool.
 ///
-/// Made by [`connect`](crate::connect) from a URL, or from a pool the application already has
+/// Made by [`connect`](crate::connect()) from a URL, or from a pool the application already has
 /// with `SqlAuditStore::sqlite`, `::postgres` or `::mysql`.
 pub struct SqlAuditStore<DB: Dialect> {
     pool: Pool<DB>,
@@ -225,29 +124,62 @@ impl<DB: Dialect> SqlAuditStore<DB> {
         &self.identity
     }
 
-    /// The lock table and this store's leases in it.
-    pub(crate) fn lock_state(&self) -> &Arc<LockTable> {
-        &self.lock
+    /// The lock table's name (`flamingock_lock` beside the default audit table).
+    pub fn lock_table(&self) -> &str {
+        self.lock.name()
+    }
+
+    /// The leases of the lock table, through the store's pool.
+    fn leases(&self) -> Leases<'_, DB> {
+        Leases {
+            pool: &self.pool,
+            lock: &self.lock,
+        }
     }
 }
 
-/// Wraps a sqlx error with what was being done.
-pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query {
-        action,
-        source: Box::new(source),
+/// The distributed lock: the lease rows of the lock table (see the `lock` module).
+#[async_trait]
+impl<DB> DistributedLock for SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    async fn try_acquire(
+        &self,
+        fence: &Fence,
+        hostname: &str,
+        lease: Duration,
+    ) -> Result<Acquisition, StoreError> {
+        self.leases().try_acquire(fence, hostname, lease).await
     }
-}
 
-/// Makes already validated SQL text executable (the only way dynamic SQL reaches sqlx here).
-pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    AssertSqlSafe(Arc::clone(text))
+    async fn extend(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+        self.leases().extend(fence, lease).await
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.leases().release(fence).await
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        self.leases().read(key).await
+    }
+
+    async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        self.leases().force_release(key).await
+    }
 }
 
 #[async_trait]
 impl<DB> AuditStore for SqlAuditStore<DB>
 where
-    DB: Dialect,
+    DB: TargetDialect,
+    SqlTarget<DB>: TransactionalTarget,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     &'static str: ColumnIndex<DB::Row>,
@@ -262,7 +194,7 @@ where
         ))?;
         serialize_creation::<DB>(&mut tx, &self.table, &AUDIT_TABLE).await?;
         let schema: Vec<Arc<str>> = self.sql.schema.clone();
-        let columns = AUDIT_COLUMNS;
+        let columns = audit_column_names();
         if ensure_table::<DB>(&mut tx, &self.table, &AUDIT_TABLE, columns, &schema).await? {
             tracing::info!(table = %self.table, store = %self.describe(), "created the audit table");
         }
@@ -287,7 +219,7 @@ where
 
     async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
         let Some(fence) = fence else {
-            row::bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
+            bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
                 .execute(&self.pool)
                 .await
                 .map_err(query_error("appending an audit entry"))?;
@@ -364,16 +296,6 @@ where
     }
 }
 
-/// Opens a transaction with the dialect's `BEGIN`.
-pub(crate) async fn begin<DB: Dialect>(
-    pool: &Pool<DB>,
-) -> Result<Transaction<'static, DB>, sqlx::Error> {
-    match DB::BEGIN {
-        Some(statement) => pool.begin_with(statement).await,
-        None => pool.begin().await,
-    }
-}
-
 /// The transaction of a `TX_SHARED` unit: the unit's statements and its audit row commit together.
 struct SqlSharedTransaction<DB: Dialect> {
     tx: Transaction<'static, DB>,
@@ -412,7 +334,7 @@ where
         let action = "recording the audit entry of a shared transaction";
         match fence {
             None => {
-                row::bind_entry(sqlx::query(sql(&statements.insert)), entry)
+                bind_entry(sqlx::query(sql(&statements.insert)), entry)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error(action))?;
@@ -450,24 +372,6 @@ where
         }
         .map_err(query_error("rolling back a shared transaction"))
     }
-}
-
-/// Binds `entry`, then the fence's key and owner, to the fenced insert.
-fn bind_fenced<'q, DB>(
-    query: sqlx::query::Query<'q, DB, DB::Arguments>,
-    entry: &AuditEntry,
-    fence: &Fence,
-) -> sqlx::query::Query<'q, DB, DB::Arguments>
-where
-    DB: Database,
-    String: Type<DB> + for<'e> Encode<'e, DB>,
-    i64: Type<DB> + for<'e> Encode<'e, DB>,
-    Option<String>: for<'e> Encode<'e, DB>,
-    Option<i64>: for<'e> Encode<'e, DB>,
-{
-    row::bind_entry(query, entry)
-        .bind(fence.key.clone())
-        .bind(fence.owner.clone())
 }
 
 /// A fenced insert that wrote no row met a lease that is no longer the fence's.

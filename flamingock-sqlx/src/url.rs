@@ -1,4 +1,4 @@
-//! Database URLs: which backend a scheme names, and redaction so that no password reaches a log
+//! Leaf: database URLs: which backend a scheme names, and redaction so that no password reaches a log
 //! line or an error message.
 
 use flamingock_core::StoreError;

@@ -1,4 +1,4 @@
-//! SQLite's database-wide write lock and the lease (the parent module has the lock itself).
+//! Generic, part of the lock: SQLite's database-wide write lock and the lease (the parent module has the lock itself).
 //!
 //! A `TX_SHARED` transaction on SQLite begins with `BEGIN IMMEDIATE` and holds the whole
 //! database's write lock until it ends, so the heartbeat, which writes from another connection,
@@ -17,7 +17,8 @@ use std::sync::atomic::Ordering;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use super::{HeldLease, LockTable};
-use crate::store::{Dialect, begin, sql};
+use crate::dialect::Dialect;
+use crate::sql::{begin, sql};
 
 /// The savepoint a SQLite shared transaction rolls back to, keeping its write lock.
 const UNIT_SAVEPOINT: &str = "flamingock_unit";

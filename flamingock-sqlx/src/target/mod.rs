@@ -1,4 +1,4 @@
-//! SQL databases as target systems: a [`SqlTarget`] is a named database (SQLite, PostgreSQL or
+//! Generic (above the backends, below the store): SQL databases as target systems: a [`SqlTarget`] is a named database (SQLite, PostgreSQL or
 //! MySQL/MariaDB) that change units apply to, with the marker table of DESIGN §5 in it.
 //!
 //! Which strategy its units run with is the engine's call, from the target's database identity:
@@ -8,6 +8,8 @@
 //! before every DDL statement even inside a transaction; there, every transactional unit runs
 //! `TX_SEPARATE`, whose open marker (see [`Marker`]) reveals such a commit: a unit cut short
 //! after one is recorded `ROLLBACK_FAILED` and waits for a person instead of running again.
+
+mod transaction;
 
 use std::any::{Any, TypeId};
 use std::str::FromStr;
@@ -25,12 +27,16 @@ use sqlx::{
     ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
-use crate::connect::open_pool;
+use crate::dialect::TargetDialect;
 use crate::identifier::TableName;
-use crate::marker::{MARKER_COLUMNS, TargetDialect};
 use crate::options::StoreOptions;
+use crate::pool::{connect_error, open_pool};
 use crate::sql::{EnsureError, TableKind, ensure_table, serialize_creation};
-use crate::store::{Dialect, begin, sql};
+use crate::sql::{begin, sql};
+use transaction::{MarkerStatements, SqlTargetTransaction};
+
+/// The columns a marker table must have; a table lacking one is not ours.
+const MARKER_COLUMNS: [&str; 3] = ["change_id", "execution_id", "committed"];
 
 /// The marker table's name unless configured otherwise.
 pub const DEFAULT_MARKER_TABLE: &str = "flamingock_marker";
@@ -42,26 +48,6 @@ const MARKER_TABLE: TableKind = TableKind {
     creating: "creating the marker table",
     serializing: "taking the lock that serializes marker table creation",
 };
-
-/// The marker table's SQL, built once from its validated name.
-struct MarkerStatements {
-    create: Arc<str>,
-    upsert: Arc<str>,
-    select: Arc<str>,
-    delete: Arc<str>,
-}
-
-impl MarkerStatements {
-    fn new<DB: TargetDialect>(table: &TableName) -> Arc<Self> {
-        let table = table.as_str();
-        Arc::new(Self {
-            create: DB::create_marker_table(table).into(),
-            upsert: DB::upsert_marker(table).into(),
-            select: DB::select_marker(table).into(),
-            delete: DB::delete_marker(table).into(),
-        })
-    }
-}
 
 /// A SQL database that change units name with `target_system = "..."`.
 ///
@@ -144,7 +130,7 @@ impl<DB: TargetDialect> SqlTarget<DB> {
             },
         };
         let connect_options = <<DB::Connection as Connection>::Options>::from_str(url)
-            .map_err(|error| unreachable(crate::connect::connect_error(url, error)))?;
+            .map_err(|error| unreachable(connect_error(url, error)))?;
         let pool_options = PoolOptions::<DB>::new().max_connections(options.max_connections.max(1));
         let pool = open_pool(
             url,
@@ -201,15 +187,15 @@ struct Unreachable {
 }
 
 /// The audit store's database as a target of its own, where `TX_SHARED` would not be atomic (see
-/// [`AuditStore::separate_target`](flamingock_core::AuditStore::separate_target)): MySQL and
-/// MariaDB. `None` for the other databases.
-pub(crate) fn separate_store_target<DB: Dialect>(pool: &Pool<DB>) -> Option<Arc<dyn TargetSystem>> {
-    #[cfg(feature = "mysql")]
-    if let Some(pool) = (pool as &dyn Any).downcast_ref::<sqlx::MySqlPool>() {
-        return Some(Arc::new(SqlTarget::new(DEFAULT_TARGET, pool.clone())));
-    }
-    let _ = (pool, DEFAULT_TARGET);
-    None
+/// [`AuditStore::separate_target`](flamingock_core::AuditStore::separate_target)): the databases
+/// whose DDL commits ([`Dialect::DDL_COMMITS`](crate::Dialect::DDL_COMMITS): MySQL and MariaDB). `None` for the others.
+pub(crate) fn separate_store_target<DB>(pool: &Pool<DB>) -> Option<Arc<dyn TargetSystem>>
+where
+    DB: TargetDialect,
+    SqlTarget<DB>: TransactionalTarget,
+{
+    DB::DDL_COMMITS
+        .then(|| Arc::new(SqlTarget::new(DEFAULT_TARGET, pool.clone())) as Arc<dyn TargetSystem>)
 }
 
 #[async_trait]
@@ -347,83 +333,6 @@ where
     }
 }
 
-/// One unit's transaction on a [`SqlTarget`].
-struct SqlTargetTransaction<DB: TargetDialect> {
-    tx: Transaction<'static, DB>,
-    target: String,
-    sql: Arc<MarkerStatements>,
-}
-
-impl<DB: TargetDialect> SqlTargetTransaction<DB> {
-    fn error(target: String, action: &'static str) -> impl FnOnce(sqlx::Error) -> TargetError {
-        move |source| TargetError {
-            target,
-            action,
-            source: Box::new(source),
-        }
-    }
-}
-
-#[async_trait]
-impl<DB> TargetTransaction for SqlTargetTransaction<DB>
-where
-    DB: TargetDialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Type<DB> + for<'q> Encode<'q, DB>,
-    bool: Type<DB> + for<'q> Encode<'q, DB>,
-{
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
-        &mut self.tx
-    }
-
-    async fn commit_with_marker(
-        self: Box<Self>,
-        change_id: &str,
-        execution_id: &str,
-    ) -> Result<(), TargetError> {
-        let Self {
-            mut tx,
-            target,
-            sql: statements,
-        } = *self;
-        sqlx::query(sql(&statements.upsert))
-            .bind(change_id.to_owned())
-            .bind(execution_id.to_owned())
-            .bind(true)
-            .execute(&mut *tx)
-            .await
-            .map_err(Self::error(target.clone(), "writing the marker"))?;
-        tx.commit()
-            .await
-            .map_err(Self::error(target, "committing the change with its marker"))
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<(), TargetError> {
-        let Self { tx, target, .. } = *self;
-        tx.rollback()
-            .await
-            .map_err(Self::error(target, "rolling back"))
-    }
-
-    async fn commit_removing_marker(self: Box<Self>, change_id: &str) -> Result<(), TargetError> {
-        let Self {
-            mut tx,
-            target,
-            sql: statements,
-        } = *self;
-        sqlx::query(sql(&statements.delete))
-            .bind(change_id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(Self::error(target.clone(), "removing the marker"))?;
-        tx.commit().await.map_err(Self::error(
-            target,
-            "committing the rollback with the marker's removal",
-        ))
-    }
-}
-
 #[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
@@ -468,5 +377,18 @@ mod tests {
     #[tokio::test]
     async fn only_mysql_audit_stores_get_a_separate_target() {
         assert!(separate_store_target(&lazy_pool()).is_none());
+        #[cfg(feature = "mysql")]
+        {
+            let options = sqlx::mysql::MySqlConnectOptions::new();
+            let pool = sqlx::mysql::MySqlPoolOptions::new().connect_lazy_with(options);
+            let target = separate_store_target(&pool).expect("MySQL's DDL commits");
+            assert_eq!(target.name(), DEFAULT_TARGET);
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let options = sqlx::postgres::PgConnectOptions::new();
+            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+            assert!(separate_store_target(&pool).is_none());
+        }
     }
 }

@@ -1,22 +1,25 @@
-//! SQLite: the audit table's SQL, the pragmas a file shared by several processes needs, and the
-//! constructors of a SQLite audit store.
+//! Backend: SQLite's audit table SQL, and opening its pool with the pragmas a file shared by
+//! several processes needs. Its lock, marker and history SQL are in the submodules.
 //!
 //! Concurrent `initialize()` calls are serialized by `BEGIN IMMEDIATE`, which takes the database's
 //! write lock before the table is looked at (waiting up to the busy timeout); `TX_SHARED`
 //! transactions begin the same way, so a unit never fails half-way on a lock upgrade.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use flamingock_core::StoreError;
-use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Pool, Sqlite};
 
-use crate::connect::{connect_error, open_pool};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::pool::{connect_error, open_pool};
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,6 +33,7 @@ impl Dialect for Sqlite {
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const SCHEMA_LOCK: Option<&'static str> = None;
     const TABLE_COLUMNS: &'static str = "SELECT name FROM pragma_table_info(?1)";
+    const DDL_COMMITS: bool = false;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![
@@ -74,13 +78,18 @@ impl Dialect for Sqlite {
 
     fn insert_entry(table: &str) -> String {
         format!(
-            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, {NOW})"#
+            r#"INSERT INTO "{table}" ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, |p| p, NOW),
         )
     }
 
     fn select_entries(table: &str) -> String {
-        format!(r#"SELECT {PLAIN_COLUMNS}, created_at, metadata FROM "{table}" ORDER BY id"#)
+        format!(
+            r#"SELECT {plain}, created_at, metadata FROM "{table}" ORDER BY id"#,
+            plain = plain_columns()
+        )
     }
 
     fn select_unit_states(table: &str) -> String {
@@ -96,34 +105,12 @@ JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<Sqlite> {
-    /// A store in the database of an existing pool (shared with the application).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use flamingock_core::AuditStore;
-    /// use flamingock_sqlx::{SqlAuditStore, StoreOptions};
-    ///
-    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
-    /// let store = SqlAuditStore::sqlite(pool, StoreOptions::default())?;
-    /// store.initialize().await?;
-    /// assert_eq!(store.describe(), "SQLite audit store :memory: (table flamingock_audit_log)");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn sqlite(pool: SqlitePool, options: StoreOptions) -> Result<Self, StoreError> {
-        let location = location(&pool.connect_options());
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a SQLite store: the file is created if missing (unless the URL sets `mode`), in WAL
+/// Opens the pool of a SQLite store, and its location as descriptions show it: the file is created if missing (unless the URL sets `mode`), in WAL
 /// mode with a busy timeout, so that several processes can share it.
-pub(crate) async fn connect(
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<Sqlite>, StoreError> {
+) -> Result<(Pool<Sqlite>, String), StoreError> {
     let mut connect_options = SqliteConnectOptions::from_str(url)
         .map_err(|error| connect_error(url, error))?
         .journal_mode(SqliteJournalMode::Wal)
@@ -148,7 +135,7 @@ pub(crate) async fn connect(
     };
     let location = location(&connect_options);
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, location)
+    Ok((pool, location))
 }
 
 /// Whether the URL chooses its own open mode (`?mode=ro|rw|rwc|memory`).
@@ -169,7 +156,7 @@ fn is_in_memory(options: &SqliteConnectOptions, url: &str) -> bool {
 }
 
 /// The database file, as shown in descriptions (`:memory:` for an in-memory database).
-fn location(options: &SqliteConnectOptions) -> String {
+pub(crate) fn location(options: &SqliteConnectOptions) -> String {
     let filename = options.get_filename().to_string_lossy();
     if filename.starts_with("file:sqlx-in-memory-") {
         ":memory:".to_owned()

@@ -1,26 +1,35 @@
-//! PostgreSQL: the audit table's SQL and the constructors of a PostgreSQL audit store.
+//! Backend: PostgreSQL's audit table SQL and opening its pool. Its lock, marker and history SQL
+//! are in the submodules.
 //!
 //! Two sessions running `CREATE TABLE IF NOT EXISTS` at the same moment can both pass the
 //! existence check and one then fails on the `pg_type` unique index; so `initialize()` first
 //! takes a transaction-scoped advisory lock keyed on the table name, and creates table and index
 //! in that one transaction.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
-use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres};
 
-use crate::connect::{connect_error, max_connections, open_pool};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::pool::{connect_error, max_connections, open_pool};
 use crate::url::redact_url;
 
 /// `created_at` as RFC 3339 text in UTC with milliseconds.
 const CREATED_AT_TEXT: &str =
     r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// A bound JSON text parameter as the `metadata` column (`JSONB`) takes it.
+pub(crate) fn json_param(placeholder: String) -> String {
+    format!("{placeholder}::jsonb")
+}
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "PostgreSQL";
@@ -30,6 +39,7 @@ impl Dialect for Postgres {
     const TABLE_COLUMNS: &'static str = "SELECT column_name::text AS name \
          FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1";
+    const DDL_COMMITS: bool = false;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![
@@ -77,16 +87,18 @@ impl Dialect for Postgres {
         // clock_timestamp(), not now(): a TX_SHARED row is stamped when written, not when its
         // transaction began.
         format!(
-            r#"INSERT INTO "{table}" ({INSERT_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb,
-        clock_timestamp())"#
+            r#"INSERT INTO "{table}" ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, json_param, "clock_timestamp()"),
         )
     }
 
     fn select_entries(table: &str) -> String {
         format!(
-            r#"SELECT {PLAIN_COLUMNS}, {CREATED_AT_TEXT} AS created_at, metadata::text AS metadata
-FROM "{table}" ORDER BY id"#
+            r#"SELECT {plain}, {CREATED_AT_TEXT} AS created_at, metadata::text AS metadata
+FROM "{table}" ORDER BY id"#,
+            plain = plain_columns()
         )
     }
 
@@ -104,26 +116,11 @@ JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<Postgres> {
-    /// A store in the database of an existing pool (shared with the application).
-    pub fn postgres(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let connect = pool.connect_options();
-        let location = format!(
-            "postgres://{}@{}:{}/{}",
-            connect.get_username(),
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or_default()
-        );
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a PostgreSQL store, retrying while the server is unreachable.
-pub(crate) async fn connect(
+/// Opens the pool of a PostgreSQL store (and its redacted URL), retrying while the server is unreachable.
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<Postgres>, StoreError> {
+) -> Result<(Pool<Postgres>, String), StoreError> {
     let mut connect_options =
         PgConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
     if connect_options.get_application_name().is_none() {
@@ -132,5 +129,17 @@ pub(crate) async fn connect(
     }
     let pool_options = PgPoolOptions::new().max_connections(max_connections(options));
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, redact_url(url))
+    Ok((pool, redact_url(url)))
+}
+
+/// The database as shown in descriptions of a store made on an application's pool (never its
+/// password).
+pub(crate) fn location(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
 }

@@ -1,4 +1,5 @@
-//! MySQL and MariaDB: the audit table's SQL and the constructors of a MySQL audit store.
+//! Backend: MySQL's and MariaDB's audit table SQL and opening their pool. Their lock, marker and
+//! history SQL are in the submodules.
 //!
 //! `CREATE INDEX` has no `IF NOT EXISTS` in MySQL, so the index is declared inside the one
 //! `CREATE TABLE IF NOT EXISTS` statement: table and index appear together or not at all, and
@@ -6,17 +7,20 @@
 //! loser's statement is a no-op with a warning). The table uses `utf8mb4_bin`, so change ids
 //! compare exactly (case and accents matter) and any Unicode text round-trips.
 
+mod history;
+mod lock;
+mod marker;
+
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
-use sqlx::MySql;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{MySql, Pool};
 
-use crate::connect::{connect_error, max_connections, open_pool};
+use crate::columns::{counts_as_try_condition, insert_columns, insert_values, plain_columns};
+use crate::dialect::{Dialect, HistorySql};
 use crate::options::StoreOptions;
-use crate::store::{
-    Dialect, INSERT_COLUMNS, PLAIN_COLUMNS, SqlAuditStore, counts_as_try_condition,
-};
+use crate::pool::{connect_error, max_connections, open_pool};
 use crate::url::redact_url;
 
 impl Dialect for MySql {
@@ -27,6 +31,7 @@ impl Dialect for MySql {
     const TABLE_COLUMNS: &'static str = "SELECT column_name AS name \
          FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = ?";
+    const DDL_COMMITS: bool = true;
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded
@@ -73,17 +78,20 @@ impl Dialect for MySql {
 
     fn insert_entry(table: &str) -> String {
         format!(
-            r#"INSERT INTO `{table}` ({INSERT_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"#
+            r#"INSERT INTO `{table}` ({columns})
+VALUES ({values})"#,
+            columns = insert_columns(),
+            values = insert_values(Self::placeholder, |p| p, "UTC_TIMESTAMP(3)"),
         )
     }
 
     fn select_entries(table: &str) -> String {
         format!(
-            r#"SELECT {PLAIN_COLUMNS},
+            r#"SELECT {plain},
        DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
        CAST(metadata AS CHAR) AS metadata
-FROM `{table}` ORDER BY id"#
+FROM `{table}` ORDER BY id"#,
+            plain = plain_columns()
         )
     }
 
@@ -101,29 +109,26 @@ JOIN `{table}` AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-impl SqlAuditStore<MySql> {
-    /// A store in the database of an existing pool (shared with the application).
-    pub fn mysql(pool: MySqlPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let connect = pool.connect_options();
-        let location = format!(
-            "mysql://{}@{}:{}/{}",
-            connect.get_username(),
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or_default()
-        );
-        Self::with_location(pool, &options, location)
-    }
-}
-
-/// Opens a MySQL or MariaDB store, retrying while the server is unreachable.
-pub(crate) async fn connect(
+/// Opens the pool of a MySQL or MariaDB store (and its redacted URL), retrying while the server is unreachable.
+pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
-) -> Result<SqlAuditStore<MySql>, StoreError> {
+) -> Result<(Pool<MySql>, String), StoreError> {
     let connect_options =
         MySqlConnectOptions::from_str(url).map_err(|error| connect_error(url, error))?;
     let pool_options = MySqlPoolOptions::new().max_connections(max_connections(options));
     let pool = open_pool(url, connect_options, pool_options, options).await?;
-    SqlAuditStore::with_location(pool, options, redact_url(url))
+    Ok((pool, redact_url(url)))
+}
+
+/// The database as shown in descriptions of a store made on an application's pool (never its
+/// password).
+pub(crate) fn location(options: &MySqlConnectOptions) -> String {
+    format!(
+        "mysql://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
 }

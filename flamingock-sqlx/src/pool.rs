@@ -1,0 +1,124 @@
+//! Leaf: opening a pool, with a bounded retry and exponential back-off while the server is down
+//! or starting, and a clear error (URL redacted) after the last try.
+
+use flamingock_core::StoreError;
+use sqlx::pool::PoolOptions;
+use sqlx::{ConnectOptions, Connection, Database, Pool};
+
+use crate::options::StoreOptions;
+use crate::url::redact_url;
+
+/// The [`StoreError::Connect`] for `url`, redacted.
+pub(crate) fn connect_error(
+    url: &str,
+    source: impl Into<flamingock_core::inject::BoxError>,
+) -> StoreError {
+    StoreError::Connect {
+        url: redact_url(url),
+        source: source.into(),
+    }
+}
+
+/// Opens a pool once one connection could be made, retrying while the server is unreachable.
+///
+/// sqlx's pool would itself wait for a refused server until its acquire timeout, unbounded by
+/// our attempts; so each try is one plain connection, and the pool is built after the first
+/// success.
+pub(crate) async fn open_pool<DB: Database>(
+    url: &str,
+    connect_options: <DB::Connection as Connection>::Options,
+    pool_options: PoolOptions<DB>,
+    options: &StoreOptions,
+) -> Result<Pool<DB>, StoreError> {
+    let redacted = redact_url(url);
+    let attempts = options.connect_attempts.max(1);
+    let mut backoff = options.connect_backoff;
+    for attempt in 1..=attempts {
+        let error =
+            match tokio::time::timeout(options.connect_timeout, connect_options.connect()).await {
+                Ok(Ok(probe)) => {
+                    // The probe only proves the server answers; the pool makes its own connections.
+                    let _ = probe.close().await;
+                    break;
+                }
+                Ok(Err(error)) if !is_transient(&error) => return Err(connect_error(url, error)),
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {:?}", options.connect_timeout),
+            };
+        if attempt == attempts {
+            return Err(connect_error(
+                url,
+                format!(
+                    "{error} (gave up after {attempts} attempt{})",
+                    if attempts == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        tracing::warn!(
+            url = %redacted,
+            attempt,
+            attempts,
+            retry_in = ?backoff,
+            %error,
+            "audit store unreachable, retrying"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = backoff.saturating_mul(2);
+    }
+    // A server lost mid-run fails each statement after the connect timeout, not sqlx's 30 s.
+    let pool = pool_options
+        .acquire_timeout(options.connect_timeout)
+        .connect_with(connect_options)
+        .await
+        .map_err(|error| connect_error(url, error))?;
+    tracing::debug!(url = %redacted, "connected to the audit store");
+    Ok(pool)
+}
+
+/// Whether a failed connection may succeed later: the server is down, starting or overloaded, or
+/// (SQLite) another process holds the file's lock, as when several instances open a new database
+/// at once and each switches it to WAL, which waits for no busy timeout. Bad credentials, a bad
+/// URL or a missing database are not.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(error) => {
+            error.is_transient_in_connect_phase() || is_sqlite_busy(error.as_ref())
+        }
+        _ => false,
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
+#[cfg(feature = "sqlite")]
+fn is_sqlite_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(sqlx::error::DatabaseError::code)
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn is_sqlite_busy(_error: &dyn sqlx::error::DatabaseError) -> bool {
+    false
+}
+
+/// The pool size: at least one connection.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn max_connections(options: &StoreOptions) -> u32 {
+    options.max_connections.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unreachable_servers_are_retried() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_transient(&sqlx::Error::Io(refused)));
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::Configuration("bad url".into())));
+    }
+}
