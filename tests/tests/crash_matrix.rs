@@ -814,7 +814,7 @@ fn reliability_doc() -> String {
     );
     for case in MATRIX {
         doc.push_str(&format!(
-            "| {} | {} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
+            "| {} | {}{} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
             match case.lost {
                 None => format!("`{}`", case.point),
                 Some(lost) => format!(
@@ -823,11 +823,8 @@ fn reliability_doc() -> String {
                     if lost.blind { ", audit unreadable" } else { "" }
                 ),
             },
-            format!(
-                "{}{}",
-                strategy_of(case.stage),
-                if case.undo { " *(undo)*" } else { "" }
-            ),
+            strategy_of(case.stage),
+            if case.undo { " *(undo)*" } else { "" },
             if case.failing { "yes" } else { "no" },
             case.left.map_or("none".to_owned(), |s| format!("`{s}`")),
             case.next.describe(),
