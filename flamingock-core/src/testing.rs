@@ -1,4 +1,5 @@
-//! What a test of code that uses Flamingock needs: an audit store kept in memory.
+//! What a test of code that uses Flamingock needs: an audit store kept in memory, and change units
+//! built in code.
 //!
 //! ```
 //! use flamingock_core::testing::MemoryAuditStore;
@@ -7,4 +8,7 @@
 //! # let _ = store;
 //! ```
 
+mod unit;
+
 pub use crate::store::{MemoryAuditStore, MemoryTransaction};
+pub use unit::{StepFuture, UnitBuilder, UnitScope};
