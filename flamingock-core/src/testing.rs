@@ -8,7 +8,8 @@
 //! # let _ = store;
 //! ```
 
+mod memory;
 mod unit;
 
-pub use crate::store::{MemoryAuditStore, MemoryTransaction};
+pub use memory::{MemoryAuditStore, MemoryTransaction};
 pub use unit::{StepFuture, UnitBuilder, UnitScope};
