@@ -150,3 +150,39 @@ async fn a_non_transactional_unit_left_failed_blocks_its_stage() {
     assert!(message.contains("flamingock fix x --applied"), "{message}");
     assert!(store.states_of("y").is_empty());
 }
+
+#[tokio::test]
+async fn what_a_built_unit_declares_is_checked_before_anything_runs() {
+    struct Client;
+    let store = MemoryAuditStore::new();
+    let units = [
+        UnitBuilder::new("needs-tx", "1", "test")
+            .transactional(false)
+            .takes_transaction::<MemoryTransaction>()
+            .execute(record_effect)
+            .build(),
+        UnitBuilder::new("needs-client", "2", "test")
+            .takes_dependency::<Client>()
+            .execute_sync(|mut scope| {
+                scope.dependency::<Client>()?;
+                Ok(())
+            })
+            .build(),
+    ];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let Error::MissingDependencies(missing) = &error else {
+        panic!("expected MissingDependencies, got {error}");
+    };
+    let ids: Vec<_> = missing.iter().map(|m| m.change_id.as_str()).collect();
+    assert_eq!(ids, ["needs-tx", "needs-client"]);
+    assert!(store.rows().is_empty());
+
+    let mut dependencies = flamingock_core::Dependencies::new();
+    dependencies.insert(Client);
+    let report = engine(&store)
+        .with_dependencies(dependencies)
+        .run([units[1]])
+        .await
+        .unwrap();
+    assert_eq!(report.applied(), ["needs-client"]);
+}
