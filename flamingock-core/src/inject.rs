@@ -118,6 +118,11 @@ impl<'s> Scope<'s> {
             transaction,
         }
     }
+
+    /// The context of the call: which unit, run and attempt.
+    pub fn context(&self) -> &'s ChangeContext {
+        self.context
+    }
 }
 
 /// What a parameter needs from the run.

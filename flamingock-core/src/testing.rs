@@ -1,4 +1,5 @@
-//! What a test of code that uses Flamingock needs: an audit store kept in memory.
+//! What a test of code that uses Flamingock needs: an audit store kept in memory, and change units
+//! built in code.
 //!
 //! ```
 //! use flamingock_core::testing::MemoryAuditStore;
@@ -7,4 +8,8 @@
 //! # let _ = store;
 //! ```
 
-pub use crate::store::{MemoryAuditStore, MemoryTransaction};
+mod memory;
+mod unit;
+
+pub use memory::{MemoryAuditStore, MemoryTransaction};
+pub use unit::{StepFuture, UnitBuilder, UnitScope};

@@ -1,72 +1,49 @@
-//! The engine against the in-memory store, with units built by hand (no macros in core).
+//! The engine against the in-memory store, with units built by `UnitBuilder` (no macros in core).
 
 use std::sync::Arc;
 
-use flamingock_core::inject::{BoxError, Param, ParamSpec, Scope, UnitFuture};
-use flamingock_core::model::{SourceLocation, UnitMethod};
-use flamingock_core::store::{MemoryAuditStore, MemoryTransaction};
-use flamingock_core::{
-    AuditState, ChangeUnit, Engine, Error, RecoveryStrategy, TxStrategy, UnitOutcome,
+use flamingock_core::inject::BoxError;
+use flamingock_core::testing::{
+    MemoryAuditStore, MemoryTransaction, StepFuture, UnitBuilder, UnitScope,
 };
+use flamingock_core::{AuditState, ChangeUnit, Engine, Error, TxStrategy, UnitOutcome};
 
-fn no_params() -> Vec<ParamSpec> {
-    Vec::new()
-}
-
-fn method(call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>) -> UnitMethod {
-    UnitMethod {
-        name: "execute",
-        params: no_params,
-        call,
-    }
-}
+type Step = for<'s> fn(UnitScope<'s>) -> StepFuture<'s>;
 
 fn unit(
     id: &'static str,
     order: &'static str,
     transactional: bool,
-    execution: UnitMethod,
-    rollback: Option<UnitMethod>,
+    execution: Step,
+    rollback: Option<Step>,
 ) -> &'static ChangeUnit {
-    Box::leak(Box::new(ChangeUnit {
-        id,
-        order,
-        author: "test",
-        target_system: None,
-        transactional,
-        recovery: RecoveryStrategy::ManualIntervention,
-        run_always: false,
-        system_version: None,
-        stage: None,
-        description: None,
-        source: SourceLocation {
-            module_path: "engine_tests",
-            file: file!(),
-            line: line!(),
-        },
-        checksum: "0",
-        execution,
-        rollback,
-    }))
+    let builder = UnitBuilder::new(id, order, "test")
+        .transactional(transactional)
+        .execute(execution);
+    match rollback {
+        Some(rollback) => builder.rollback(rollback),
+        None => builder,
+    }
+    .build()
 }
 
-fn record_effect<'s>(mut scope: Scope<'s>) -> UnitFuture<'s> {
+fn record_effect<'s>(mut scope: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async move {
-        let tx: &mut MemoryTransaction = Param::take(&mut scope)?;
+        let tx = scope.transaction::<MemoryTransaction>()?;
         tx.effects.push("created".into());
         Ok(())
     })
 }
 
-fn succeed<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Ok(()) })
 }
 
-fn fail<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn fail<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Err::<(), BoxError>("target refused".into()) })
 }
 
-fn panic_inside<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn panic_inside<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { panic!("boom") })
 }
 
@@ -77,7 +54,7 @@ fn engine(store: &MemoryAuditStore) -> Engine {
 #[tokio::test]
 async fn shared_units_apply_once_with_their_effect_in_the_applied_row() {
     let store = MemoryAuditStore::new();
-    let units = [unit("a", "1", true, method(record_effect), None)];
+    let units = [unit("a", "1", true, record_effect, None)];
     let report = engine(&store).run(units).await.unwrap();
     assert_eq!(report.applied(), ["a"]);
     let rows = store.rows();
@@ -95,8 +72,8 @@ async fn shared_units_apply_once_with_their_effect_in_the_applied_row() {
 async fn a_failing_non_transactional_unit_is_rolled_back_and_the_run_stops() {
     let store = MemoryAuditStore::new();
     let units = [
-        unit("first", "1", false, method(fail), Some(method(succeed))),
-        unit("second", "2", true, method(succeed), None),
+        unit("first", "1", false, fail, Some(succeed)),
+        unit("second", "2", true, succeed, None),
     ];
     let error = engine(&store).run(units).await.unwrap_err();
     let Error::UnitFailed {
@@ -128,7 +105,7 @@ async fn a_failing_non_transactional_unit_is_rolled_back_and_the_run_stops() {
 #[tokio::test]
 async fn a_rollback_that_fails_keeps_both_errors() {
     let store = MemoryAuditStore::new();
-    let units = [unit("flag", "1", false, method(fail), Some(method(fail)))];
+    let units = [unit("flag", "1", false, fail, Some(fail))];
     engine(&store).run(units).await.unwrap_err();
     let rows = store.rows();
     let last = rows.last().unwrap();
@@ -143,7 +120,7 @@ async fn a_rollback_that_fails_keeps_both_errors() {
 #[tokio::test]
 async fn a_panic_is_recorded_as_a_failure() {
     let store = MemoryAuditStore::new();
-    let units = [unit("p", "1", true, method(panic_inside), None)];
+    let units = [unit("p", "1", true, panic_inside, None)];
     engine(&store).run(units).await.unwrap_err();
     let rows = store.rows();
     assert_eq!(rows.len(), 1);
@@ -155,12 +132,12 @@ async fn a_panic_is_recorded_as_a_failure() {
 async fn a_non_transactional_unit_left_failed_blocks_its_stage() {
     let store = MemoryAuditStore::new();
     engine(&store)
-        .run([unit("x", "1", false, method(fail), None)])
+        .run([unit("x", "1", false, fail, None)])
         .await
         .unwrap_err();
     let units = [
-        unit("x", "1", false, method(succeed), None),
-        unit("y", "2", true, method(succeed), None),
+        unit("x", "1", false, succeed, None),
+        unit("y", "2", true, succeed, None),
     ];
     let error = engine(&store).run(units).await.unwrap_err();
     let Error::Blocked { blocked, report } = &error else {
@@ -172,4 +149,40 @@ async fn a_non_transactional_unit_left_failed_blocks_its_stage() {
     let message = error.to_string();
     assert!(message.contains("flamingock fix x --applied"), "{message}");
     assert!(store.states_of("y").is_empty());
+}
+
+#[tokio::test]
+async fn what_a_built_unit_declares_is_checked_before_anything_runs() {
+    struct Client;
+    let store = MemoryAuditStore::new();
+    let units = [
+        UnitBuilder::new("needs-tx", "1", "test")
+            .transactional(false)
+            .takes_transaction::<MemoryTransaction>()
+            .execute(record_effect)
+            .build(),
+        UnitBuilder::new("needs-client", "2", "test")
+            .takes_dependency::<Client>()
+            .execute_sync(|mut scope| {
+                scope.dependency::<Client>()?;
+                Ok(())
+            })
+            .build(),
+    ];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let Error::MissingDependencies(missing) = &error else {
+        panic!("expected MissingDependencies, got {error}");
+    };
+    let ids: Vec<_> = missing.iter().map(|m| m.change_id.as_str()).collect();
+    assert_eq!(ids, ["needs-tx", "needs-client"]);
+    assert!(store.rows().is_empty());
+
+    let mut dependencies = flamingock_core::Dependencies::new();
+    dependencies.insert(Client);
+    let report = engine(&store)
+        .with_dependencies(dependencies)
+        .run([units[1]])
+        .await
+        .unwrap();
+    assert_eq!(report.applied(), ["needs-client"]);
 }

@@ -3,21 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flamingock_core::inject::{ParamSpec, Scope, UnitFuture};
 use flamingock_core::lock::{DistributedLock, Fence, LockOptions};
-use flamingock_core::model::{SourceLocation, UnitMethod};
-use flamingock_core::store::MemoryAuditStore;
-use flamingock_core::{AuditState, ChangeUnit, Engine, Error, RecoveryStrategy};
+use flamingock_core::testing::{MemoryAuditStore, StepFuture, UnitBuilder, UnitScope};
+use flamingock_core::{AuditState, ChangeUnit, Engine, Error};
 
-fn no_params() -> Vec<ParamSpec> {
-    Vec::new()
-}
-
-fn succeed<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Ok(()) })
 }
 
-fn slow<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn slow<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(())
@@ -27,32 +21,12 @@ fn slow<'s>(_: Scope<'s>) -> UnitFuture<'s> {
 fn unit(
     id: &'static str,
     order: &'static str,
-    call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>,
+    call: for<'s> fn(UnitScope<'s>) -> StepFuture<'s>,
 ) -> &'static ChangeUnit {
-    Box::leak(Box::new(ChangeUnit {
-        id,
-        order,
-        author: "test",
-        target_system: None,
-        transactional: false,
-        recovery: RecoveryStrategy::ManualIntervention,
-        run_always: false,
-        system_version: None,
-        stage: None,
-        description: None,
-        source: SourceLocation {
-            module_path: "lock_tests",
-            file: file!(),
-            line: line!(),
-        },
-        checksum: "0",
-        execution: UnitMethod {
-            name: "execute",
-            params: no_params,
-            call,
-        },
-        rollback: None,
-    }))
+    UnitBuilder::new(id, order, "test")
+        .transactional(false)
+        .execute(call)
+        .build()
 }
 
 fn options(lease_ms: u64, wait_ms: u64) -> LockOptions {

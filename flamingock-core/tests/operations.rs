@@ -1,4 +1,4 @@
-//! Undo and fix against the in-memory store, with units built by hand (no macros in core):
+//! Undo and fix against the in-memory store, with units built by `UnitBuilder` (no macros in core):
 //! rollbacks run newest first, each audited, under the lock; refusals change nothing; a manual
 //! fix unblocks a unit.
 
@@ -8,11 +8,12 @@ use std::time::Duration;
 use flamingock_core::engine::{
     FixError, FixRequest, Resolution, UndoError, UndoOutcome, UndoScope,
 };
-use flamingock_core::inject::{BoxError, Param, ParamSpec, Requirement, Scope, UnitFuture};
+use flamingock_core::inject::BoxError;
 use flamingock_core::lock::{DistributedLock, Fence, LockOptions};
-use flamingock_core::model::{SourceLocation, UnitMethod};
-use flamingock_core::store::{MemoryAuditStore, MemoryTransaction};
-use flamingock_core::{AuditState, ChangeContext, ChangeUnit, Engine, Error, RecoveryStrategy};
+use flamingock_core::testing::{
+    MemoryAuditStore, MemoryTransaction, StepFuture, UnitBuilder, UnitScope,
+};
+use flamingock_core::{AuditState, ChangeUnit, Engine, Error};
 
 /// Which rollbacks ran, in order, by unit id (ids are unique across tests).
 static ROLLED_BACK: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -27,42 +28,28 @@ fn rolled_back(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn context_param() -> Vec<ParamSpec> {
-    vec![ParamSpec {
-        name: "ctx",
-        written_type: "&ChangeContext",
-        requirement: Requirement::Context,
-    }]
-}
+type Step = for<'s> fn(UnitScope<'s>) -> StepFuture<'s>;
 
-fn method(name: &'static str, call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>) -> UnitMethod {
-    UnitMethod {
-        name,
-        params: context_param,
-        call,
-    }
-}
-
-fn succeed<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Ok(()) })
 }
 
-fn fail<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+fn fail<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Err::<(), BoxError>("target refused".into()) })
 }
 
-fn record_rollback<'s>(mut scope: Scope<'s>) -> UnitFuture<'s> {
+fn record_rollback<'s>(scope: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async move {
-        let ctx: &ChangeContext = Param::take(&mut scope)?;
+        let ctx = scope.context();
         ROLLED_BACK.lock().unwrap().push(ctx.change_id.clone());
         Ok(())
     })
 }
 
-fn rollback_in_transaction<'s>(mut scope: Scope<'s>) -> UnitFuture<'s> {
+fn rollback_in_transaction<'s>(mut scope: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async move {
-        let ctx: &ChangeContext = Param::take(&mut scope)?;
-        let tx: &mut MemoryTransaction = Param::take(&mut scope)?;
+        let ctx = scope.context();
+        let tx = scope.transaction::<MemoryTransaction>()?;
         tx.effects.push(format!("undid {}", ctx.change_id));
         ROLLED_BACK.lock().unwrap().push(ctx.change_id.clone());
         Ok(())
@@ -73,29 +60,17 @@ fn unit(
     id: &'static str,
     order: &'static str,
     transactional: bool,
-    execution: for<'s> fn(Scope<'s>) -> UnitFuture<'s>,
-    rollback: Option<for<'s> fn(Scope<'s>) -> UnitFuture<'s>>,
+    execution: Step,
+    rollback: Option<Step>,
 ) -> &'static ChangeUnit {
-    Box::leak(Box::new(ChangeUnit {
-        id,
-        order,
-        author: "ana",
-        target_system: None,
-        transactional,
-        recovery: RecoveryStrategy::ManualIntervention,
-        run_always: false,
-        system_version: None,
-        stage: None,
-        description: None,
-        source: SourceLocation {
-            module_path: "operations",
-            file: file!(),
-            line: line!(),
-        },
-        checksum: "0",
-        execution: method("execute", execution),
-        rollback: rollback.map(|call| method("rollback", call)),
-    }))
+    let builder = UnitBuilder::new(id, order, "ana")
+        .transactional(transactional)
+        .execute(execution);
+    match rollback {
+        Some(rollback) => builder.rollback(rollback),
+        None => builder,
+    }
+    .build()
 }
 
 fn engine(store: &MemoryAuditStore) -> Engine {

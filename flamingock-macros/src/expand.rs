@@ -219,7 +219,7 @@ fn method(form: &Form, method: &Method, role: Role) -> (TokenStream, TokenStream
     };
     let name = ident.to_string();
     let unit_method = quote! {
-        ::flamingock::__private::UnitMethod { name: #name, params: #params_fn, call: #call_fn }
+        ::flamingock::__private::UnitMethod { name: #name, params: &#params_fn, call: &#call_fn }
     };
     (fns, unit_method)
 }

@@ -43,7 +43,7 @@ conformance_suite! {
 #[allow(dead_code)] // with no backend feature, no check is instantiated
 mod checks {
     use chrono::{Duration, Utc};
-    use flamingock_core::store::MemoryAuditStore;
+    use flamingock_core::testing::MemoryAuditStore;
     use flamingock_core::{AuditState, AuditStore, RecoveryStrategy, StoreError, TxStrategy};
     use flamingock_sqlx::{Backend, StoreOptions};
     use serde_json::json;

@@ -50,12 +50,10 @@ async fn a_separate_commit_waits_for_a_confirmed_lease() {
 mod checks {
     use std::time::Duration;
 
-    use flamingock_core::inject::{ParamSpec, Scope, UnitFuture};
     use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockOptions};
-    use flamingock_core::model::{SourceLocation, UnitMethod};
+    use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
     use flamingock_core::{
-        AuditState, AuditStore, ChangeUnit, Engine, RecoveryStrategy, StoreError, TxStrategy,
-        UnitOutcome,
+        AuditState, AuditStore, ChangeUnit, Engine, StoreError, TxStrategy, UnitOutcome,
     };
     use flamingock_sqlx::{Backend, StoreOptions};
 
@@ -386,25 +384,21 @@ mod checks {
         db.cleanup(store.as_ref()).await;
     }
 
-    fn no_params() -> Vec<ParamSpec> {
-        Vec::new()
-    }
-
-    fn sleep_then_succeed<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    fn sleep_then_succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async {
             tokio::time::sleep(Duration::from_millis(1200)).await;
             Ok(())
         })
     }
 
-    fn sleep_then_fail<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    fn sleep_then_fail<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async {
             tokio::time::sleep(Duration::from_millis(1200)).await;
             Err("the unit gave up".into())
         })
     }
 
-    fn quick<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    fn quick<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async { Ok(()) })
     }
 
@@ -413,32 +407,9 @@ mod checks {
     fn shared_unit(
         id: &'static str,
         order: &'static str,
-        call: for<'s> fn(Scope<'s>) -> UnitFuture<'s>,
+        call: for<'s> fn(UnitScope<'s>) -> StepFuture<'s>,
     ) -> &'static ChangeUnit {
-        Box::leak(Box::new(ChangeUnit {
-            id,
-            order,
-            author: "test",
-            target_system: None,
-            transactional: true,
-            recovery: RecoveryStrategy::ManualIntervention,
-            run_always: false,
-            system_version: None,
-            stage: None,
-            description: None,
-            source: SourceLocation {
-                module_path: "lock_tests",
-                file: file!(),
-                line: line!(),
-            },
-            checksum: "0",
-            execution: UnitMethod {
-                name: "execute",
-                params: no_params,
-                call,
-            },
-            rollback: None,
-        }))
+        UnitBuilder::new(id, order, "test").execute(call).build()
     }
 
     /// A lease far shorter than the unit: only the heartbeat (and, on SQLite, the transaction's
@@ -451,7 +422,7 @@ mod checks {
         }
     }
 
-    fn sleep_briefly<'s>(_: Scope<'s>) -> UnitFuture<'s> {
+    fn sleep_briefly<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async {
             tokio::time::sleep(Duration::from_millis(600)).await;
             Ok(())

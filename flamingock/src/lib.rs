@@ -36,16 +36,22 @@ pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
 };
 pub use flamingock_core::engine::{
-    Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, RunOptions,
-    UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope,
+    Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,
+    RunOptions, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport,
+    UndoScope, UnitFailure,
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
-pub use flamingock_core::lock::{self, DEFAULT_LOCK_KEY, LockInfo, LockOptions};
-pub use flamingock_core::model::metadata_keys;
+pub use flamingock_core::inject::{BoxError, ParamError};
+pub use flamingock_core::lock::{
+    self, Acquisition, DEFAULT_LOCK_KEY, DistributedLock, Fence, LockInfo, LockOptions,
+};
+pub use flamingock_core::model::{SourceLocation, UnitState, metadata_keys};
 pub use flamingock_core::plan::{Decision, Selection, natural_cmp};
-pub use flamingock_core::store::{AuditStore, StoreError};
-pub use flamingock_core::target::{NonTxTarget, TargetError, TargetSystem};
+pub use flamingock_core::store::{AuditStore, SharedTransaction, StoreError};
+pub use flamingock_core::target::{
+    Marker, NonTxTarget, TargetError, TargetSystem, TargetTransaction, TransactionalTarget,
+};
 pub use flamingock_core::testing;
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
@@ -53,7 +59,7 @@ pub use flamingock_core::{
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
-pub use flamingock_sqlx::SqlTarget;
+pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };

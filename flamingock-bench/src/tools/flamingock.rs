@@ -4,17 +4,17 @@
 //!
 //! `#[change_unit]` registers a `&'static ChangeUnit` whose `execution.call` is a generated wrapper
 //! that takes each parameter from the run's `Scope` and calls the method (see
-//! `flamingock-macros/src/expand.rs`). The units built here are the same struct with a
-//! hand-written wrapper of the same shape: it takes `&ChangeContext` and the open transaction
-//! from the scope and runs the statement named by the unit's id. Building 5,000 units by macro
-//! would only make the benchmark's compile slow.
+//! `flamingock-macros/src/expand.rs`). The units built here are the same struct, made by
+//! `flamingock_core::testing::UnitBuilder` with a step of the same shape: it takes the context and
+//! the open transaction and runs the statement named by the unit's id. Building 5,000 units by
+//! macro would only make the benchmark's compile slow.
 
 use std::time::{Duration, Instant};
 
 use flamingock::{Flamingock, RunReport, UnitOutcome};
-use flamingock_core::ChangeContext;
-use flamingock_core::inject::{BoxError, Param, ParamSpec, Scope, UnitFuture};
-use flamingock_core::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
+use flamingock_core::ChangeUnit;
+use flamingock_core::inject::BoxError;
+use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
 use sqlx::{AssertSqlSafe, Executor, IntoArguments, Postgres, Sqlite, Transaction};
 
 use super::Job;
@@ -114,92 +114,32 @@ fn check(tool: Tool, report: &RunReport, job: &Job) -> Result<(), BenchError> {
 }
 
 /// N units `bench-1` … `bench-N`, leaked: registrations are `'static`, as the macro's are.
-pub fn runtime_units<DB: UnitDatabase>(n: usize) -> Vec<&'static ChangeUnit>
+pub fn runtime_units<DB: sqlx::Database>(n: usize) -> Vec<&'static ChangeUnit>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
     (1..=n)
         .map(|i| {
-            let unit = ChangeUnit {
-                id: leak(change_id(i)),
-                order: leak(change_order(i)),
-                author: "flamingock-bench",
-                target_system: None,
-                transactional: true,
-                recovery: RecoveryStrategy::ManualIntervention,
-                run_always: false,
-                system_version: None,
-                stage: None,
-                description: None,
-                source: SourceLocation {
-                    module_path: module_path!(),
-                    file: file!(),
-                    line: line!(),
-                },
-                checksum: "0000000000000000",
-                execution: UnitMethod {
-                    name: "execute",
-                    params: execute_params::<DB>,
-                    call: execute::<DB>,
-                },
-                rollback: None,
-            };
-            &*Box::leak(Box::new(unit))
+            UnitBuilder::new(change_id(i), change_order(i), "flamingock-bench")
+                .checksum("0000000000000000")
+                .takes_transaction::<Transaction<'static, DB>>()
+                .execute(execute::<DB>)
+                .build()
         })
         .collect()
 }
 
-fn leak(text: String) -> &'static str {
-    Box::leak(text.into_boxed_str())
-}
-
-/// A database whose transaction a runtime unit takes by `&mut`, as a `#[change_unit]` method
-/// takes `&mut sqlx::Transaction<'_, DB>`.
-pub trait UnitDatabase: sqlx::Database {
-    /// The transaction type as a user writes it, for the parameter's description.
-    const TRANSACTION: &'static str;
-}
-
-impl UnitDatabase for Sqlite {
-    const TRANSACTION: &'static str = "&mut sqlx::Transaction<'_, sqlx::Sqlite>";
-}
-
-impl UnitDatabase for Postgres {
-    const TRANSACTION: &'static str = "&mut sqlx::Transaction<'_, sqlx::Postgres>";
-}
-
-/// What the macro's `__flamingock_execution_params` returns for
-/// `fn execute(context: &ChangeContext, tx: &mut sqlx::Transaction<'_, DB>)`.
-fn execute_params<DB: UnitDatabase>() -> Vec<ParamSpec>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-{
-    vec![
-        ParamSpec {
-            name: "context",
-            written_type: "&ChangeContext",
-            requirement: <&ChangeContext as Param<'_>>::requirement(),
-        },
-        ParamSpec {
-            name: "tx",
-            written_type: DB::TRANSACTION,
-            requirement: <&mut Transaction<'static, DB> as Param<'_>>::requirement(),
-        },
-    ]
-}
-
 /// What the macro's `__flamingock_execution` wrapper does: take each parameter from the scope,
 /// then run the method's body (here: the statement the unit's id names).
-fn execute<'s, DB: UnitDatabase>(mut scope: Scope<'s>) -> UnitFuture<'s>
+fn execute<'s, DB: sqlx::Database>(mut scope: UnitScope<'s>) -> StepFuture<'s>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
     Box::pin(async move {
-        let context = <&ChangeContext as Param<'s>>::take(&mut scope)?;
-        let tx = <&mut Transaction<'static, DB> as Param<'s>>::take(&mut scope)?;
+        let context = scope.context();
+        let tx = scope.transaction::<Transaction<'static, DB>>()?;
         let statement = statement_for_id(&context.change_id).ok_or_else(|| -> BoxError {
             format!("`{}` is not a benchmark unit id", context.change_id).into()
         })?;

@@ -20,12 +20,13 @@
 //! progress bar shows on `apply` and `undo` when stderr is a terminal. Exit codes: 0 ok,
 //! 1 failure, 2 usage.
 
-mod app;
+mod app_commands;
 mod args;
-mod commands;
 mod html;
 mod output;
 mod progress;
+mod status;
+mod store_commands;
 mod time;
 
 use std::ffi::OsString;
@@ -140,12 +141,12 @@ impl AppInvocation {
             progress: self.progress,
         };
         match &self.cli.command {
-            AppCommand::Store(StoreCommand::Status) => app::status(&session).await,
+            AppCommand::Store(StoreCommand::Status) => app_commands::status(&session).await,
             AppCommand::Store(command) => store_command(&session, command).await,
-            AppCommand::Plan(selection) => app::plan(&session, selection).await,
-            AppCommand::Apply(selection) => app::apply(&session, selection).await,
-            AppCommand::Undo(undo) => app::undo(&session, undo).await,
-            AppCommand::Validate(selection) => app::validate(&session, selection),
+            AppCommand::Plan(selection) => app_commands::plan(&session, selection).await,
+            AppCommand::Apply(selection) => app_commands::apply(&session, selection).await,
+            AppCommand::Undo(undo) => app_commands::undo(&session, undo).await,
+            AppCommand::Validate(selection) => app_commands::validate(&session, selection),
         }
     }
 }
@@ -187,7 +188,7 @@ where
             progress,
         };
         match &cli.command {
-            StoreCommand::Status => commands::status(&session).await,
+            StoreCommand::Status => status::status(&session).await,
             command => store_command(&session, command).await,
         }
     })
@@ -212,10 +213,10 @@ async fn store_command(session: &Session, command: &StoreCommand) -> Result<(), 
         .await
         .map_err(Failure::from_store)?;
     match command {
-        StoreCommand::Status => commands::status(session).await,
-        StoreCommand::History(args) => commands::history(session, args).await,
-        StoreCommand::Fix(args) => commands::fix(session, args).await,
-        StoreCommand::Lock { action } => commands::lock(session, action).await,
+        StoreCommand::Status => status::status(session).await,
+        StoreCommand::History(args) => store_commands::history(session, args).await,
+        StoreCommand::Fix(args) => store_commands::fix(session, args).await,
+        StoreCommand::Lock { action } => store_commands::lock(session, action).await,
     }
 }
 

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::Failure;
+
 /// Rows of text cells under a header: printed as aligned columns or as CSV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
@@ -111,6 +113,11 @@ pub fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     at.map_or_else(String::new, |at| {
         at.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
     })
+}
+
+/// The error for `--format html` outside `history`.
+pub fn html_only_for_history() -> Failure {
+    Failure::Usage("--format html is for `history`; use table, json or csv here".into())
 }
 
 #[cfg(test)]

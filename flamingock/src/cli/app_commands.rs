@@ -11,10 +11,8 @@ use flamingock_core::{ChangeUnit, RunReport};
 use serde::Serialize;
 
 use super::args::{Format, SelectionArgs, UndoArgs};
-use super::commands::{
-    StatusLine, current_rows, html_only_for_history, line_from_row, print_status, status_label,
-};
-use super::output::{Table, json, when};
+use super::output::{Table, html_only_for_history, json, when};
+use super::status::{StatusLine, current_rows, line_from_row, print_status, status_label};
 use super::{Failure, Session};
 
 /// The session's units narrowed by `--stage` / `--module`.
