@@ -137,7 +137,7 @@ macro_rules! target_suite {
                 use sqlx::Transaction;
 
                 use super::Db;
-                use crate::FailSwitch;
+                use crate::targets::FailSwitch;
 
                 #[change_unit(id = "ledger-with-ddl", order = "1", author = "t")]
                 mod ledger_with_ddl {

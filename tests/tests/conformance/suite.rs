@@ -1,7 +1,7 @@
 //! The conformance suite, written once and run against SQLite, PostgreSQL and MariaDB: the
-//! foundation end to end (macros, registry, planning, engine and audit store). `conformance_targets.rs` adds SQL
-//! targets and MySQL's implicit commit of DDL; `conformance_separate.rs` and
-//! `conformance_mysql_ddl.rs` go across databases.
+//! foundation end to end (macros, registry, planning, engine and audit store). `targets.rs` adds
+//! SQL targets and MySQL's implicit commit of DDL; `separate.rs` and `mysql_ddl.rs` go across
+//! databases.
 //!
 //! `conformance_suite!` stamps one module of change units and tests per backend, with
 //! `type Db = sqlx::Postgres;` (and so on) so that units take that backend's transaction; each
@@ -261,7 +261,7 @@ macro_rules! conformance_suite {
                 use sqlx::Transaction;
 
                 use super::Db;
-                use crate::FailSwitch;
+                use crate::suite::FailSwitch;
 
                 #[derive(Default)]
                 pub struct CreateGadgets;
@@ -332,7 +332,7 @@ macro_rules! conformance_suite {
             mod non_tx_failure {
                 use flamingock::prelude::*;
 
-                use crate::OutputDir;
+                use crate::suite::OutputDir;
 
                 #[derive(Default)]
                 pub struct PublishFlag;
@@ -403,7 +403,7 @@ macro_rules! conformance_suite {
                     transactional = false
                 )]
                 mod publish_topic {
-                    use crate::OutputDir;
+                    use crate::suite::OutputDir;
 
                     #[execution]
                     async fn execute(out: &OutputDir) -> Result<(), std::io::Error> {
@@ -521,7 +521,7 @@ macro_rules! conformance_suite {
                 #[change_unit(id = "needs-config", order = "2", author = "t")]
                 mod needs_config {
                     #[execution]
-                    fn execute(_config: &crate::NotRegistered) {}
+                    fn execute(_config: &crate::suite::NotRegistered) {}
                 }
             }
 
@@ -539,7 +539,10 @@ macro_rules! conformance_suite {
                 let message = error.to_string();
                 assert!(message.contains("\"needs-config\""), "{message}");
                 assert!(message.contains("_config"), "{message}");
-                assert!(message.contains("conformance::NotRegistered"), "{message}");
+                assert!(
+                    message.contains("conformance::suite::NotRegistered"),
+                    "{message}"
+                );
                 assert!(
                     db.entries().await.is_empty(),
                     "not even the harmless unit ran"
