@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use flamingock::error::ValidationProblem;
 use flamingock::{AuditState, Error, StoreError, TxStrategy, UnitOutcome};
-use flamingock_tests::conformance::{Backend, BackendDb};
+use flamingock_tests::conformance::{Backend, BackendDb, own_database_strategy};
 
 /// Makes a unit fail while set.
 pub struct FailSwitch(pub AtomicBool);
@@ -706,7 +706,7 @@ macro_rules! conformance_suite {
                 assert!(e.execution_ms.is_some());
                 assert!(!e.hostname.is_empty());
                 assert_eq!(e.target_system, "default");
-                assert_eq!(e.tx_strategy, BACKEND.own_database_strategy());
+                assert_eq!(e.tx_strategy, own_database_strategy(BACKEND));
                 assert_eq!(
                     e.recovery_strategy,
                     flamingock::RecoveryStrategy::ManualIntervention
@@ -731,6 +731,4 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(sqlite, sqlx::Sqlite, Backend::Sqlite);
-conformance_suite!(postgres, sqlx::Postgres, Backend::Postgres);
-conformance_suite!(mariadb, sqlx::MySql, Backend::MySql);
+flamingock_testkit::for_each_backend!(conformance_suite);
