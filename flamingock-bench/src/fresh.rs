@@ -8,8 +8,8 @@
 //! the same database with its own settings untouched.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use flamingock_testkit::{replace_database, unique_name};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
 
@@ -112,7 +112,7 @@ impl FreshDb {
         let (url, postgres_name) = match (database, server) {
             (Database::Sqlite, _) => (Job::sqlite_url(workdir.path()), None),
             (Database::Postgres, Some(server)) => {
-                let name = unique_name();
+                let name = unique_name("bench");
                 let url = server.create_database(&name, durable).await?;
                 (url, Some(name))
             }
@@ -151,54 +151,3 @@ pub fn workdir_parent(durable: bool) -> PathBuf {
 
 /// The tmpfs that non-durable SQLite files live on.
 pub const TMPFS: &str = "/dev/shm";
-
-/// `fb_<pid>_<n>`: unique among this run's databases and those of any other process.
-fn unique_name() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "fb_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `url` with its database (the path) replaced by `database`, keeping any query string.
-pub fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_is_replaced_in_urls() {
-        assert_eq!(
-            replace_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            replace_database("postgres://u:p@h:1/test?sslmode=disable", "y"),
-            "postgres://u:p@h:1/y?sslmode=disable"
-        );
-        assert_eq!(replace_database("postgres://h", "z"), "postgres://h/z");
-    }
-
-    #[test]
-    fn names_are_unique() {
-        assert_ne!(unique_name(), unique_name());
-    }
-}

@@ -7,39 +7,20 @@ use std::str::FromStr;
 use flamingock::{AuditEntry, AuditState, Flamingock, FlamingockBuilder, TxStrategy};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::TestDb;
-use crate::servers::{Server, ServerDb};
+use flamingock_testkit::FreshDb;
 
 /// The databases the suite runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+pub use flamingock_testkit::Backend;
 
-impl Backend {
-    /// Whether transactional units on the audit store's own database share its transaction
-    /// (`TX_SHARED`). Not on MySQL/MariaDB: they commit before every DDL statement, so such
-    /// units run `TX_SEPARATE` there, whose marker reveals a commit the unit did not ask for.
-    pub fn shares_transactions(self) -> bool {
-        self != Backend::MySql
+/// The strategy of a transactional unit on the audit store's own database: `TX_SHARED`, except on
+/// MySQL/MariaDB ([`Backend::shares_transactions`]), which commit before every DDL statement, so
+/// such units run `TX_SEPARATE` there, whose marker reveals a commit the unit did not ask for.
+pub fn own_database_strategy(backend: Backend) -> TxStrategy {
+    if backend.shares_transactions() {
+        TxStrategy::Shared
+    } else {
+        TxStrategy::Separate
     }
-
-    /// The strategy of a transactional unit on the audit store's own database.
-    pub fn own_database_strategy(self) -> TxStrategy {
-        if self.shares_transactions() {
-            TxStrategy::Shared
-        } else {
-            TxStrategy::Separate
-        }
-    }
-}
-
-/// Where one test's database lives; dropped (file or server database) by [`BackendDb::drop`].
-enum Place {
-    File(TestDb),
-    Server(ServerDb),
 }
 
 /// A fresh, empty database for one test.
@@ -47,7 +28,8 @@ pub struct BackendDb {
     pub backend: Backend,
     /// Its URL (no password on the test servers).
     pub url: String,
-    place: Place,
+    /// The file or server database, dropped by [`BackendDb::drop`].
+    place: FreshDb,
 }
 
 /// The trigger (and, on PostgreSQL, its function) that [`BackendDb::refuse_audit_states`] installs.
@@ -57,18 +39,10 @@ impl BackendDb {
     /// A fresh database, or `None` after a loud `SKIPPED:` line when the server is unreachable
     /// (a failure under `FLAMINGOCK_REQUIRE_SERVERS=1`).
     pub async fn create(backend: Backend, hint: &str) -> Option<BackendDb> {
-        let place = match backend {
-            Backend::Sqlite => Place::File(TestDb::sqlite()),
-            Backend::Postgres => Place::Server(ServerDb::create(Server::Postgres, hint).await?),
-            Backend::MySql => Place::Server(ServerDb::create(Server::MySql, hint).await?),
-        };
-        let url = match &place {
-            Place::File(db) => db.url.clone(),
-            Place::Server(db) => db.url.clone(),
-        };
+        let place = FreshDb::create(backend, hint).await?;
         Some(BackendDb {
             backend,
-            url,
+            url: place.url.clone(),
             place,
         })
     }
@@ -250,9 +224,6 @@ impl BackendDb {
 
     /// Removes the database.
     pub async fn drop(self) {
-        match self.place {
-            Place::File(db) => drop(db),
-            Place::Server(db) => db.drop_database().await,
-        }
+        self.place.drop_database().await;
     }
 }

@@ -15,18 +15,13 @@ use flamingock::{AuditEntry, AuditState, Engine, Flamingock};
 use sqlx::{AssertSqlSafe, Connection};
 
 use crate::TestDb;
-use crate::servers::{Server, ServerDb};
+use crate::servers::ServerDb;
 
 /// How long any single step of a fleet test may take before the test fails.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The audit store's database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+pub use flamingock_testkit::Backend;
 
 /// A fresh database for one fleet test, holding the audit, the lock and the `fleet_effects` table
 /// the transactional units write to.
@@ -52,12 +47,7 @@ impl FleetDb {
                 }
             }
             Backend::Postgres | Backend::MySql => {
-                let server = if backend == Backend::Postgres {
-                    Server::Postgres
-                } else {
-                    Server::MySql
-                };
-                let server = ServerDb::create(server, hint).await?;
+                let server = ServerDb::create(backend, hint).await?;
                 FleetDb {
                     backend,
                     url: server.url.clone(),

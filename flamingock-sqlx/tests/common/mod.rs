@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests: a database per test (its own table, and for
-//! SQLite its own file), the servers from the environment, and loud skips when one is down.
+//! SQLite its own file), the servers from the environment, and loud skips when one is down
+//! (the workspace's `flamingock-testkit` supplies the servers, names and skips).
 //!
 //! PostgreSQL: `FLAMINGOCK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! MariaDB/MySQL: `FLAMINGOCK_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
@@ -9,10 +10,7 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::any::TypeId;
-use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, RecoveryStrategy, TxStrategy};
@@ -20,37 +18,20 @@ use flamingock_sqlx::sqlx::{self, AssertSqlSafe};
 use flamingock_sqlx::{Backend, StoreOptions, redact_url};
 
 /// A table name no other test (in this process or another run) uses.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use flamingock_testkit::unique_name;
 
 /// The URL of the test server for `backend`, from the environment or the default.
 pub fn server_url(backend: Backend) -> String {
-    let (variable, default) = match backend {
-        Backend::Postgres => (
-            "FLAMINGOCK_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        ),
-        Backend::MySql => (
-            "FLAMINGOCK_TEST_MYSQL_URL",
-            "mysql://root@127.0.0.1:3306/test",
-        ),
-        Backend::Sqlite => unreachable!("SQLite needs no server"),
-    };
-    std::env::var(variable).unwrap_or_else(|_| default.to_owned())
+    kit_backend(backend).url()
 }
 
-fn servers_required() -> bool {
-    std::env::var("FLAMINGOCK_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+/// The workspace's test backend for a backend of this crate.
+fn kit_backend(backend: Backend) -> flamingock_testkit::Backend {
+    match backend {
+        Backend::Sqlite => flamingock_testkit::Backend::Sqlite,
+        Backend::Postgres => flamingock_testkit::Backend::Postgres,
+        Backend::MySql => flamingock_testkit::Backend::MySql,
+    }
 }
 
 /// One test's database: where it is, and the audit table the test owns.
@@ -85,19 +66,11 @@ impl TestDb {
         if backend != Backend::Sqlite {
             let probe = StoreOptions::default().with_connect_attempts(1);
             if let Err(error) = flamingock_sqlx::connect(&db.url, probe).await {
-                let test = std::thread::current().name().unwrap_or("?").to_owned();
-                let message = format!(
-                    "{test}: {} at {} unreachable: {error}",
+                flamingock_testkit::skip(&format!(
+                    "{} at {} unreachable: {error}",
                     backend.label(),
                     redact_url(&db.url)
-                );
-                assert!(
-                    !servers_required(),
-                    "FLAMINGOCK_REQUIRE_SERVERS=1 but {message}"
-                );
-                // Straight to stderr: `eprintln!` is captured for passing tests, and a skip
-                // must be seen.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
+                ));
                 return None;
             }
         }

@@ -10,7 +10,7 @@ async fn a_fresh_database_per_test_on_each_server() {
         };
         let report = flamingock::Flamingock::builder()
             .database_url(&db.url)
-            .module("servers_smoke::nothing")
+            .module("conformance::servers_smoke::nothing")
             .run()
             .await
             .unwrap();

@@ -76,7 +76,7 @@ macro_rules! separate_suite {
                 use sqlx::{Pool, Transaction};
 
                 use super::Db;
-                use crate::{Calls, FailSwitch};
+                use crate::separate::{Calls, FailSwitch};
 
                 #[change_unit(id = "ship-orders", order = "1", author = "t", target_system = "orders")]
                 mod ship_orders {

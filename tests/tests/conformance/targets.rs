@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flamingock::{AuditState, Error, SqlTarget, UnitOutcome};
-use flamingock_tests::conformance::{Backend, BackendDb};
+use flamingock_tests::conformance::{Backend, BackendDb, own_database_strategy};
 
 /// Makes a unit fail while set.
 pub struct FailSwitch(pub AtomicBool);
@@ -90,7 +90,7 @@ macro_rules! target_suite {
                     .await
                     .unwrap();
                 assert_eq!(report.applied(), ["fill-reports"]);
-                let expected = BACKEND.own_database_strategy();
+                let expected = own_database_strategy(BACKEND);
                 assert_eq!(report.units[0].tx_strategy, expected);
                 let entries = db.entries().await;
                 assert!(
@@ -137,7 +137,7 @@ macro_rules! target_suite {
                 use sqlx::Transaction;
 
                 use super::Db;
-                use crate::FailSwitch;
+                use crate::targets::FailSwitch;
 
                 #[change_unit(id = "ledger-with-ddl", order = "1", author = "t")]
                 mod ledger_with_ddl {
@@ -213,6 +213,4 @@ macro_rules! target_suite {
     };
 }
 
-target_suite!(sqlite, sqlx::Sqlite, Backend::Sqlite);
-target_suite!(postgres, sqlx::Postgres, Backend::Postgres);
-target_suite!(mariadb, sqlx::MySql, Backend::MySql);
+flamingock_testkit::for_each_backend!(target_suite);

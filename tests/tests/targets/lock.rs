@@ -90,7 +90,7 @@ mod lease_lost {
         target_system = "partner-api"
     )]
     mod register_order_hook {
-        use crate::{Intruder, Journal, PartnerEndpoint};
+        use crate::lock::{Intruder, Journal, PartnerEndpoint};
 
         /// Registers its hook; meanwhile the lock passes to another instance.
         #[execution]
@@ -99,7 +99,7 @@ mod lease_lost {
             intruder: &Intruder,
             journal: &Journal,
         ) -> anyhow::Result<()> {
-            crate::put_hook(partner, "order", reqwest::Method::PUT).await?;
+            crate::lock::put_hook(partner, "order", reqwest::Method::PUT).await?;
             intruder.take_over().await?;
             journal.write("register-order-hook ran");
             Ok(())
@@ -108,7 +108,7 @@ mod lease_lost {
         #[rollback_execution]
         async fn rollback(partner: &PartnerEndpoint, journal: &Journal) -> anyhow::Result<()> {
             journal.write("register-order-hook rolled back");
-            crate::put_hook(partner, "order", reqwest::Method::DELETE).await?;
+            crate::lock::put_hook(partner, "order", reqwest::Method::DELETE).await?;
             Ok(())
         }
     }
@@ -120,12 +120,12 @@ mod lease_lost {
         target_system = "partner-api"
     )]
     mod register_refund_hook {
-        use crate::{Journal, PartnerEndpoint};
+        use crate::lock::{Journal, PartnerEndpoint};
 
         #[execution]
         async fn execute(partner: &PartnerEndpoint, journal: &Journal) -> anyhow::Result<()> {
             journal.write("register-refund-hook ran");
-            crate::put_hook(partner, "refund", reqwest::Method::PUT).await?;
+            crate::lock::put_hook(partner, "refund", reqwest::Method::PUT).await?;
             Ok(())
         }
     }
@@ -137,7 +137,7 @@ async fn a_non_tx_unit_that_loses_the_lease_records_nothing_more(audit_url: &str
     let builder = || {
         Flamingock::builder()
             .database_url(audit_url)
-            .module("targets_lock::lease_lost")
+            .module("targets::lock::lease_lost")
             .dependency(journal.clone())
             .dependency(Intruder {
                 audit_url: audit_url.to_owned(),

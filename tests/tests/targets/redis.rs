@@ -127,7 +127,7 @@ async fn a_flag_is_set_once_and_a_second_run_leaves_it_alone() {
     let key = unique_name("flags");
     let _cleanup = Cleanup::redis_key(&key);
     let builder = || {
-        db.builder("targets_redis::enable_checkout").target(
+        db.builder("targets::redis::enable_checkout").target(
             NonTxTarget::new("flags")
                 .with(client.clone())
                 .with(FlagSet { key: key.clone() }),
@@ -178,7 +178,7 @@ async fn a_failing_flag_change_is_rolled_back_in_redis() {
     let _cleanup = Cleanup::redis_key(&key);
     let observed = Observed::default();
     let builder = db
-        .builder("targets_redis::checkout_v3")
+        .builder("targets::redis::checkout_v3")
         .dependency(observed.clone())
         .target(
             NonTxTarget::new("flags")

@@ -26,7 +26,7 @@ mod ledger {
     use flamingock::prelude::*;
     use sqlx::{MySql, Transaction};
 
-    use crate::{Calls, FailSwitch};
+    use crate::mysql_ddl::{Calls, FailSwitch};
 
     #[change_unit(id = "open-ledger", order = "1", author = "t", target_system = "books")]
     mod open_ledger {
@@ -56,7 +56,7 @@ mod ledger {
     }
 }
 
-const MODULE: &str = "conformance_mysql_ddl::ledger";
+const MODULE: &str = "conformance::mysql_ddl::ledger";
 
 /// A PostgreSQL audit database and a MariaDB target database with an `entries` table.
 async fn fresh(hint: &str) -> Option<(BackendDb, BackendDb)> {

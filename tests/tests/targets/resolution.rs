@@ -34,7 +34,7 @@ mod unknown_target {
     #[change_unit(id = "warm-cache", order = "1", author = "t", target_system = "flags")]
     mod warm_cache {
         #[execution]
-        fn execute(journal: &crate::Journal) {
+        fn execute(journal: &crate::resolution::Journal) {
             journal.write("warm-cache ran");
         }
     }
@@ -42,7 +42,7 @@ mod unknown_target {
     #[change_unit(id = "enable-flag", order = "2", author = "t", target_system = "flagz")]
     mod enable_flag {
         #[execution]
-        fn execute(journal: &crate::Journal) {
+        fn execute(journal: &crate::resolution::Journal) {
             journal.write("enable-flag ran");
         }
     }
@@ -53,7 +53,7 @@ async fn an_unknown_target_is_refused_before_anything_runs_naming_the_known_ones
     let db = TestDb::sqlite();
     let journal = Journal::default();
     let builder = db
-        .builder("targets_resolution::unknown_target")
+        .builder("targets::resolution::unknown_target")
         .dependency(journal.clone())
         .target(NonTxTarget::new("flags"))
         .target(NonTxTarget::new("events"));
@@ -80,7 +80,7 @@ async fn an_unknown_target_is_refused_before_anything_runs_naming_the_known_ones
         "{message}"
     );
     assert!(
-        message.contains("targets_resolution.rs"),
+        message.contains("targets/resolution.rs"),
         "names the source: {message}"
     );
 
@@ -95,7 +95,7 @@ mod resolution_order {
     #[change_unit(id = "greet-eu", order = "1", author = "t", target_system = "eu")]
     mod greet_eu {
         #[execution]
-        fn execute(greeting: &crate::Greeting, journal: &crate::Journal) {
+        fn execute(greeting: &crate::resolution::Greeting, journal: &crate::resolution::Journal) {
             journal.write(format!("eu: {}", greeting.0));
         }
     }
@@ -103,7 +103,7 @@ mod resolution_order {
     #[change_unit(id = "greet-us", order = "2", author = "t", target_system = "us")]
     mod greet_us {
         #[execution]
-        fn execute(greeting: &crate::Greeting, journal: &crate::Journal) {
+        fn execute(greeting: &crate::resolution::Greeting, journal: &crate::resolution::Journal) {
             journal.write(format!("us: {}", greeting.0));
         }
     }
@@ -114,7 +114,7 @@ async fn dependencies_resolve_from_the_units_target_first_then_the_builder() {
     let db = TestDb::sqlite();
     let journal = Journal::default();
     let builder = db
-        .builder("targets_resolution::resolution_order")
+        .builder("targets::resolution::resolution_order")
         .dependency(Greeting("from the builder"))
         .dependency(journal.clone())
         .target(NonTxTarget::new("eu").with(Greeting("from target eu")))
@@ -134,7 +134,7 @@ mod missing_client {
     #[change_unit(id = "note", order = "1", author = "t", target_system = "cache")]
     mod note {
         #[execution]
-        fn execute(journal: &crate::Journal) {
+        fn execute(journal: &crate::resolution::Journal) {
             journal.write("note ran");
         }
     }
@@ -142,7 +142,7 @@ mod missing_client {
     #[change_unit(id = "prime-cache", order = "2", author = "t", target_system = "cache")]
     mod prime_cache {
         #[execution]
-        fn execute(client: &crate::CacheClient) {
+        fn execute(client: &crate::resolution::CacheClient) {
             let _ = client;
         }
     }
@@ -153,7 +153,7 @@ async fn a_client_nobody_offers_is_reported_naming_unit_parameter_and_target() {
     let db = TestDb::sqlite();
     let journal = Journal::default();
     let builder = db
-        .builder("targets_resolution::missing_client")
+        .builder("targets::resolution::missing_client")
         .dependency(journal.clone())
         .target(NonTxTarget::new("cache").with(Greeting("unrelated")));
 
@@ -194,7 +194,7 @@ mod transaction_on_cache {
 async fn a_transaction_asked_of_a_non_transactional_target_is_refused_up_front() {
     let db = TestDb::sqlite();
     let builder = db
-        .builder("targets_resolution::transaction_on_cache")
+        .builder("targets::resolution::transaction_on_cache")
         .target(NonTxTarget::new("cache"));
 
     let error = flamingock::run!(builder).await.unwrap_err();
@@ -214,7 +214,7 @@ async fn a_transaction_asked_of_a_non_transactional_target_is_refused_up_front()
 async fn two_targets_with_one_name_are_refused() {
     let db = TestDb::sqlite();
     let builder = db
-        .builder("targets_resolution::resolution_order")
+        .builder("targets::resolution::resolution_order")
         .target(NonTxTarget::new("eu").with(Greeting("first")))
         .target(NonTxTarget::new("eu").with(Greeting("second")));
 
@@ -233,7 +233,7 @@ async fn two_targets_with_one_name_are_refused() {
 async fn a_target_named_like_the_audit_stores_database_is_refused() {
     let db = TestDb::sqlite();
     let builder = db
-        .builder("targets_resolution::resolution_order")
+        .builder("targets::resolution::resolution_order")
         .target(NonTxTarget::new("default"));
 
     let error = flamingock::run!(builder).await.unwrap_err();

@@ -1,7 +1,7 @@
-//! The conformance suite, written once and run against SQLite, PostgreSQL and MariaDB: everything
-//! the foundation covers on SQLite (`sqlite_engine.rs`). `conformance_targets.rs` adds SQL
-//! targets and MySQL's implicit commit of DDL; `conformance_separate.rs` and
-//! `conformance_mysql_ddl.rs` go across databases.
+//! The conformance suite, written once and run against SQLite, PostgreSQL and MariaDB: the
+//! foundation end to end (macros, registry, planning, engine and audit store). `targets.rs` adds
+//! SQL targets and MySQL's implicit commit of DDL; `separate.rs` and `mysql_ddl.rs` go across
+//! databases.
 //!
 //! `conformance_suite!` stamps one module of change units and tests per backend, with
 //! `type Db = sqlx::Postgres;` (and so on) so that units take that backend's transaction; each
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use flamingock::error::ValidationProblem;
 use flamingock::{AuditState, Error, StoreError, TxStrategy, UnitOutcome};
-use flamingock_tests::conformance::{Backend, BackendDb};
+use flamingock_tests::conformance::{Backend, BackendDb, own_database_strategy};
 
 /// Makes a unit fail while set.
 pub struct FailSwitch(pub AtomicBool);
@@ -37,13 +37,68 @@ pub struct OutputDir(pub PathBuf);
 /// A dependency nobody registers.
 pub struct NotRegistered;
 
-/// The audit states of a failed try followed by an applied one.
-fn failed_then_applied(backend: Backend) -> Vec<AuditState> {
+/// The audit states of one applied try of a transactional unit.
+fn applied(backend: Backend) -> Vec<AuditState> {
     use AuditState::*;
     if backend.shares_transactions() {
-        vec![Failed, Applied]
+        vec![Applied]
     } else {
-        vec![Started, Failed, Started, Applied]
+        vec![Started, Applied]
+    }
+}
+
+/// The audit states of one failed try of a transactional unit.
+fn failed(backend: Backend) -> Vec<AuditState> {
+    use AuditState::*;
+    if backend.shares_transactions() {
+        vec![Failed]
+    } else {
+        vec![Started, Failed]
+    }
+}
+
+/// The audit states of a failed try followed by an applied one.
+fn failed_then_applied(backend: Backend) -> Vec<AuditState> {
+    [failed(backend), applied(backend)].concat()
+}
+
+/// Two units with one id, outside the suite's macro so that each has its own line.
+mod duplicates_located {
+    use flamingock::prelude::*;
+
+    #[change_unit(id = "twice", order = "1", author = "t")]
+    mod first {
+        #[execution]
+        fn execute() {}
+    }
+
+    #[change_unit(id = "twice", order = "2", author = "t")]
+    mod second {
+        #[execution]
+        fn execute() {}
+    }
+}
+
+#[test]
+fn duplicates_are_named_by_the_file_and_line_of_each_unit() {
+    let selection = flamingock::Selection {
+        module_prefixes: vec![concat!(module_path!(), "::duplicates_located").into()],
+        ..Default::default()
+    };
+    let error = flamingock::validate_selection(&selection).unwrap_err();
+    let Error::Validation(problems) = &error else {
+        panic!("expected a validation error, got {error}");
+    };
+    assert_eq!(problems.len(), 1, "{error}");
+    let ValidationProblem::DuplicateId { first, second, .. } = &problems[0] else {
+        panic!("unexpected problem {:?}", problems[0]);
+    };
+    assert_eq!((first.file, second.file), (file!(), file!()));
+    assert_ne!(first.line, second.line);
+    let message = error.to_string();
+    for location in [first, second] {
+        let at = format!("{}:{}", location.file, location.line);
+        assert!(message.contains(&at), "{message}");
     }
 }
 
@@ -97,6 +152,21 @@ macro_rules! conformance_suite {
                     }
                 }
                 assert_eq!(seen, ["one", "two", "ten"]);
+                let mut rows: Vec<String> = db
+                    .entries()
+                    .await
+                    .into_iter()
+                    .map(|e| e.change_id)
+                    .collect();
+                rows.dedup();
+                assert_eq!(
+                    rows,
+                    ["one", "two", "ten"],
+                    "each unit's rows together, in order"
+                );
+                for id in ["one", "two", "ten"] {
+                    assert_eq!(db.states_of(id).await, applied(BACKEND), "{id}");
+                }
                 let again = flamingock::run!(db.builder(module)).await.unwrap();
                 assert_eq!(again.count(UnitOutcome::AlreadyApplied), 3);
                 db.drop().await;
@@ -136,28 +206,51 @@ macro_rules! conformance_suite {
 
             #[tokio::test]
             async fn duplicate_ids_and_orders_are_refused_before_anything_runs() {
+                let whole = flamingock::validate().unwrap_err().to_string();
+                assert!(
+                    whole.contains("\"same\"") && whole.contains("\"07\""),
+                    "{whole}"
+                );
+                let selection = flamingock::Selection {
+                    module_prefixes: vec![concat!(module_path!(), "::ordering").into()],
+                    ..Default::default()
+                };
+                flamingock::validate_selection(&selection).unwrap();
                 let cases = [
-                    (concat!(module_path!(), "::duplicate_ids"), "\"same\""),
-                    (concat!(module_path!(), "::duplicate_orders"), "\"07\""),
+                    (concat!(module_path!(), "::duplicate_ids"), "\"same\"", "id"),
+                    (
+                        concat!(module_path!(), "::duplicate_orders"),
+                        "\"07\"",
+                        "order",
+                    ),
                 ];
-                for (module, named) in cases {
+                for (module, named, what) in cases {
                     let Some(db) = fresh("dup").await else { return };
                     let error = db.builder(module).run().await.unwrap_err();
                     let Error::Validation(problems) = &error else {
                         panic!("expected a validation error, got {error}");
                     };
                     assert_eq!(problems.len(), 1, "{error}");
-                    assert!(
-                        matches!(
-                            problems[0],
-                            ValidationProblem::DuplicateId { .. }
-                                | ValidationProblem::DuplicateOrder { .. }
-                        ),
-                        "{error}"
-                    );
+                    let (first, second) = match &problems[0] {
+                        ValidationProblem::DuplicateId { first, second, .. } if what == "id" => {
+                            (first, second)
+                        }
+                        ValidationProblem::DuplicateOrder { first, second, .. }
+                            if what == "order" =>
+                        {
+                            (first, second)
+                        }
+                        other => panic!("unexpected problem {other:?}"),
+                    };
+                    // Inside this macro `line!()` is the invocation's: the distinct lines are
+                    // checked by `duplicates_are_named_by_the_file_and_line_of_each_unit`.
+                    assert_eq!((first.file, second.file), (file!(), file!()));
                     let message = error.to_string();
                     assert!(message.contains(named), "{message}");
-                    assert!(message.contains("conformance.rs:"), "{message}");
+                    for location in [first, second] {
+                        let at = format!("{}:{}", location.file, location.line);
+                        assert!(message.contains(&at), "{message}");
+                    }
                     assert!(db.entries().await.is_empty(), "nothing may run");
                     db.drop().await;
                 }
@@ -168,7 +261,7 @@ macro_rules! conformance_suite {
                 use sqlx::Transaction;
 
                 use super::Db;
-                use crate::FailSwitch;
+                use crate::suite::FailSwitch;
 
                 #[derive(Default)]
                 pub struct CreateGadgets;
@@ -216,6 +309,7 @@ macro_rules! conformance_suite {
                     0,
                     "the transaction must have been rolled back"
                 );
+                assert_eq!(db.states_of("create-gadgets").await, failed(BACKEND));
 
                 let fixed = db.builder(module).dependency(FailSwitch::new(false));
                 let report = flamingock::run!(fixed).await.unwrap();
@@ -238,7 +332,7 @@ macro_rules! conformance_suite {
             mod non_tx_failure {
                 use flamingock::prelude::*;
 
-                use crate::OutputDir;
+                use crate::suite::OutputDir;
 
                 #[derive(Default)]
                 pub struct PublishFlag;
@@ -309,7 +403,7 @@ macro_rules! conformance_suite {
                     transactional = false
                 )]
                 mod publish_topic {
-                    use crate::OutputDir;
+                    use crate::suite::OutputDir;
 
                     #[execution]
                     async fn execute(out: &OutputDir) -> Result<(), std::io::Error> {
@@ -398,6 +492,11 @@ macro_rules! conformance_suite {
                     UnitOutcome::Blocked
                 );
                 let message = error.to_string();
+                assert!(message.contains("manual intervention"), "{message}");
+                assert!(
+                    message.contains("\"send-mails\" (stage \"default\") is STARTED"),
+                    "{message}"
+                );
                 assert!(
                     message.contains("flamingock fix send-mails --applied"),
                     "{message}"
@@ -422,7 +521,7 @@ macro_rules! conformance_suite {
                 #[change_unit(id = "needs-config", order = "2", author = "t")]
                 mod needs_config {
                     #[execution]
-                    fn execute(_config: &crate::NotRegistered) {}
+                    fn execute(_config: &crate::suite::NotRegistered) {}
                 }
             }
 
@@ -439,7 +538,11 @@ macro_rules! conformance_suite {
                 assert_eq!(missing.len(), 1);
                 let message = error.to_string();
                 assert!(message.contains("\"needs-config\""), "{message}");
-                assert!(message.contains("conformance::NotRegistered"), "{message}");
+                assert!(message.contains("_config"), "{message}");
+                assert!(
+                    message.contains("conformance::suite::NotRegistered"),
+                    "{message}"
+                );
                 assert!(
                     db.entries().await.is_empty(),
                     "not even the harmless unit ran"
@@ -467,12 +570,10 @@ macro_rules! conformance_suite {
                     let report = flamingock::run!(builder).await.unwrap();
                     assert_eq!(report.applied(), ["refresh-stats"]);
                 }
-                let applied = db.states_of("refresh-stats").await;
-                let applied = applied
-                    .iter()
-                    .filter(|s| **s == AuditState::Applied)
-                    .count();
-                assert_eq!(applied, 3);
+                assert_eq!(
+                    db.states_of("refresh-stats").await,
+                    applied(BACKEND).repeat(3)
+                );
                 db.drop().await;
             }
 
@@ -584,6 +685,7 @@ macro_rules! conformance_suite {
                 };
                 let module = concat!(module_path!(), "::described");
                 let report = flamingock::run!(db.builder(module)).await.unwrap();
+                assert_eq!(db.states_of("described").await, applied(BACKEND));
                 let entries = db.entries().await;
                 let e = entries.last().unwrap();
                 assert_eq!(e.state, AuditState::Applied);
@@ -604,7 +706,7 @@ macro_rules! conformance_suite {
                 assert!(e.execution_ms.is_some());
                 assert!(!e.hostname.is_empty());
                 assert_eq!(e.target_system, "default");
-                assert_eq!(e.tx_strategy, BACKEND.own_database_strategy());
+                assert_eq!(e.tx_strategy, own_database_strategy(BACKEND));
                 assert_eq!(
                     e.recovery_strategy,
                     flamingock::RecoveryStrategy::ManualIntervention
@@ -612,11 +714,12 @@ macro_rules! conformance_suite {
                 assert_eq!(e.app_name.as_deref(), Some("flamingock-tests"));
                 assert_eq!(e.app_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
                 assert!(
-                    e.source.contains("::described::described_unit "),
+                    e.source
+                        .starts_with(concat!(module_path!(), "::described::described_unit ")),
                     "{}",
                     e.source
                 );
-                assert!(e.source.contains("conformance.rs:"), "{}", e.source);
+                assert!(e.source.contains(concat!(file!(), ":")), "{}", e.source);
                 assert_eq!(e.checksum.as_deref().map(str::len), Some(16));
                 assert_eq!(e.error, None);
                 let metadata = e.metadata.as_ref().unwrap();
@@ -628,6 +731,4 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(sqlite, sqlx::Sqlite, Backend::Sqlite);
-conformance_suite!(postgres, sqlx::Postgres, Backend::Postgres);
-conformance_suite!(mariadb, sqlx::MySql, Backend::MySql);
+flamingock_testkit::for_each_backend!(conformance_suite);

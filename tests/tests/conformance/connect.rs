@@ -14,7 +14,7 @@ async fn an_audit_store_on_a_closed_port_fails_after_bounded_retries_without_its
     for url in CLOSED {
         let error = flamingock::Flamingock::builder()
             .database_url(url)
-            .module("conformance_connect::nothing")
+            .module("conformance::connect::nothing")
             .run()
             .await
             .unwrap_err();

@@ -124,7 +124,7 @@ async fn losing_the_store_inside_a_shared_unit_commits_nothing_and_the_next_run_
     let proxy = Proxy::start(server_addr(&db.url)).await;
     let proxied = through(&db.url, proxy.addr);
 
-    let first = builder(&proxied, "store_unreachable::shared_cut")
+    let first = builder(&proxied, "conformance::store_unreachable::shared_cut")
         .await
         .dependency(Cut(Some(proxy.cutter())));
     let error = flamingock::run!(first).await.unwrap_err();
@@ -143,7 +143,7 @@ async fn losing_the_store_inside_a_shared_unit_commits_nothing_and_the_next_run_
     );
 
     // The store is back (direct URL): the unit is applied, once.
-    let second = builder(&db.url, "store_unreachable::shared_cut")
+    let second = builder(&db.url, "conformance::store_unreachable::shared_cut")
         .await
         .dependency(Cut(None));
     let report = flamingock::run!(second).await.unwrap();
@@ -167,7 +167,7 @@ async fn losing_the_store_inside_a_non_tx_unit_leaves_it_started_and_the_next_ru
     let proxy = Proxy::start(server_addr(&db.url)).await;
     let proxied = through(&db.url, proxy.addr);
 
-    let first = builder(&proxied, "store_unreachable::non_tx_cut")
+    let first = builder(&proxied, "conformance::store_unreachable::non_tx_cut")
         .await
         .dependency(Cut(Some(proxy.cutter())))
         .dependency(EffectsFile(file.clone()));
@@ -184,7 +184,7 @@ async fn losing_the_store_inside_a_non_tx_unit_leaves_it_started_and_the_next_ru
     assert!(!file.exists(), "the rollback removed the effect");
 
     // The next run cannot know what happened: manual intervention, nothing written.
-    let second = builder(&db.url, "store_unreachable::non_tx_cut")
+    let second = builder(&db.url, "conformance::store_unreachable::non_tx_cut")
         .await
         .dependency(Cut(None))
         .dependency(EffectsFile(file.clone()));

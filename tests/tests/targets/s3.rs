@@ -66,7 +66,7 @@ mod invoice_archive {
                 .put_bucket_lifecycle(BucketLifecycleConfiguration::new(vec![expire_drafts]))
                 .await?;
             bucket
-                .put_bucket_policy(&crate::retention_policy(&bucket.name))
+                .put_bucket_policy(&crate::s3::retention_policy(&bucket.name))
                 .await?;
             Ok(())
         }
@@ -137,7 +137,7 @@ async fn a_bucket_with_its_rules_is_created_once() {
     let _cleanup = Cleanup::bucket(&name);
     let db = TestDb::sqlite();
     let builder = || {
-        db.builder("targets_s3::invoice_archive")
+        db.builder("targets::s3::invoice_archive")
             .target(NonTxTarget::new("archive").with(bucket.as_ref().clone()))
     };
 
@@ -176,7 +176,7 @@ async fn a_failing_unit_removes_the_bucket_it_created() {
     let _cleanup = Cleanup::bucket(&name);
     let db = TestDb::sqlite();
     let builder = db
-        .builder("targets_s3::seeded_archive")
+        .builder("targets::s3::seeded_archive")
         .target(NonTxTarget::new("archive").with(bucket.as_ref().clone()));
 
     let error = flamingock::run!(builder).await.unwrap_err();

@@ -72,7 +72,7 @@ mod order_events {
             jetstream: &jetstream::Context,
             events: &OrderEvents,
         ) -> anyhow::Result<()> {
-            crate::delete_stream(jetstream, &events.stream).await
+            crate::nats::delete_stream(jetstream, &events.stream).await
         }
     }
 }
@@ -130,7 +130,7 @@ mod shipping_consumer {
             jetstream: &jetstream::Context,
             events: &OrderEvents,
         ) -> anyhow::Result<()> {
-            crate::delete_stream(jetstream, &events.stream).await
+            crate::nats::delete_stream(jetstream, &events.stream).await
         }
     }
 }
@@ -172,7 +172,7 @@ async fn a_stream_and_its_consumer_are_created_once() {
     let builder = || {
         Flamingock::builder()
             .database_url(&db.url)
-            .module("targets_nats::order_events")
+            .module("targets::nats::order_events")
             .target(
                 NonTxTarget::new("events")
                     .with(jetstream.clone())
@@ -221,7 +221,7 @@ async fn a_failing_unit_deletes_the_stream_it_created() {
         stream: unique_name("orders"),
     };
     let _cleanup = Cleanup::stream(&events.stream);
-    let builder = db.builder("targets_nats::shipping_consumer").target(
+    let builder = db.builder("targets::nats::shipping_consumer").target(
         NonTxTarget::new("events")
             .with(jetstream.clone())
             .with(OrderEvents {

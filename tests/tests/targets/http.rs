@@ -69,7 +69,7 @@ mod order_paid_hook {
             partner: &PartnerEndpoint,
         ) -> reqwest::Result<()> {
             let url = "https://billing.example/hooks/order-paid";
-            crate::register(http, partner, "order-paid", url, "order.paid").await
+            crate::http::register(http, partner, "order-paid", url, "order.paid").await
         }
 
         #[rollback_execution]
@@ -78,7 +78,7 @@ mod order_paid_hook {
             http: &reqwest::Client,
             partner: &PartnerEndpoint,
         ) -> reqwest::Result<()> {
-            crate::unregister(http, partner, "order-paid").await
+            crate::http::unregister(http, partner, "order-paid").await
         }
     }
 }
@@ -106,7 +106,7 @@ mod refund_hooks {
             partner: &PartnerEndpoint,
         ) -> reqwest::Result<()> {
             let accepted = "https://billing.example/hooks/refund-requested";
-            crate::register(
+            crate::http::register(
                 http,
                 partner,
                 "refund-requested",
@@ -115,7 +115,7 @@ mod refund_hooks {
             )
             .await?;
             let refused = "http://billing.example/hooks/refund-paid";
-            crate::register(http, partner, "refund-paid", refused, "refund.paid").await
+            crate::http::register(http, partner, "refund-paid", refused, "refund.paid").await
         }
 
         #[rollback_execution]
@@ -124,8 +124,8 @@ mod refund_hooks {
             http: &reqwest::Client,
             partner: &PartnerEndpoint,
         ) -> reqwest::Result<()> {
-            crate::unregister(http, partner, "refund-requested").await?;
-            crate::unregister(http, partner, "refund-paid").await
+            crate::http::unregister(http, partner, "refund-requested").await?;
+            crate::http::unregister(http, partner, "refund-paid").await
         }
     }
 }
@@ -135,7 +135,7 @@ async fn a_webhook_is_registered_once() {
     let api = PartnerApi::start().await;
     let db = TestDb::sqlite();
     let builder = || {
-        db.builder("targets_http::order_paid_hook")
+        db.builder("targets::http::order_paid_hook")
             .dependency(reqwest::Client::new())
             .target(NonTxTarget::new("partner-api").with(PartnerEndpoint {
                 base_url: api.base_url.clone(),
@@ -174,7 +174,7 @@ async fn a_refused_call_rolls_back_what_the_unit_registered() {
     let api = PartnerApi::start().await;
     let db = TestDb::sqlite();
     let builder = db
-        .builder("targets_http::refund_hooks")
+        .builder("targets::http::refund_hooks")
         .dependency(reqwest::Client::new())
         .target(NonTxTarget::new("partner-api").with(PartnerEndpoint {
             base_url: api.base_url.clone(),

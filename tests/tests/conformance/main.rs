@@ -1,0 +1,12 @@
+//! The audit store's conformance: the suite of one store run against SQLite, PostgreSQL and
+//! MariaDB, SQL targets, `TX_SEPARATE` across databases, unreachable stores and the per-test
+//! server databases. One test binary (each links the whole facade); every test selects only its
+//! own module's units, so the modules share the registry without seeing each other's units.
+
+mod connect;
+mod mysql_ddl;
+mod separate;
+mod servers_smoke;
+mod store_unreachable;
+mod suite;
+mod targets;
