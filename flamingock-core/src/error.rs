@@ -169,7 +169,7 @@ pub enum Error {
 
     /// This runner lost its lease during the run and stopped; it wrote nothing after losing it.
     #[error(
-        "this runner lost the lock during the run (its lease ended or was taken over) and stopped before \"{change_id}\"; units it had not recorded are left to the instance that holds the lock now, as DESIGN §5 says\n{report}"
+        "this runner lost the lock during the run (its lease ended or was taken over) and stopped before \"{change_id}\"; units it had not recorded are left to the instance that holds the lock now, as docs/architecture.md#lock explains\n{report}"
     )]
     LockLost {
         change_id: String,

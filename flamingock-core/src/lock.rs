@@ -1,4 +1,4 @@
-//! The distributed lock (DESIGN §6): a lease row judged by the database clock, so that many
+//! The distributed lock (docs/architecture.md#lock): a lease row judged by the database clock, so that many
 //! instances starting together apply each unit exactly once.
 //!
 //! The engine takes the lock only when something is pending, re-plans after taking it, keeps it

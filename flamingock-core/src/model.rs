@@ -27,7 +27,7 @@ impl fmt::Display for SourceLocation {
     }
 }
 
-/// What the next run does with a unit whose outcome is in doubt (DESIGN §5).
+/// What the next run does with a unit whose outcome is in doubt (docs/architecture.md#strategies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecoveryStrategy {
@@ -48,7 +48,7 @@ impl RecoveryStrategy {
     }
 }
 
-/// How a unit's effect and its audit entry are tied together (DESIGN §5).
+/// How a unit's effect and its audit entry are tied together (docs/architecture.md#strategies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TxStrategy {
     /// The target is the audit store's own database: change and `APPLIED` commit together.
@@ -89,7 +89,7 @@ impl fmt::Display for TxStrategy {
     }
 }
 
-/// One state change of a unit, as recorded in the audit store (DESIGN §4).
+/// One state change of a unit, as recorded in the audit store (docs/architecture.md#audit-states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuditState {
@@ -107,7 +107,7 @@ pub enum AuditState {
 }
 
 impl AuditState {
-    /// Every state, in the order DESIGN §4 lists them.
+    /// Every state, in the order docs/architecture.md#audit-states lists them.
     pub const ALL: [AuditState; 8] = [
         AuditState::Started,
         AuditState::Applied,

@@ -156,7 +156,7 @@ pub fn order_units(
     }
 }
 
-/// What a run does with one unit, given its current state (DESIGN §5's decision table).
+/// What a run does with one unit, given its current state (the decision table of docs/architecture.md#decision-table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Run it.
@@ -169,7 +169,7 @@ pub enum Decision {
     Block,
 }
 
-/// The decision table of DESIGN §5.
+/// The decision table of docs/architecture.md#decision-table (its test below is the table).
 pub fn decide(
     strategy: TxStrategy,
     recovery: RecoveryStrategy,

@@ -71,7 +71,7 @@ pub trait SharedTransaction: Send {
     async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// An append-only audit store (DESIGN §4).
+/// An append-only audit store (docs/architecture.md#audit-states).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Creates the tables if they are missing and checks that existing ones are ours.

@@ -34,7 +34,7 @@ pub struct TargetError {
     pub source: BoxError,
 }
 
-/// A transactional target other than the audit store (DESIGN §5, `TX_SEPARATE`): the unit's change
+/// A transactional target other than the audit store (docs/architecture.md#strategies, `TX_SEPARATE`): the unit's change
 /// commits together with a marker row in the target, so that the outcome of a run interrupted
 /// between that commit and the `APPLIED` audit row can be recovered without running it again.
 #[async_trait]

@@ -36,7 +36,7 @@ const fn column(name: &'static str, written: Written) -> AuditColumn {
     AuditColumn { name, written }
 }
 
-/// The columns every audit table has (DESIGN §4), in table order; a table lacking one is not ours.
+/// The columns every audit table has (docs/architecture.md#audit-states), in table order; a table lacking one is not ours.
 pub(crate) const AUDIT_COLUMNS: [AuditColumn; 20] = [
     column("id", Written::Id),
     column("execution_id", Written::Text(|e| e.execution_id.clone())),

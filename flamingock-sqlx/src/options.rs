@@ -22,7 +22,7 @@ pub struct StoreOptions {
     /// The audit table (default `flamingock_audit_log`); must pass
     /// [`validate_identifier`](crate::validate_identifier).
     pub audit_table: String,
-    /// The lock table (DESIGN §6). Default: `flamingock_lock` beside the default audit table,
+    /// The lock table (docs/architecture.md#lock). Default: `flamingock_lock` beside the default audit table,
     /// `<audit table>_lock` beside any other. Must pass
     /// [`validate_identifier`](crate::validate_identifier) and differ from the audit table.
     pub lock_table: Option<String>,

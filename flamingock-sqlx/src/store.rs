@@ -41,7 +41,7 @@ struct Statements {
     unit_states: Arc<str>,
 }
 
-/// An append-only audit store in an SQL database (DESIGN §4), over a sqlx connection pool.
+/// An append-only audit store in an SQL database (docs/architecture.md#audit-states), over a sqlx connection pool.
 ///
 /// Made by [`connect`](crate::connect()) from a URL, or from a pool the application already has
 /// with `SqlAuditStore::sqlite`, `::postgres` or `::mysql`.

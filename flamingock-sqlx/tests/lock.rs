@@ -1,4 +1,4 @@
-//! The SQL lock (DESIGN §6) on every backend compiled in: the lease row judged by the database
+//! The SQL lock (docs/architecture.md#lock) on every backend compiled in: the lease row judged by the database
 //! clock, its atomic acquisition, fenced audit writes, and a long shared transaction that keeps its
 //! lease. Each check is written once (in `checks`) and run per backend.
 

@@ -1,4 +1,4 @@
-//! The distributed lock's settings (DESIGN §6): from the builder first, then the environment,
+//! The distributed lock's settings (docs/architecture.md#lock): from the builder first, then the environment,
 //! then the defaults (lease 60 s, give up after 180 s), each checked before anything connects.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The crash matrix (issue 5, DESIGN §5): for every strategy × failure point × backend, a child
+//! The crash matrix (docs/architecture.md#strategies): for every strategy × failure point × backend, a child
 //! process aborts at that point (no destructor, no rollback, no lock release: what SIGKILL leaves),
 //! then a normal run follows, then the invariants are checked:
 //! - no unit has two APPLIED rows, and no audit row written before the crash is missing;

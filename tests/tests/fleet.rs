@@ -1,6 +1,6 @@
-//! Fleet start with real OS processes (DESIGN §6), on SQLite, PostgreSQL and MariaDB: eight
+//! Fleet start with real OS processes (docs/architecture.md#lock), on SQLite, PostgreSQL and MariaDB: eight
 //! instances starting together apply every unit exactly once; a lock holder killed in the middle
-//! of a unit is replaced after its lease and its leftovers are handled as DESIGN §5 says; a holder
+//! of a unit is replaced after its lease and its leftovers are handled as docs/architecture.md#recovery says; a holder
 //! paused past its lease records nothing once it resumes; a run with nothing to do takes no lock.
 //!
 //! Each test starts `fleet_runner` processes (tests/src/bin/fleet_runner.rs) on a fresh database

@@ -1,4 +1,4 @@
-//! Operating the distributed lock from outside a run (DESIGN §6, §7): who holds it, and removing
+//! Operating the distributed lock from outside a run (docs/architecture.md#lock): who holds it, and removing
 //! a lease that a crashed runner left behind. The CLI's `lock show|release` is built on these.
 
 use serde::Serialize;

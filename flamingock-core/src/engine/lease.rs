@@ -1,5 +1,5 @@
 //! Holding the distributed lock for one run: acquire with back-off, keep alive in the background,
-//! notice loss, release however the run ends (DESIGN §6).
+//! notice loss, release however the run ends (docs/architecture.md#lock).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

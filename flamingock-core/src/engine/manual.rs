@@ -1,6 +1,6 @@
 //! Manual intervention (`flamingock fix`): a person who checked a target records what they found,
 //! as a `MANUAL_MARKED_AS_APPLIED` or `MANUAL_MARKED_AS_ROLLED_BACK` row with who and why,
-//! appended under the lock (DESIGN §5, §7).
+//! appended under the lock (docs/architecture.md#recovery).
 //!
 //! The row copies the unit's newest audit row (stage, target, strategy, source), so `fix` works
 //! from the audit alone, in the standalone binary too; a unit with no rows yet is described from

@@ -1,5 +1,5 @@
 //! Undo: rolling applied units back, newest first, each audited as `ROLLED_BACK` or
-//! `ROLLBACK_FAILED`, under the distributed lock (DESIGN §7).
+//! `ROLLBACK_FAILED`, under the distributed lock (docs/architecture.md#recovery).
 //!
 //! Everything is checked before anything runs: a unit in range without `#[rollback_execution]`,
 //! a blocked unit in range, or a rollback parameter nothing can fill refuses the whole undo. Each

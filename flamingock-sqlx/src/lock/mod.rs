@@ -1,4 +1,4 @@
-//! Generic (above the backends, below the store): the distributed lock in SQL (DESIGN §6): the lock table ([`LockTable`]: its
+//! Generic (above the backends, below the store): the distributed lock in SQL (docs/architecture.md#lock): the lock table ([`LockTable`]: its
 //! name, SQL and the leases this process holds) and its lease rows ([`Leases`]), next to the audit
 //! table, judged by the database clock.
 //!

@@ -1,5 +1,5 @@
 //! Generic (above the backends, below the store): SQL databases as target systems: a [`SqlTarget`] is a named database (SQLite, PostgreSQL or
-//! MySQL/MariaDB) that change units apply to, with the marker table of DESIGN §5 in it.
+//! MySQL/MariaDB) that change units apply to, with the marker table of docs/architecture.md#strategies in it.
 //!
 //! Which strategy its units run with is the engine's call, from the target's database identity:
 //! on the audit store's own database `TX_SHARED` (change and audit row in one transaction), on

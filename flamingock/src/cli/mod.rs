@@ -1,5 +1,5 @@
 //! The command line (feature `cli`): `status`, `history`, `plan`, `apply`, `undo`, `fix`, `lock`,
-//! `validate` (DESIGN §7).
+//! `validate` (docs/architecture.md#recovery for `fix` and undo).
 //!
 //! Put it in a binary of your own, so that it knows your change units:
 //!

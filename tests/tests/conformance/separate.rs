@@ -1,7 +1,7 @@
 //! `TX_SEPARATE` across databases, written once and run on two pairs: a SQLite audit store with a
 //! PostgreSQL target, and a PostgreSQL audit store with a MariaDB target.
 //!
-//! The marker protocol (DESIGN §5) end to end: the change commits with a marker in the target,
+//! The marker protocol (docs/architecture.md#strategies) end to end: the change commits with a marker in the target,
 //! then `APPLIED` goes to the audit and the marker is removed. A run is cut short at an exact step
 //! by making the audit store refuse rows (a trigger), and the next run must resolve the unit left
 //! `STARTED` by the marker: present means committed (recorded `APPLIED`, not run again), absent

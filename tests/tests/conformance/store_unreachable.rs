@@ -1,4 +1,4 @@
-//! The audit store becoming unreachable mid-run (DESIGN §8, issue 5): a TCP proxy in front of
+//! The audit store becoming unreachable mid-run (docs/architecture.md#unknown-outcomes): a TCP proxy in front of
 //! PostgreSQL is cut while a unit runs. The run ends with a clear error, and the state it leaves
 //! is handled by the next run through the same decision table as a crash.
 

@@ -1,4 +1,4 @@
-//! The lock guards non-transactional targets too (DESIGN §6): a `NON_TX` unit runs only under a
+//! The lock guards non-transactional targets too (docs/architecture.md#lock): a `NON_TX` unit runs only under a
 //! valid lease, and its `APPLIED` row is fenced. Here a unit on an HTTP API target loses the lease
 //! while it runs (an operator forces the lock away and another instance takes it): its `APPLIED`
 //! row is refused, it does not roll back what may now be the new holder's business, the next unit
