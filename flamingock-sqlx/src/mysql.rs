@@ -9,6 +9,7 @@
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
+use flamingock_core::store::{StoreLimits, TextLimit};
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
@@ -27,6 +28,13 @@ impl Dialect for MySql {
     const TABLE_COLUMNS: &'static str = "SELECT column_name AS name \
          FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = ?";
+    // change_id VARCHAR(255) counts characters; TEXT holds 65,535 bytes.
+    const LIMITS: StoreLimits = StoreLimits {
+        change_id: TextLimit::Chars(255),
+        author: TextLimit::Bytes(65_535),
+        order: TextLimit::Bytes(65_535),
+        stage: TextLimit::Bytes(65_535),
+    };
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded

@@ -105,6 +105,10 @@ pub trait Dialect: Database + sealed::Sealed + crate::history::HistorySql + Lock
     /// Selects `name` (text) of every column of the table named by the one bound parameter.
     #[doc(hidden)]
     const TABLE_COLUMNS: &'static str;
+    /// The sizes of the columns a unit's id, author, order and stage go in, as the dialect's
+    /// `create_schema` declares them (see [`AuditStore::limits`]).
+    #[doc(hidden)]
+    const LIMITS: flamingock_core::store::StoreLimits = flamingock_core::store::StoreLimits::NONE;
 
     /// The statements creating the table (and its index) if missing, in order.
     #[doc(hidden)]
@@ -344,6 +348,10 @@ where
 
     fn database_identity(&self) -> Option<String> {
         Some(self.identity.clone())
+    }
+
+    fn limits(&self) -> flamingock_core::store::StoreLimits {
+        DB::LIMITS
     }
 
     fn separate_target(&self) -> Option<Arc<dyn flamingock_core::target::TargetSystem>> {

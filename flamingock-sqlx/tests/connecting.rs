@@ -279,3 +279,50 @@ async fn a_sqlite_url_without_a_file_is_refused() {
         assert!(err.to_string().contains("names no database file"), "{err}");
     }
 }
+
+/// The store names its column sizes, so the engine refuses an id that would not fit before
+/// anything runs; the limit is the column's: 255 characters fit, whatever their bytes.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn the_mysql_store_names_the_size_of_its_id_column() {
+    use flamingock_core::store::TextLimit;
+    use flamingock_sqlx::Backend;
+    let Some(db) = common::TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let store = db.initialized_store().await;
+    let limits = store.limits();
+    assert_eq!(limits.change_id, TextLimit::Chars(255));
+    assert_eq!(limits.author, TextLimit::Bytes(65_535));
+    let widest = "é".repeat(255);
+    assert!(limits.change_id.admits(&widest));
+    let entry = common::entry(
+        &widest,
+        flamingock_core::AuditState::Applied,
+        flamingock_core::TxStrategy::Shared,
+    );
+    store
+        .append(&entry, None)
+        .await
+        .expect("255 characters fit");
+    let too_long = common::entry(
+        &"é".repeat(256),
+        flamingock_core::AuditState::Applied,
+        flamingock_core::TxStrategy::Shared,
+    );
+    assert!(!limits.change_id.admits(&too_long.change_id));
+    assert!(
+        store.append(&too_long, None).await.is_err(),
+        "the column is 255 long"
+    );
+    db.cleanup(&*store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_store_has_no_length_limits() {
+    let store = connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .expect("connect");
+    assert_eq!(store.limits(), flamingock_core::store::StoreLimits::NONE);
+}
