@@ -33,9 +33,11 @@ const MASK: &str = "***";
 pub fn redact_url(url: &str) -> String {
     let (head, tail) = split_user_info(url);
     let mut redacted = match head {
-        // `user:password`: the user stays, everything after its first `:` goes.
+        // `user:password`: the user stays, everything after its first `:` goes; a user that no
+        // URL could spell goes too, being likely a piece of the password.
         Some((prefix, user_info)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{prefix}{user}:{MASK}"),
+            Some((user, _password)) if is_plain_user(user) => format!("{prefix}{user}:{MASK}"),
+            Some(_) => format!("{prefix}{MASK}"),
             None => format!("{prefix}{user_info}"),
         },
         None => String::new(),
@@ -70,6 +72,32 @@ fn split_user_info(url: &str) -> (Option<(&str, &str)>, &str) {
         Some(at) => (Some((&url[..start], &url[start..at])), &url[at..]),
         None => (None, url),
     }
+}
+
+/// Whether `user` is made only of what a URL's user name may hold (RFC 3986: unreserved
+/// characters, sub-delimiters and `%` escapes).
+fn is_plain_user(user: &str) -> bool {
+    user.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '.'
+                    | '_'
+                    | '~'
+                    | '%'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '\''
+                    | '('
+                    | ')'
+                    | '*'
+                    | '+'
+                    | ','
+                    | ';'
+                    | '='
+            )
+    })
 }
 
 /// The secret parts of `url` as typed and percent-decoded: the password of its user info and the
@@ -352,6 +380,12 @@ mod tests {
             redact_url("postgres://ana:a#b/c@d@h/db?sslmode=require"),
             "postgres://ana:***@h/db?sslmode=require"
         );
+        // A "user" no URL could spell is likely part of the password: masked with it.
+        assert_eq!(
+            redact_url("postgres://an?a:b#c@h/db"),
+            "postgres://***@h/db"
+        );
+        assert_eq!(redact_url("postgres//u:secret@h"), "***@h");
         // No password, no user: nothing to mask.
         for url in [
             "postgres://ana@h/db",
