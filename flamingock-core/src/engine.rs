@@ -38,7 +38,7 @@ mod unwind;
 
 pub use admin::LockRelease;
 pub use failure::UnitFailure;
-pub use manual::{FixError, FixOutcome, FixRequest, Resolution};
+pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
@@ -134,6 +134,7 @@ impl Engine {
         units: impl IntoIterator<Item = &'static ChangeUnit>,
     ) -> Result<Vec<PlannedUnit>, Error> {
         let ordered = order_units(units, &self.options.selection).map_err(Error::Validation)?;
+        crate::plan::check_limits(&ordered, &self.store.limits()).map_err(Error::Validation)?;
         let mut planned = Vec::with_capacity(ordered.len());
         for unit in ordered {
             planned.push(PlannedUnit::new(unit, self.resolve_route(unit)?));

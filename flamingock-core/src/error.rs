@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::model::SourceLocation;
 use crate::report::RunReport;
-use crate::store::StoreError;
+use crate::store::{StoreError, TextLimit};
 
 /// A problem with the registered units themselves, found before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,23 @@ pub enum ValidationProblem {
     EmptyOrder {
         id: String,
         location: SourceLocation,
+    },
+    /// An id or author that a database would store, compare or show otherwise than written
+    /// (whitespace at an end, control or invisible characters).
+    UnsafeText {
+        id: String,
+        field: &'static str,
+        location: SourceLocation,
+        /// What is wrong, as "must not ..." continues.
+        problem: String,
+    },
+    /// An id, author, order or stage longer than the store's column for it.
+    TooLong {
+        id: String,
+        field: &'static str,
+        location: SourceLocation,
+        length: usize,
+        limit: TextLimit,
     },
 }
 
@@ -47,6 +64,30 @@ impl fmt::Display for ValidationProblem {
             ValidationProblem::EmptyOrder { id, location } => {
                 write!(f, "change unit \"{id}\" at {location} has an empty order")
             }
+            ValidationProblem::UnsafeText {
+                id,
+                field,
+                location,
+                problem,
+            } => write!(
+                f,
+                "change unit {id:?} at {location}: its {field} must not {problem}"
+            ),
+            ValidationProblem::TooLong {
+                id,
+                field,
+                location,
+                length,
+                limit,
+            } => write!(
+                f,
+                "change unit {id:?} at {location}: its {field} is {length} {unit} long, and \
+                 the audit store keeps at most {limit}; shorten it",
+                unit = match limit {
+                    TextLimit::Bytes(_) => "bytes",
+                    _ => "characters",
+                }
+            ),
         }
     }
 }

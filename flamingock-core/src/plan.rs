@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::ValidationProblem;
 use crate::model::{AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
+use crate::store::{StoreLimits, TextLimit};
 
 /// Compares two order strings "naturally": runs of digits compare as numbers, so `"2" < "10"` and
 /// `"v1.9" < "v1.10"`; everything else compares character by character. Leading zeros do not
@@ -148,9 +149,106 @@ pub fn order_units(
                 location: unit.source,
             });
         }
+        for (field, value) in [("id", unit.id), ("author", unit.author)] {
+            if let Some(problem) = text_problem(field, value) {
+                problems.push(ValidationProblem::UnsafeText {
+                    id: unit.id.to_owned(),
+                    field,
+                    location: unit.source,
+                    problem,
+                });
+            }
+        }
     }
     if problems.is_empty() {
         Ok(selected)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What is wrong with an id or author, as "must not ..." continues; `None` when nothing is.
+/// `#[change_unit]` applies the same rule at compile time; this catches units built in code.
+///
+/// Neither may start or end with whitespace (MariaDB pads trailing spaces, so `"a "` and `"a"`
+/// would be one unit there) nor hold control characters; an id may hold no whitespace but plain
+/// spaces and no invisible or direction-changing characters, which show in a terminal otherwise
+/// than they compare in a database.
+///
+/// ```
+/// use flamingock_core::plan::text_problem;
+/// assert!(text_problem("id", "create-clients").is_none());
+/// assert!(text_problem("id", "trail ").is_some());
+/// assert!(text_problem("id", "add-\u{202E}users").is_some());
+/// assert!(text_problem("author", "ana\n").is_some());
+/// ```
+pub fn text_problem(field: &str, value: &str) -> Option<String> {
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Some(
+            "start or end with whitespace: MariaDB pads trailing spaces, so \"a \" and \"a\" \
+             would be one unit there"
+                .to_owned(),
+        );
+    }
+    let is_id = field == "id";
+    let bad = value.chars().find(|&c| {
+        c.is_control() || (is_id && ((c.is_whitespace() && c != ' ') || is_invisible(c)))
+    })?;
+    Some(format!(
+        "hold the invisible or control character U+{:04X}: it shows in a terminal otherwise than \
+         it compares in the database",
+        u32::from(bad)
+    ))
+}
+
+/// Format characters that change how text shows without showing themselves: zero-width ones,
+/// direction marks, embeddings, overrides and isolates, the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Checks the units' ids, authors, orders and stages against the store's column sizes
+/// ([`AuditStore::limits`](crate::store::AuditStore::limits)), so that a value too long is refused
+/// before anything runs, not by the database after the unit's work is done.
+pub fn check_limits(
+    units: &[&ChangeUnit],
+    limits: &StoreLimits,
+) -> Result<(), Vec<ValidationProblem>> {
+    let mut problems = Vec::new();
+    for unit in units {
+        let fields = [
+            ("id", unit.id, limits.change_id),
+            ("author", unit.author, limits.author),
+            ("order", unit.order, limits.order),
+            ("stage", unit.stage_name(), limits.stage),
+        ];
+        for (field, value, limit) in fields {
+            if !limit.admits(value) {
+                problems.push(ValidationProblem::TooLong {
+                    id: unit.id.to_owned(),
+                    field,
+                    location: unit.source,
+                    length: match limit {
+                        TextLimit::Bytes(_) => value.len(),
+                        _ => value.chars().count(),
+                    },
+                    limit,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
     } else {
         Err(problems)
     }
@@ -199,6 +297,83 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unit(id: &'static str, author: &'static str, order: &'static str) -> &'static ChangeUnit {
+        crate::testing::UnitBuilder::new(id, order, author)
+            .execute_sync(|_| Ok(()))
+            .build()
+    }
+
+    #[test]
+    fn ids_and_authors_a_database_would_read_otherwise_are_refused() {
+        let bad = [
+            unit("trail ", "ana", "1"),
+            unit(" lead", "ana", "2"),
+            unit("tab\tinside", "ana", "3"),
+            unit("no\u{00A0}break", "ana", "4"),
+            unit("add-\u{202E}users", "ana", "5"),
+            unit("zero\u{200B}width", "ana", "6"),
+            unit("ok-id", "ana\n", "7"),
+            unit("ok-id-2", "\u{2003}ana", "8"),
+            unit("ok-id-3", "a\u{1B}[31mna", "9"),
+        ];
+        let problems = order_units(bad, &Selection::default()).expect_err("all are refused");
+        assert_eq!(problems.len(), bad.len(), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| matches!(p, ValidationProblem::UnsafeText { .. })),
+            "{problems:?}"
+        );
+        let message = problems[0].to_string();
+        assert!(
+            message.contains("\"trail \"") && message.contains("whitespace"),
+            "{message}"
+        );
+        let good = [
+            unit("create clients", "Ana María", "1"),
+            unit("ünïcødé-日本", "ana", "2"),
+        ];
+        assert_eq!(
+            order_units(good, &Selection::default())
+                .expect("fine")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn values_longer_than_the_store_keeps_are_refused() {
+        let long_id: &'static str = Box::leak("x".repeat(256).into_boxed_str());
+        let wide_author: &'static str = Box::leak("ä".repeat(3).into_boxed_str());
+        let units = [unit(long_id, "ana", "1"), unit("fits", wide_author, "2")];
+        let limits = StoreLimits {
+            change_id: TextLimit::Chars(255),
+            author: TextLimit::Bytes(5),
+            ..StoreLimits::NONE
+        };
+        let problems = check_limits(&units, &limits).expect_err("both too long");
+        assert_eq!(
+            problems
+                .iter()
+                .map(|p| match p {
+                    ValidationProblem::TooLong { field, length, .. } => (*field, *length),
+                    other => panic!("{other}"),
+                })
+                .collect::<Vec<_>>(),
+            [("id", 256), ("author", 6)]
+        );
+        let message = problems[0].to_string();
+        assert!(
+            message.contains("256 characters long") && message.contains("at most 255 characters"),
+            "{message}"
+        );
+        assert!(
+            problems[1].to_string().contains("6 bytes long"),
+            "{problems:?}"
+        );
+        check_limits(&units, &StoreLimits::NONE).expect("no limits");
+    }
 
     #[test]
     fn natural_order_compares_digit_runs_as_numbers() {

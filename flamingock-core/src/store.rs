@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -126,11 +127,76 @@ pub trait AuditStore: Send + Sync {
         None
     }
 
+    /// The longest id, author, order and stage the store's columns can keep, so that a unit
+    /// whose values do not fit is refused before anything runs, not after its work is done.
+    /// The default: no limits.
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::NONE
+    }
+
     /// The distributed lock kept in the same database, if the store has one. Without it, runs
     /// take no lock (fine for one process, not for a fleet).
     fn lock(&self) -> Option<&dyn DistributedLock> {
         None
     }
+}
+
+/// How much text one audit column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextLimit {
+    /// As much as a unit can be given.
+    #[default]
+    Unlimited,
+    /// At most this many characters (MySQL's `VARCHAR(n)`).
+    Chars(usize),
+    /// At most this many bytes of UTF-8 (MySQL's `TEXT`).
+    Bytes(usize),
+}
+
+impl TextLimit {
+    /// Whether `text` fits.
+    ///
+    /// ```
+    /// use flamingock_core::store::TextLimit;
+    /// assert!(TextLimit::Chars(3).admits("äöü"));
+    /// assert!(!TextLimit::Bytes(3).admits("äöü"));
+    /// ```
+    pub fn admits(self, text: &str) -> bool {
+        match self {
+            TextLimit::Unlimited => true,
+            TextLimit::Chars(max) => text.chars().count() <= max,
+            TextLimit::Bytes(max) => text.len() <= max,
+        }
+    }
+}
+
+impl fmt::Display for TextLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TextLimit::Unlimited => f.write_str("no limit"),
+            TextLimit::Chars(max) => write!(f, "{max} characters"),
+            TextLimit::Bytes(max) => write!(f, "{max} bytes"),
+        }
+    }
+}
+
+/// The sizes of the audit columns a unit's own values go in (see [`AuditStore::limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreLimits {
+    pub change_id: TextLimit,
+    pub author: TextLimit,
+    pub order: TextLimit,
+    pub stage: TextLimit,
+}
+
+impl StoreLimits {
+    /// A store that keeps any length.
+    pub const NONE: StoreLimits = StoreLimits {
+        change_id: TextLimit::Unlimited,
+        author: TextLimit::Unlimited,
+        order: TextLimit::Unlimited,
+        stage: TextLimit::Unlimited,
+    };
 }
 
 /// Tries (per [`UnitState::tries`]) that a row stands for: every `STARTED`, and the single row a

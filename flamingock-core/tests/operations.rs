@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flamingock_core::engine::{
-    FixError, FixRequest, Resolution, UndoError, UndoOutcome, UndoScope,
+    FixError, FixRequest, Resolution, SeenState, UndoError, UndoOutcome, UndoScope,
 };
 use flamingock_core::inject::BoxError;
 use flamingock_core::lock::{DistributedLock, Fence, LockOptions};
@@ -277,7 +277,21 @@ async fn fix_unblocks_a_unit_with_who_and_why() {
         resolution: Resolution::Applied,
         operator: "ops-eva".into(),
         reason: reason.into(),
+        expected: None,
     };
+    // A fix decided on a state that is no longer the unit's is refused, and records nothing.
+    let rows_before = store.rows().len();
+    let stale = FixRequest {
+        expected: Some(SeenState::State(AuditState::Started)),
+        ..request("checked by hand")
+    };
+    let Err(FixError::StateChanged { seen, now, .. }) = engine(&store).fix(units, &stale).await
+    else {
+        panic!("a fix on a changed state must be refused");
+    };
+    assert_eq!(seen, SeenState::State(AuditState::Started));
+    assert_eq!(now, SeenState::State(AuditState::Failed));
+    assert_eq!(store.rows().len(), rows_before);
     assert!(matches!(
         engine(&store).fix(units, &request("  ")).await,
         Err(FixError::Missing(_))
@@ -304,6 +318,7 @@ async fn fix_unblocks_a_unit_with_who_and_why() {
         resolution: Resolution::RolledBack,
         operator: "ops-eva".into(),
         reason: "never deployed".into(),
+        expected: Some(SeenState::NeverRan),
     };
     let outcome = engine(&store).fix(fresh, &rolled).await.unwrap();
     assert_eq!(outcome.previous, None);

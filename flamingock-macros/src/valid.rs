@@ -86,6 +86,14 @@ fn check_args(args: &UnitArgs, errors: &Errors) -> Options {
                 lit,
                 format_args!("`{key}` must not be empty: write `{}`", attr::example(key)),
             );
+        } else if let Some(problem) = text_problem(key, &value) {
+            errors.error_spanned_by(
+                lit,
+                format_args!(
+                    "`{key}` must not {problem}; write it as in `{}`",
+                    attr::example(key)
+                ),
+            );
         }
         Some(value)
     };
@@ -107,6 +115,46 @@ fn check_args(args: &UnitArgs, errors: &Errors) -> Options {
         stage,
         description: args.string("description").map(LitStr::value),
     }
+}
+
+/// What is wrong with the text of `id` or `author`, if anything (the same rule as the core's
+/// validation of units built in code): no whitespace at either end, no control characters, and
+/// in an id no whitespace but plain spaces and no invisible or direction-changing characters.
+fn text_problem(key: &str, value: &str) -> Option<String> {
+    if !matches!(key, "id" | "author") {
+        return None;
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Some(
+            "start or end with whitespace: MariaDB pads trailing spaces, so `\"a \"` and `\"a\"` \
+             would be one unit there"
+                .to_owned(),
+        );
+    }
+    let bad = value.chars().find(|&c| {
+        c.is_control() || (key == "id" && ((c.is_whitespace() && c != ' ') || is_invisible(c)))
+    })?;
+    Some(format!(
+        "hold the invisible or control character U+{:04X}: it shows in a terminal otherwise than \
+         it compares in the database",
+        u32::from(bad)
+    ))
+}
+
+/// Format characters that change how text shows without showing themselves: zero-width ones,
+/// direction marks, embeddings, overrides and isolates, the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 fn recovery(lit: &LitStr, errors: &Errors) -> Recovery {

@@ -30,6 +30,10 @@ pub trait Dialect: Database + sealed::Sealed + HistorySql + LockDialect {
     /// Selects `name` (text) of every column of the table named by the one bound parameter.
     #[doc(hidden)]
     const TABLE_COLUMNS: &'static str;
+    /// The sizes of the columns a unit's id, author, order and stage go in, as the dialect's
+    /// `create_schema` declares them (see `AuditStore::limits`).
+    #[doc(hidden)]
+    const LIMITS: flamingock_core::store::StoreLimits = flamingock_core::store::StoreLimits::NONE;
     /// Whether the database commits before every DDL statement, even inside a transaction
     /// (MySQL, MariaDB): there `TX_SHARED` is not atomic, and the store's own database is offered
     /// as a `TX_SEPARATE` target instead.

@@ -6,7 +6,7 @@ use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection, Database, Pool};
 
 use crate::options::StoreOptions;
-use crate::url::redact_url;
+use crate::url::{redact_url, refuse_unnamed_sqlite, scrub};
 
 /// The [`StoreError::Connect`] for `url`, redacted.
 pub(crate) fn connect_error(
@@ -15,7 +15,29 @@ pub(crate) fn connect_error(
 ) -> StoreError {
     StoreError::Connect {
         url: redact_url(url),
-        source: source.into(),
+        source: scrub_error(source.into(), url),
+    }
+}
+
+/// `error` as it is when no text in its chain quotes a secret of `url`; otherwise its chain as
+/// one message with the secrets masked. A driver may echo the part of a URL it could not parse,
+/// and a password with an unescaped `?`, `#`, `/` or `@` is not where a URL parser looks for it.
+fn scrub_error(
+    error: flamingock_core::inject::BoxError,
+    url: &str,
+) -> flamingock_core::inject::BoxError {
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(current) = next {
+        chain.push(current.to_string());
+        next = current.source();
+    }
+    let text = chain.join(": ");
+    let scrubbed = scrub(&text, url);
+    if scrubbed == text {
+        error
+    } else {
+        scrubbed.into()
     }
 }
 
@@ -30,6 +52,7 @@ pub(crate) async fn open_pool<DB: Database>(
     pool_options: PoolOptions<DB>,
     options: &StoreOptions,
 ) -> Result<Pool<DB>, StoreError> {
+    refuse_unnamed_sqlite(url)?;
     let redacted = redact_url(url);
     let attempts = options.connect_attempts.max(1);
     let mut backoff = options.connect_backoff;
@@ -42,7 +65,7 @@ pub(crate) async fn open_pool<DB: Database>(
                     break;
                 }
                 Ok(Err(error)) if !is_transient(&error) => return Err(connect_error(url, error)),
-                Ok(Err(error)) => error.to_string(),
+                Ok(Err(error)) => scrub(&error.to_string(), url),
                 Err(_) => format!("no answer within {:?}", options.connect_timeout),
             };
         if attempt == attempts {

@@ -278,6 +278,10 @@ where
         Some(self.identity.clone())
     }
 
+    fn limits(&self) -> flamingock_core::store::StoreLimits {
+        DB::LIMITS
+    }
+
     fn separate_target(&self) -> Option<Arc<dyn flamingock_core::target::TargetSystem>> {
         crate::target::separate_store_target(&self.pool)
     }

@@ -196,3 +196,133 @@ fn assert_tried_once(err: &StoreError) {
     let message = err.to_string();
     assert!(!message.contains("gave up after"), "retried: {message}");
 }
+
+/// URLs a user may type, each holding the secret `S3cr?t` (or its escaped form) somewhere a URL
+/// parser does not look for a password; none may reach an error message.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+const NASTY_URLS: [&str; 12] = [
+    "postgres://ana:S3cr?t@127.0.0.1:1/db",
+    "postgres://ana:S3cr#t@127.0.0.1:1/db",
+    "postgres://ana:S3cr@t@127.0.0.1:1/db",
+    "postgres://ana:S3cr/t@127.0.0.1:1/db",
+    "postgres://ana:S3cr%3Ft@127.0.0.1:1/db",
+    "postgres://ana:S3cr t@127.0.0.1:1/db",
+    "postgres://ana:S3cr?tÄ𝄞@127.0.0.1:1/db",
+    "postgres://:S3cr?t@127.0.0.1:1/db",
+    "postgres://ana:S3cr?t@[::1]:1/db",
+    "postgres://ana:S3cr?t@[::1/db",
+    "mysql://ana:S3cr?t@127.0.0.1:1/db",
+    "mariadb://ana:S3cr#t@127.0.0.1:1/db?ssl-mode=disabled",
+];
+
+/// The error and every cause below it, as one text.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+fn whole_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(" | ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[tokio::test]
+async fn connect_errors_never_show_a_password_however_it_is_typed() {
+    let options = StoreOptions::default()
+        .with_connect_attempts(1)
+        .with_connect_timeout(Duration::from_secs(2));
+    for url in NASTY_URLS {
+        let Err(err) = connect(url, options.clone()).await else {
+            panic!("nothing listens at {url}");
+        };
+        let text = whole_chain(&err);
+        assert!(!text.contains("S3cr"), "{url}: {text}");
+        let target = if url.starts_with("postgres") {
+            flamingock_sqlx::SqlTarget::<sqlx::Postgres>::connect_with("orders", url, &options)
+                .await
+                .map(drop)
+        } else {
+            flamingock_sqlx::SqlTarget::<sqlx::MySql>::connect_with("orders", url, &options)
+                .await
+                .map(drop)
+        };
+        let Err(err) = target else {
+            panic!("nothing listens at {url}");
+        };
+        let text = whole_chain(&err);
+        assert!(!text.contains("S3cr"), "{url}: {text}");
+        assert!(text.contains("orders"), "{url}: {text}");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_url_without_a_file_is_refused() {
+    for url in ["sqlite:", "sqlite://", "sqlite:?mode=rwc"] {
+        let Err(err) = connect(url, StoreOptions::default()).await else {
+            panic!("`{url}` names no file and must be refused");
+        };
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Unsupported(_)), "{message}");
+        assert!(message.contains("names no database file"), "{message}");
+        assert!(
+            message.contains("sqlite://path/to/flamingock.db"),
+            "{message}"
+        );
+        let target = flamingock_sqlx::SqlTarget::<sqlx::Sqlite>::connect("files", url).await;
+        let Err(err) = target else {
+            panic!("`{url}` names no file and must be refused as a target too");
+        };
+        assert!(err.to_string().contains("names no database file"), "{err}");
+    }
+}
+
+/// The store names its column sizes, so the engine refuses an id that would not fit before
+/// anything runs; the limit is the column's: 255 characters fit, whatever their bytes.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn the_mysql_store_names_the_size_of_its_id_column() {
+    use flamingock_core::store::TextLimit;
+    use flamingock_sqlx::Backend;
+    let Some(db) = common::TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let store = db.initialized_store().await;
+    let limits = store.limits();
+    assert_eq!(limits.change_id, TextLimit::Chars(255));
+    assert_eq!(limits.author, TextLimit::Bytes(65_535));
+    let widest = "é".repeat(255);
+    assert!(limits.change_id.admits(&widest));
+    let entry = common::entry(
+        &widest,
+        flamingock_core::AuditState::Applied,
+        flamingock_core::TxStrategy::Shared,
+    );
+    store
+        .append(&entry, None)
+        .await
+        .expect("255 characters fit");
+    let too_long = common::entry(
+        &"é".repeat(256),
+        flamingock_core::AuditState::Applied,
+        flamingock_core::TxStrategy::Shared,
+    );
+    assert!(!limits.change_id.admits(&too_long.change_id));
+    assert!(
+        store.append(&too_long, None).await.is_err(),
+        "the column is 255 long"
+    );
+    db.cleanup(&*store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_store_has_no_length_limits() {
+    let store = connect("sqlite::memory:", StoreOptions::default())
+        .await
+        .expect("connect");
+    assert_eq!(store.limits(), flamingock_core::store::StoreLimits::NONE);
+}

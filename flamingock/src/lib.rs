@@ -37,8 +37,8 @@ pub use builder::{
 };
 pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,
-    RunOptions, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport,
-    UndoScope, UnitFailure,
+    RunOptions, SeenState, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal,
+    UndoReport, UndoScope, UnitFailure,
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};

@@ -18,6 +18,8 @@ impl Engine {
         &self,
         units: impl IntoIterator<Item = &'static ChangeUnit>,
     ) -> Result<Vec<&'static ChangeUnit>, Error> {
-        order_units(units, &self.options.selection).map_err(Error::Validation)
+        let ordered = order_units(units, &self.options.selection).map_err(Error::Validation)?;
+        crate::plan::check_limits(&ordered, &self.store.limits()).map_err(Error::Validation)?;
+        Ok(ordered)
     }
 }

@@ -47,6 +47,36 @@ pub struct FixRequest {
     pub operator: String,
     /// Why: what was checked, what was found.
     pub reason: String,
+    /// The unit's state the person saw when deciding. When set, the fix is refused (nothing
+    /// recorded) if the unit's newest row says otherwise by the time the lock is held: another
+    /// run or fix changed it meanwhile, and the decision was made on a state that is gone.
+    pub expected: Option<SeenState>,
+}
+
+/// What a person saw of a unit before deciding a fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "state")]
+pub enum SeenState {
+    /// The audit had no row of the unit.
+    NeverRan,
+    /// The unit's newest row was in this state.
+    State(AuditState),
+}
+
+impl SeenState {
+    /// What the newest row's state (none: no row) shows.
+    pub fn of(state: Option<AuditState>) -> Self {
+        state.map_or(SeenState::NeverRan, SeenState::State)
+    }
+}
+
+impl std::fmt::Display for SeenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeenState::NeverRan => f.write_str("never ran"),
+            SeenState::State(state) => write!(f, "{state}"),
+        }
+    }
 }
 
 /// What `fix` recorded.
@@ -69,6 +99,15 @@ pub enum FixError {
     /// The reason (or who) is missing.
     #[error("{0} must not be empty: the audit keeps who resolved a unit and why")]
     Missing(&'static str),
+    /// The unit's state changed between the person's look and the lock; nothing was recorded.
+    #[error(
+        "the state of \"{change_id}\" changed from {seen} to {now} since it was read (another run or fix wrote to it meanwhile); nothing was recorded: look at it again with `flamingock status` and repeat the fix if it still holds"
+    )]
+    StateChanged {
+        change_id: String,
+        seen: SeenState,
+        now: SeenState,
+    },
     /// The store, the lock or the unit's target failed.
     #[error(transparent)]
     Engine(#[from] Error),
@@ -122,6 +161,15 @@ impl Engine {
             .pop();
         let execution_id = uuid::Uuid::now_v7().to_string();
         let previous = newest.as_ref().map(|row| row.state);
+        if let Some(seen) = request.expected
+            && seen != SeenState::of(previous)
+        {
+            return Err(FixError::StateChanged {
+                change_id: request.change_id.clone(),
+                seen,
+                now: SeenState::of(previous),
+            });
+        }
         let mut entry = match newest {
             Some(row) => AuditEntry {
                 id: 0,

@@ -14,6 +14,7 @@ mod marker;
 use std::str::FromStr;
 
 use flamingock_core::StoreError;
+use flamingock_core::store::{StoreLimits, TextLimit};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, Pool};
 
@@ -32,6 +33,13 @@ impl Dialect for MySql {
          FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = ?";
     const DDL_COMMITS: bool = true;
+    // change_id VARCHAR(255) counts characters; TEXT holds 65,535 bytes.
+    const LIMITS: StoreLimits = StoreLimits {
+        change_id: TextLimit::Chars(255),
+        author: TextLimit::Bytes(65_535),
+        order: TextLimit::Bytes(65_535),
+        stage: TextLimit::Bytes(65_535),
+    };
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded

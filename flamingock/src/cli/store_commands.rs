@@ -2,7 +2,7 @@
 //! the embedded CLI: `history`, `fix` and `lock` (`status` is in `status.rs`). With the program's
 //! units known, `fix` also checks them.
 
-use flamingock_core::engine::{FixRequest, LockRelease, Resolution};
+use flamingock_core::engine::{FixRequest, LockRelease, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::{AuditEntry, AuditState};
 
@@ -191,7 +191,23 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
                 Failure::Usage("who resolves the unit? pass --by NAME ($USER is not set)".into())
             })?,
     };
+    // The state the person is deciding on: a run that changes it while `fix` waits for the lock
+    // makes the engine refuse the fix rather than record a decision about a state that is gone.
+    let seen = session
+        .engine
+        .store()
+        .history(
+            &HistoryQuery::new()
+                .change(&args.change_id)
+                .newest_first()
+                .limit(1),
+        )
+        .await
+        .map_err(|error| Failure::Failed(error.to_string()))?
+        .pop()
+        .map(|row| row.state);
     let request = FixRequest {
+        expected: Some(SeenState::of(seen)),
         change_id: args.change_id.clone(),
         resolution: if args.applied {
             Resolution::Applied
