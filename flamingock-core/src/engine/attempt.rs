@@ -14,9 +14,10 @@ use super::lease::Lease;
 use super::planned::PlannedUnit;
 use super::{Engine, unwind};
 
-/// The pauses before each read that finds out a lost reply's outcome (about 2 s in all).
+/// The pauses before each read that finds out a lost reply's outcome (about 2 s in all). The
+/// first is short but not zero: a server whose reply was lost may still be finishing the commit.
 pub(super) const FIND_OUT_PAUSES: [Duration; 4] = [
-    Duration::from_millis(0),
+    Duration::from_millis(100),
     Duration::from_millis(250),
     Duration::from_millis(500),
     Duration::from_millis(1250),
