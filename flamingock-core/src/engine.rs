@@ -274,13 +274,13 @@ impl Engine {
         let mut stop: Option<Stop> = None;
         for (index, unit) in planned.iter().enumerate() {
             if stop.is_some() {
-                report.units.push(unit.report_line(UnitOutcome::NotReached));
+                report.units.push(unit.report_line(not_reached(unit)));
                 continue;
             }
             if blocked_stages.contains(unit.unit.stage_name()) {
                 // This is the blocked stage's first unit: nothing of it, nor after it, runs.
                 for rest in &planned[index..] {
-                    let mut line = rest.report_line(UnitOutcome::NotReached);
+                    let mut line = rest.report_line(not_reached(rest));
                     if rest.decision == Decision::Block {
                         line.outcome = UnitOutcome::Blocked;
                         line.error = rest.current.as_ref().and_then(|s| s.error.clone());
@@ -352,6 +352,15 @@ impl Engine {
         line.duration_ms = Some(started.elapsed().as_millis() as u64);
         line.error = tried.failure.as_ref().map(ToString::to_string);
         (line, tried.failure)
+    }
+}
+
+/// What the report says of a unit the run stopped before: an applied one stays applied.
+fn not_reached(unit: &PlannedUnit) -> UnitOutcome {
+    if unit.decision == Decision::Skip {
+        UnitOutcome::AlreadyApplied
+    } else {
+        UnitOutcome::NotReached
     }
 }
 

@@ -109,6 +109,18 @@ impl RunReport {
     }
 }
 
+/// `cell` left-aligned in `width` characters. (`format!`'s `{:<width$}` panics past 65,535, and
+/// an id or an error may be longer than that.)
+pub(crate) fn pad(cell: &str, width: usize) -> String {
+    let mut text = String::with_capacity(cell.len() + width);
+    text.push_str(cell);
+    text.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(cell.chars().count()),
+    ));
+    text
+}
+
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers = ["order", "change", "stage", "strategy", "outcome", "time"];
@@ -136,7 +148,8 @@ impl fmt::Display for RunReport {
         let line = |f: &mut fmt::Formatter<'_>, cells: &[&str]| -> fmt::Result {
             let mut text = String::new();
             for (cell, width) in cells.iter().zip(widths) {
-                text.push_str(&format!("{cell:<width$}  "));
+                text.push_str(&pad(cell, width));
+                text.push_str("  ");
             }
             writeln!(f, "{}", text.trim_end())
         };
@@ -179,5 +192,37 @@ impl fmt::Display for RunReport {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TxStrategy;
+
+    #[test]
+    fn a_cell_longer_than_the_formatter_can_pad_prints() {
+        let long = "x".repeat(70_000);
+        let report = RunReport {
+            execution_id: "e".into(),
+            runner_id: "r".into(),
+            audit_store: "memory".into(),
+            duration_ms: 1,
+            units: vec![UnitReport {
+                change_id: long.clone(),
+                order: "1".into(),
+                author: "ana".into(),
+                stage: "default".into(),
+                target_system: "default".into(),
+                tx_strategy: TxStrategy::Shared,
+                outcome: UnitOutcome::Applied,
+                duration_ms: None,
+                error: Some(long.clone()),
+            }],
+        };
+        let text = report.to_string();
+        assert!(text.contains(&long));
+        assert_eq!(pad("ab", 4), "ab  ");
+        assert_eq!(pad("abcdef", 2), "abcdef");
     }
 }

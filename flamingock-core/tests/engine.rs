@@ -152,6 +152,32 @@ async fn a_non_transactional_unit_left_failed_blocks_its_stage() {
 }
 
 #[tokio::test]
+async fn a_blocked_run_reports_units_already_applied_as_applied_not_as_not_reached() {
+    let store = MemoryAuditStore::new();
+    engine(&store)
+        .run([unit("b1", "1", false, fail, None)])
+        .await
+        .unwrap_err();
+    engine(&store)
+        .run([unit("b2", "2", true, succeed, None)])
+        .await
+        .expect("b2 applies on its own");
+    let units = [
+        unit("b1", "1", false, succeed, None),
+        unit("b2", "2", true, succeed, None),
+        unit("b3", "3", true, succeed, None),
+    ];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let report = error.report().expect("a report");
+    assert_eq!(report.unit("b1").unwrap().outcome, UnitOutcome::Blocked);
+    assert_eq!(
+        report.unit("b2").unwrap().outcome,
+        UnitOutcome::AlreadyApplied
+    );
+    assert_eq!(report.unit("b3").unwrap().outcome, UnitOutcome::NotReached);
+}
+
+#[tokio::test]
 async fn what_a_built_unit_declares_is_checked_before_anything_runs() {
     struct Client;
     let store = MemoryAuditStore::new();

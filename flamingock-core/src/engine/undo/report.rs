@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::{BlockedUnit, Error, MissingDependency};
 use crate::model::{SourceLocation, TxStrategy};
+use crate::report::pad;
 
 /// What an undo did with one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,8 +89,10 @@ impl fmt::Display for UndoReport {
         let (o, c, s) = widths;
         writeln!(
             f,
-            "{:<o$}  {:<c$}  {:<s$}  outcome",
-            "order", "change", "strategy"
+            "{}  {}  {}  outcome",
+            pad("order", o),
+            pad("change", c),
+            pad("strategy", s)
         )?;
         writeln!(
             f,
@@ -104,10 +107,10 @@ impl fmt::Display for UndoReport {
                 .map_or_else(String::new, |ms| format!(" ({ms} ms)"));
             writeln!(
                 f,
-                "{:<o$}  {:<c$}  {:<s$}  {}{time}",
-                unit.order,
-                unit.change_id,
-                unit.tx_strategy.as_str(),
+                "{}  {}  {}  {}{time}",
+                pad(&unit.order, o),
+                pad(&unit.change_id, c),
+                pad(unit.tx_strategy.as_str(), s),
                 unit.outcome.label()
             )?;
         }
