@@ -33,6 +33,7 @@ impl Table {
     pub fn to_text(&self, max_width: usize) -> String {
         let cell = |text: &str| -> String {
             let line = text.lines().next().unwrap_or_default();
+            let line = &*terminal_safe(line);
             let cut = line.chars().count() > max_width || text.lines().nth(1).is_some();
             if cut {
                 let kept: String = line.chars().take(max_width.saturating_sub(1)).collect();
@@ -94,11 +95,52 @@ impl Table {
 }
 
 fn csv_cell(text: &str) -> String {
+    // A spreadsheet runs a cell starting with one of these as a formula: a leading `'` keeps it
+    // text (the usual guard against CSV injection).
+    let guarded;
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        guarded = format!("'{text}");
+        guarded.as_str()
+    } else {
+        text
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_owned()
     }
+}
+
+/// `text` safe to print on a terminal: control characters (escape sequences among them),
+/// direction overrides and other invisible format characters are shown as `\u{..}` instead of
+/// acting on the terminal. Ids, authors and reasons come from code and from people.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{061C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:04X}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Pretty JSON of a value that always serializes (plain data, string keys).
@@ -146,5 +188,28 @@ mod tests {
             sample().to_csv(),
             "id,note\n1,plain\n22,\"a, \"\"quoted\"\"\nsecond line\"\n"
         );
+    }
+
+    #[test]
+    fn escapes_and_bidi_overrides_do_not_reach_the_terminal() {
+        let mut table = Table::new(&["id", "author"]);
+        table.push(vec!["add-\u{202E}users".into(), "ana\u{1b}[31m".into()]);
+        let text = table.to_text(80);
+        assert!(
+            !text.contains('\u{202E}') && !text.contains('\u{1b}'),
+            "{text:?}"
+        );
+        assert!(text.contains("add-\\u{202E}users"), "{text}");
+        assert!(text.contains("ana\\u{001B}[31m"), "{text}");
+        assert_eq!(terminal_safe("plain"), "plain");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_kept_text() {
+        let mut table = Table::new(&["reason"]);
+        for cell in ["=1+1", "+cmd", "-2", "@SUM(A1)", "ok"] {
+            table.push(vec![cell.into()]);
+        }
+        assert_eq!(table.to_csv(), "reason\n'=1+1\n'+cmd\n'-2\n'@SUM(A1)\nok\n");
     }
 }

@@ -7,7 +7,7 @@ use flamingock_core::history::HistoryQuery;
 use flamingock_core::{AuditEntry, AuditState};
 
 use super::args::{FixArgs, Format, HistoryArgs, LockAction};
-use super::output::{Table, html_only_for_history, json, when};
+use super::output::{Table, html_only_for_history, json, terminal_safe, when};
 use super::time::{Bound, parse_time};
 use super::{Failure, Session, html};
 
@@ -234,7 +234,10 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
             };
             println!(
                 "recorded {} for \"{}\" (was {previous}) by {}: {}\n{next}",
-                outcome.entry.state, request.change_id, request.operator, request.reason
+                outcome.entry.state,
+                terminal_safe(&request.change_id),
+                terminal_safe(&request.operator),
+                terminal_safe(&request.reason)
             );
         }
         Format::Html => return Err(html_only_for_history()),
