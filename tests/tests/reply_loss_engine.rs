@@ -167,6 +167,27 @@ fn print_executions(proxy: &ReplyLossProxy) {
     }
 }
 
+/// The proxy lost the reply to a simple `COMMIT` (not to a statement that merely mentions it).
+fn assert_commit_reply_lost(proxy: &ReplyLossProxy) {
+    let fired = proxy.fired_on().expect("the COMMIT's reply was not lost");
+    assert!(
+        !fired.prepared && fired.statement.trim().eq_ignore_ascii_case("COMMIT"),
+        "the wrong reply was lost: {fired}"
+    );
+}
+
+/// The proxy lost the reply to the audit insert of the APPLIED row.
+fn assert_applied_reply_lost(proxy: &ReplyLossProxy) {
+    let fired = proxy
+        .fired_on()
+        .expect("the APPLIED insert's reply was not lost");
+    assert!(
+        fired.statement.contains("INSERT INTO")
+            && fired.params.contains(&Some(b"APPLIED".to_vec())),
+        "the wrong reply was lost: {fired}"
+    );
+}
+
 /// The first run stopped in doubt on `unit` and its report says so.
 fn assert_in_doubt(result: Result<flamingock::RunReport, Error>, unit: &str) {
     let error = match result {
@@ -216,14 +237,20 @@ async fn postgres_shared_lost_commit_reply_is_found_applied_and_not_applied_agai
     );
     let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
     print_executions(&proxy);
-    assert!(proxy.fired(), "the COMMIT's reply was not lost");
+    assert_commit_reply_lost(&proxy);
     let report = first.unwrap_or_else(|e| panic!("the engine could find the outcome out: {e}"));
     assert_eq!(report.applied(), ["pg-shared-effect"]);
+    assert_eq!(
+        report.unit("pg-shared-effect").map(|u| u.tx_strategy),
+        Some(flamingock::TxStrategy::Shared)
+    );
     assert_eq!(effects(&db).await, 1);
     let first_rows = audit(&db.url).await;
     assert_eq!(states(&first_rows), [AuditState::Applied]);
 
-    let second = flamingock::run!(builder(&db.url, module).await).await.unwrap();
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
     assert_eq!(
         second.unit("pg-shared-effect").map(|u| u.outcome),
         Some(UnitOutcome::AlreadyApplied)
@@ -256,7 +283,7 @@ async fn postgres_shared_lost_commit_reply_unreadable_audit_stops_in_doubt() {
     let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
     proxy.accept_reconnects();
     print_executions(&proxy);
-    assert!(proxy.fired(), "the COMMIT's reply was not lost");
+    assert_commit_reply_lost(&proxy);
     assert_in_doubt(first, "pg-shared-effect");
     assert_eq!(effects(&db).await, 1, "the commit happened");
     let first_rows = audit(&db.url).await;
@@ -266,7 +293,9 @@ async fn postgres_shared_lost_commit_reply_unreadable_audit_stops_in_doubt() {
         "the commit happened (TX_SHARED writes no STARTED); nothing written after it"
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await).await.unwrap();
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
     assert_eq!(
         second.unit("pg-shared-effect").map(|u| u.outcome),
         Some(UnitOutcome::AlreadyApplied)
@@ -300,7 +329,7 @@ async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
     let first = flamingock::run!(first).await;
     proxy.accept_reconnects();
     print_executions(&proxy);
-    assert!(proxy.fired(), "the APPLIED insert's reply was not lost");
+    assert_applied_reply_lost(&proxy);
     assert_in_doubt(first, "publish-once");
     assert_eq!(
         effect_lines(&file),
@@ -323,7 +352,12 @@ async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
         Some(UnitOutcome::AlreadyApplied)
     );
     assert_eq!(effect_lines(&file), ["publish"], "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Started, AuditState::Applied]).await;
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
     drop(proxy);
     db.drop_database().await;
 }
@@ -359,7 +393,7 @@ async fn mariadb_separate_lost_commit_reply_is_found_by_the_marker() {
     proxy.arm(separate_commit());
     let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
     print_executions(&proxy);
-    assert!(proxy.fired(), "the target COMMIT's reply was not lost");
+    assert_commit_reply_lost(&proxy);
     let report = first.unwrap_or_else(|e| panic!("the marker tells the outcome: {e}"));
     let line = report.unit("my-separate-effect").expect("in the report");
     assert_eq!(line.tx_strategy, flamingock::TxStrategy::Separate);
@@ -371,13 +405,20 @@ async fn mariadb_separate_lost_commit_reply_is_found_by_the_marker() {
         [AuditState::Started, AuditState::Applied]
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await).await.unwrap();
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
     assert_eq!(
         second.unit("my-separate-effect").map(|u| u.outcome),
         Some(UnitOutcome::AlreadyApplied)
     );
     assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Started, AuditState::Applied]).await;
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
     drop(proxy);
     db.drop_database().await;
 }
@@ -397,7 +438,7 @@ async fn mariadb_separate_lost_commit_reply_unreadable_marker_stops_in_doubt() {
     let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
     proxy.accept_reconnects();
     print_executions(&proxy);
-    assert!(proxy.fired(), "the target COMMIT's reply was not lost");
+    assert_commit_reply_lost(&proxy);
     assert_in_doubt(first, "my-separate-effect");
     assert_eq!(effects(&db).await, 1, "the target commit happened");
     let first_rows = audit(&db.url).await;
@@ -407,13 +448,20 @@ async fn mariadb_separate_lost_commit_reply_unreadable_marker_stops_in_doubt() {
         "nothing written after the unknown commit"
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await).await.unwrap();
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
     assert_eq!(
         second.unit("my-separate-effect").map(|u| u.outcome),
         Some(UnitOutcome::RecoveredApplied)
     );
     assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Started, AuditState::Applied]).await;
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
     drop(proxy);
     db.drop_database().await;
 }
