@@ -823,7 +823,7 @@ fn reliability_doc() -> String {
                     if lost.blind { ", audit unreadable" } else { "" }
                 ),
             },
-            format_args!(
+            format!(
                 "{}{}",
                 strategy_of(case.stage),
                 if case.undo { " *(undo)*" } else { "" }
