@@ -85,21 +85,23 @@ mod non_tx {
     }
 }
 
+/// Whether the database is on PostgreSQL (else MariaDB), from its URL.
+fn is_postgres(db: &ServerDb) -> bool {
+    db.url.starts_with("postgres")
+}
+
 /// A fresh database with the `rl_effects` table, and a proxy in front of its server.
 async fn setup(server: Server, hint: &str) -> Option<(ServerDb, ReplyLossProxy)> {
     let db = ServerDb::create(server, hint).await?;
     let create = "CREATE TABLE rl_effects (unit VARCHAR(100) NOT NULL)";
-    match server {
-        Server::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(create).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Server::MySql => {
-            let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
-            sqlx::query(create).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
+    if is_postgres(&db) {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(create).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+        sqlx::query(create).execute(&pool).await.unwrap();
+        pool.close().await;
     }
     let proxy = ReplyLossProxy::in_front_of(&db.url).await;
     Some((db, proxy))
@@ -108,19 +110,16 @@ async fn setup(server: Server, hint: &str) -> Option<(ServerDb, ReplyLossProxy)>
 /// Rows of `rl_effects` (what the transactional units did).
 async fn effects(db: &ServerDb) -> i64 {
     let count = "SELECT COUNT(*) FROM rl_effects";
-    match db.server {
-        Server::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            n
-        }
-        Server::MySql => {
-            let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
-            let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            n
-        }
+    if is_postgres(db) {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
     }
 }
 
