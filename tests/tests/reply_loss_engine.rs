@@ -1,0 +1,466 @@
+//! The engine through the reply-loss proxy (issue 12): a unit's commit or APPLIED insert reaches
+//! PostgreSQL or MariaDB and its reply is lost. The run finds the outcome out, or stops in doubt
+//! naming the unit; then a normal run (direct URL) leaves at most one APPLIED per unit, each
+//! effect exactly once, a non-transactional rollback never called, and no audit row lost.
+//!
+//! Set `FLAMINGOCK_REPLY_LOSS_TRACE=1` to see every statement the engine sends through the proxy.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flamingock::{AuditEntry, AuditState, Error, Flamingock, FlamingockBuilder, UnitOutcome};
+use flamingock_tests::reply_loss::{ReplyLossProxy, Trigger};
+use flamingock_tests::servers::{Server, ServerDb};
+
+/// Where the non-transactional unit writes: one line per execution, `undo` per rollback.
+pub struct EffectsFile(pub PathBuf);
+
+fn append_line(file: &EffectsFile, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file.0)?;
+    writeln!(f, "{line}")?;
+    f.sync_all()
+}
+
+/// A transactional unit on PostgreSQL's audit database: `TX_SHARED`.
+mod pg_shared {
+    use flamingock::prelude::*;
+    use sqlx::{Postgres, Transaction};
+
+    #[change_unit(id = "pg-shared-effect", order = "1", author = "t")]
+    mod insert {
+        use super::*;
+
+        #[execution]
+        async fn execute(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO rl_effects (unit) VALUES ('pg-shared-effect')")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// A transactional unit on MariaDB's audit database: `TX_SEPARATE` there (DESIGN §4).
+mod my_separate {
+    use flamingock::prelude::*;
+    use sqlx::{MySql, Transaction};
+
+    #[change_unit(id = "my-separate-effect", order = "1", author = "t")]
+    mod insert {
+        use super::*;
+
+        #[execution]
+        async fn execute(tx: &mut Transaction<'_, MySql>) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO rl_effects (unit) VALUES ('my-separate-effect')")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// A non-transactional unit (any backend): appends to the effects file; its rollback says so.
+mod non_tx {
+    use flamingock::prelude::*;
+
+    use super::{EffectsFile, append_line};
+
+    #[change_unit(id = "publish-once", order = "1", author = "t", transactional = false)]
+    mod publish {
+        use super::*;
+
+        #[execution]
+        fn execute(file: &EffectsFile) -> std::io::Result<()> {
+            append_line(file, "publish")
+        }
+
+        #[rollback_execution]
+        fn rollback(file: &EffectsFile) -> std::io::Result<()> {
+            append_line(file, "undo publish")
+        }
+    }
+}
+
+/// Whether the database is on PostgreSQL (else MariaDB), from its URL.
+fn is_postgres(db: &ServerDb) -> bool {
+    db.url.starts_with("postgres")
+}
+
+/// A fresh database with the `rl_effects` table, and a proxy in front of its server.
+async fn setup(server: Server, hint: &str) -> Option<(ServerDb, ReplyLossProxy)> {
+    let db = ServerDb::create(server, hint).await?;
+    let create = "CREATE TABLE rl_effects (unit VARCHAR(100) NOT NULL)";
+    if is_postgres(&db) {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(create).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+        sqlx::query(create).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let proxy = ReplyLossProxy::in_front_of(&db.url).await;
+    Some((db, proxy))
+}
+
+/// Rows of `rl_effects` (what the transactional units did).
+async fn effects(db: &ServerDb) -> i64 {
+    let count = "SELECT COUNT(*) FROM rl_effects";
+    if is_postgres(db) {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+/// The lines of the effects file (none when it was never written).
+fn effect_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A run on `url` of the units under `module`. The store gives up on a connection within a
+/// second; the lease outlives a few seconds of refused reconnects (so losing the lease is not
+/// what ends the run), and the next run waits it out when the lock could not be released.
+async fn builder(url: &str, module: &str) -> FlamingockBuilder {
+    let options = flamingock::sqlx_store::StoreOptions::default()
+        .with_connect_attempts(1)
+        .with_connect_timeout(Duration::from_secs(1));
+    let store = flamingock::sqlx_store::connect(url, options)
+        .await
+        .expect("connect");
+    Flamingock::builder()
+        .audit_store(store)
+        .module(module)
+        .lock_lease(Duration::from_secs(15))
+        .lock_wait(Duration::from_secs(60))
+}
+
+async fn audit(url: &str) -> Vec<AuditEntry> {
+    let engine = Flamingock::builder()
+        .database_url(url)
+        .build()
+        .await
+        .expect("connect");
+    engine.store().entries().await.expect("entries")
+}
+
+fn states(rows: &[AuditEntry]) -> Vec<AuditState> {
+    rows.iter().map(|e| e.state).collect()
+}
+
+fn print_executions(proxy: &ReplyLossProxy) {
+    for execution in proxy.executions() {
+        println!("{execution}");
+    }
+}
+
+/// The proxy lost the reply to a simple `COMMIT` (not to a statement that merely mentions it).
+fn assert_commit_reply_lost(proxy: &ReplyLossProxy) {
+    let fired = proxy.fired_on().expect("the COMMIT's reply was not lost");
+    assert!(
+        !fired.prepared && fired.statement.trim().eq_ignore_ascii_case("COMMIT"),
+        "the wrong reply was lost: {fired}"
+    );
+}
+
+/// The proxy lost the reply to the audit insert of the APPLIED row.
+fn assert_applied_reply_lost(proxy: &ReplyLossProxy) {
+    let fired = proxy
+        .fired_on()
+        .expect("the APPLIED insert's reply was not lost");
+    assert!(
+        fired.statement.contains("INSERT INTO")
+            && fired.params.contains(&Some(b"APPLIED".to_vec())),
+        "the wrong reply was lost: {fired}"
+    );
+}
+
+/// The first run stopped in doubt on `unit` and its report says so.
+fn assert_in_doubt(result: Result<flamingock::RunReport, Error>, unit: &str) {
+    let error = match result {
+        Ok(report) => panic!("the run succeeded although the outcome was unknowable:\n{report}"),
+        Err(error) => error,
+    };
+    let message = error.to_string();
+    match &error {
+        Error::InDoubt { change_id, .. } => assert_eq!(change_id, unit, "{message}"),
+        other => panic!("expected InDoubt, got: {other}"),
+    }
+    let report = error.report().expect("a report");
+    assert_eq!(
+        report.unit(unit).map(|u| u.outcome),
+        Some(UnitOutcome::InDoubt),
+        "{message}"
+    );
+}
+
+/// After the second, normal run: exactly `expected` audit states for the unit (so one APPLIED,
+/// nothing lost, no FAILED over a commit) and the first run's rows still there.
+async fn assert_audit(db: &ServerDb, first: &[AuditEntry], expected: &[AuditState]) {
+    let rows = audit(&db.url).await;
+    assert_eq!(states(&rows), expected, "{rows:#?}");
+    for row in first {
+        assert!(
+            rows.iter().any(|r| r.id == row.id && r.state == row.state),
+            "the first run's {row:?} is gone"
+        );
+    }
+}
+
+/// Case 1: the COMMIT holding a TX_SHARED unit's APPLIED row loses its reply; reconnects are
+/// accepted, so the engine reads the APPLIED row on a fresh connection and reports it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shared_lost_commit_reply_is_found_applied_and_not_applied_again() {
+    let Some((db, proxy)) = setup(Server::Postgres, "rle_pg_shared").await else {
+        return;
+    };
+    let module = "reply_loss_engine::pg_shared";
+    proxy.arm(
+        Trigger::statement_contains("COMMIT").after(
+            Trigger::statement_contains("flamingock_audit_log")
+                .and_contains("INSERT")
+                .and_param("APPLIED"),
+        ),
+    );
+    let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
+    print_executions(&proxy);
+    assert_commit_reply_lost(&proxy);
+    let report = first.unwrap_or_else(|e| panic!("the engine could find the outcome out: {e}"));
+    assert_eq!(report.applied(), ["pg-shared-effect"]);
+    assert_eq!(
+        report.unit("pg-shared-effect").map(|u| u.tx_strategy),
+        Some(flamingock::TxStrategy::Shared)
+    );
+    assert_eq!(effects(&db).await, 1);
+    let first_rows = audit(&db.url).await;
+    assert_eq!(states(&first_rows), [AuditState::Applied]);
+
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.unit("pg-shared-effect").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
+    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+/// Case 2: the same lost COMMIT reply, and no connection can reach the server until after the
+/// run: it stops in doubt, writes nothing more; the commit happened, so the next run applies
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shared_lost_commit_reply_unreadable_audit_stops_in_doubt() {
+    let Some((db, proxy)) = setup(Server::Postgres, "rle_pg_doubt").await else {
+        return;
+    };
+    let module = "reply_loss_engine::pg_shared";
+    proxy
+        .arm(
+            Trigger::statement_contains("COMMIT").after(
+                Trigger::statement_contains("flamingock_audit_log")
+                    .and_contains("INSERT")
+                    .and_param("APPLIED"),
+            ),
+        )
+        .refuse_reconnects_until_released()
+        .cut_other_connections();
+    let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
+    proxy.accept_reconnects();
+    print_executions(&proxy);
+    assert_commit_reply_lost(&proxy);
+    assert_in_doubt(first, "pg-shared-effect");
+    assert_eq!(effects(&db).await, 1, "the commit happened");
+    let first_rows = audit(&db.url).await;
+    assert_eq!(
+        states(&first_rows),
+        [AuditState::Applied],
+        "the commit happened (TX_SHARED writes no STARTED); nothing written after it"
+    );
+
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.unit("pg-shared-effect").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
+    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+/// Case 3: a NON_TX unit's APPLIED insert loses its reply and reconnects are refused until after
+/// the run: in doubt, its rollback not called, its effect kept; the next run applies nothing.
+async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
+    let Some((db, proxy)) = setup(server, hint).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("published");
+    let module = "reply_loss_engine::non_tx";
+    proxy
+        .arm(
+            Trigger::statement_contains("flamingock_audit_log")
+                .and_contains("INSERT")
+                .and_param("APPLIED"),
+        )
+        .refuse_reconnects_until_released()
+        .cut_other_connections();
+    let first = builder(&proxy.url_for(&db.url), module)
+        .await
+        .dependency(EffectsFile(file.clone()));
+    let first = flamingock::run!(first).await;
+    proxy.accept_reconnects();
+    print_executions(&proxy);
+    assert_applied_reply_lost(&proxy);
+    assert_in_doubt(first, "publish-once");
+    assert_eq!(
+        effect_lines(&file),
+        ["publish"],
+        "the effect is kept and the rollback was not called"
+    );
+    let first_rows = audit(&db.url).await;
+    assert_eq!(
+        states(&first_rows),
+        [AuditState::Started, AuditState::Applied],
+        "the APPLIED insert happened; nothing written after it"
+    );
+
+    let second = builder(&db.url, module)
+        .await
+        .dependency(EffectsFile(file.clone()));
+    let second = flamingock::run!(second).await.unwrap();
+    assert_eq!(
+        second.unit("publish-once").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_eq!(effect_lines(&file), ["publish"], "the effect is there once");
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
+    non_tx_lost_applied_reply_stops_in_doubt(Server::Postgres, "rle_pg_nontx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
+    non_tx_lost_applied_reply_stops_in_doubt(Server::MySql, "rle_my_nontx").await;
+}
+
+/// The COMMIT of a TX_SEPARATE unit's target transaction. On its connection the open marker's
+/// upsert comes first (it primes the trigger), then the unit's insert, then the upsert marking
+/// it committed (its text says `committed`, so it is the first match) and then COMMIT, the
+/// second.
+fn separate_commit() -> Trigger {
+    Trigger::statement_contains("COMMIT")
+        .after(Trigger::statement_contains("flamingock_marker").and_contains("INSERT"))
+        .nth(2)
+}
+
+/// Case 4: on MariaDB's audit database a transactional unit runs TX_SEPARATE; its target
+/// commit loses its reply, reconnects are accepted: the marker tells it committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_separate_lost_commit_reply_is_found_by_the_marker() {
+    let Some((db, proxy)) = setup(Server::MySql, "rle_my_sep").await else {
+        return;
+    };
+    let module = "reply_loss_engine::my_separate";
+    proxy.arm(separate_commit());
+    let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
+    print_executions(&proxy);
+    assert_commit_reply_lost(&proxy);
+    let report = first.unwrap_or_else(|e| panic!("the marker tells the outcome: {e}"));
+    let line = report.unit("my-separate-effect").expect("in the report");
+    assert_eq!(line.tx_strategy, flamingock::TxStrategy::Separate);
+    assert_eq!(line.outcome, UnitOutcome::Applied);
+    assert_eq!(effects(&db).await, 1);
+    let first_rows = audit(&db.url).await;
+    assert_eq!(
+        states(&first_rows),
+        [AuditState::Started, AuditState::Applied]
+    );
+
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.unit("my-separate-effect").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+/// Case 4, refused: the marker cannot be read either, so the run stops in doubt; the next run
+/// finds the committed marker and records APPLIED without running the unit again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_separate_lost_commit_reply_unreadable_marker_stops_in_doubt() {
+    let Some((db, proxy)) = setup(Server::MySql, "rle_my_sepdoubt").await else {
+        return;
+    };
+    let module = "reply_loss_engine::my_separate";
+    proxy
+        .arm(separate_commit())
+        .refuse_reconnects_until_released()
+        .cut_other_connections();
+    let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
+    proxy.accept_reconnects();
+    print_executions(&proxy);
+    assert_commit_reply_lost(&proxy);
+    assert_in_doubt(first, "my-separate-effect");
+    assert_eq!(effects(&db).await, 1, "the target commit happened");
+    let first_rows = audit(&db.url).await;
+    assert_eq!(
+        states(&first_rows),
+        [AuditState::Started],
+        "nothing written after the unknown commit"
+    );
+
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.unit("my-separate-effect").map(|u| u.outcome),
+        Some(UnitOutcome::RecoveredApplied)
+    );
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
+    assert_audit(
+        &db,
+        &first_rows,
+        &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
+    drop(proxy);
+    db.drop_database().await;
+}
