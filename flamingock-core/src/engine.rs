@@ -300,16 +300,18 @@ impl Engine {
                         continue;
                     }
                     let (line, failure) = self.apply(unit, execution_id, lease).await;
-                    if lease.is_some_and(Lease::is_lost) {
-                        stop = Some(Stop::LockLost {
-                            change_id: unit.unit.id.to_owned(),
-                        });
-                    } else if line.outcome == UnitOutcome::InDoubt {
+                    // A unit in doubt is named as such even when the lease was lost too: the
+                    // person reading the error must learn that its outcome is unknown.
+                    if line.outcome == UnitOutcome::InDoubt {
                         stop = Some(Stop::InDoubt {
                             change_id: unit.unit.id.to_owned(),
                             failure: failure.unwrap_or_else(|| {
                                 UnitFailure::found("the outcome of a write is unknown")
                             }),
+                        });
+                    } else if lease.is_some_and(Lease::is_lost) {
+                        stop = Some(Stop::LockLost {
+                            change_id: unit.unit.id.to_owned(),
                         });
                     } else if !matches!(
                         line.outcome,

@@ -16,7 +16,7 @@ impl Engine {
             return Ok(match &self.separate_store_target {
                 _ if !unit.transactional => Route::NonTransactional(None),
                 Some(own) => Route::Separate(own.clone()),
-                None => Route::Shared,
+                None => Route::Shared(None),
             });
         };
         let Some(target) = self.targets.get(name) else {
@@ -34,15 +34,16 @@ impl Engine {
         else {
             return Ok(Route::NonTransactional(Some(target.clone())));
         };
-        if Some(separate.transactional().database_identity()) != self.store.database_identity() {
+        if Some(separate.transactional().database_identity()) != self.store.database_identity()
+            || self.separate_store_target.is_some()
+        {
+            // Another database, or the audit store's own one where transactions are not atomic
+            // (MySQL): the marker protocol, on the named target (its pool, its marker table).
             return Ok(Route::Separate(separate));
         }
-        // The audit store's own database: one transaction, unless its transactions are not
-        // atomic (then the marker protocol, as elsewhere).
-        Ok(match &self.separate_store_target {
-            Some(own) => Route::Separate(own.clone()),
-            None => Route::Shared,
-        })
+        // The audit store's own database: one transaction with the audit row; the unit still
+        // takes the named target's dependencies.
+        Ok(Route::Shared(Some(target.clone())))
     }
 
     /// Checks that every parameter of every pending unit (and of its rollback) can be filled,
@@ -107,7 +108,7 @@ impl Engine {
             }
             Requirement::Transaction { type_id, type_name } => {
                 let (offered_id, offered_name) = match &unit.route {
-                    Route::Shared => self.store.shared_transaction_type(),
+                    Route::Shared(_) => self.store.shared_transaction_type(),
                     Route::Separate(target) => target.transactional().transaction_type(),
                     Route::NonTransactional(target) => {
                         return Some(format!(

@@ -12,8 +12,10 @@ use crate::target::{TargetSystem, TransactionalTarget};
 /// How a unit's change reaches its target, with the target it needs for that.
 #[derive(Clone)]
 pub enum Route {
-    /// `TX_SHARED`: in a transaction of the audit store's database, together with its audit row.
-    Shared,
+    /// `TX_SHARED`: in a transaction of the audit store's database, together with its audit row;
+    /// with the named target whose dependencies the unit takes, when it names the store's
+    /// database as a target.
+    Shared(Option<Arc<dyn TargetSystem>>),
     /// `TX_SEPARATE`: in a transaction of another database, together with a marker row.
     Separate(SeparateTarget),
     /// `NON_TX`: without a transaction, on this target (none: the audit store's database, for a
@@ -25,7 +27,7 @@ impl Route {
     /// The strategy this route stands for.
     pub fn strategy(&self) -> TxStrategy {
         match self {
-            Route::Shared => TxStrategy::Shared,
+            Route::Shared(_) => TxStrategy::Shared,
             Route::Separate(_) => TxStrategy::Separate,
             Route::NonTransactional(_) => TxStrategy::NonTransactional,
         }
@@ -34,9 +36,9 @@ impl Route {
     /// The target system, when it is not the audit store's database.
     pub fn target(&self) -> Option<&Arc<dyn TargetSystem>> {
         match self {
-            Route::Shared | Route::NonTransactional(None) => None,
+            Route::Shared(None) | Route::NonTransactional(None) => None,
             Route::Separate(separate) => Some(&separate.system),
-            Route::NonTransactional(Some(target)) => Some(target),
+            Route::Shared(Some(target)) | Route::NonTransactional(Some(target)) => Some(target),
         }
     }
 }

@@ -35,7 +35,7 @@ impl Route {
     /// Where the unit's transaction is opened; `None` for a unit that runs without one.
     pub(super) fn transactional(&self) -> Option<TxRoute<'_>> {
         match self {
-            Route::Shared => Some(TxRoute::Shared),
+            Route::Shared(_) => Some(TxRoute::Shared),
             Route::Separate(target) => Some(TxRoute::Separate(target.transactional())),
             Route::NonTransactional(_) => None,
         }

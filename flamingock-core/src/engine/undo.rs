@@ -190,7 +190,7 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
     };
     let started = Instant::now();
     let elapsed = || Some(started.elapsed().as_millis() as i64);
-    if !matches!(attempt.unit.route, Route::Shared) {
+    if !matches!(attempt.unit.route, Route::Shared(_)) {
         // Rollback code without a transaction, or a target's transaction whose commit the audit
         // cannot cover: the intent is recorded first, so that an undo cut short here leaves a
         // row that blocks the unit instead of an APPLIED that is no longer true.
