@@ -284,6 +284,9 @@ pub fn decide(
     match state {
         S::RolledBack | S::ManualMarkedAsRolledBack => Decision::Apply,
         S::Applied | S::ManualMarkedAsApplied => Decision::Skip,
+        // The marker is the truth about a separate target, retry or not: a try that committed
+        // there is recorded, never run again.
+        S::Failed | S::Started if strategy == TxStrategy::Separate => Decision::ConsultMarker,
         _ if recovery == RecoveryStrategy::AlwaysRetry => Decision::Apply,
         S::Failed | S::Started => match strategy {
             TxStrategy::Shared => Decision::Apply,
@@ -434,6 +437,9 @@ mod tests {
             (Separate, manual, Some(S::RollbackStarted), Block),
             (NonTransactional, manual, Some(S::RollbackStarted), Block),
             (NonTransactional, retry, Some(S::RollbackStarted), Apply),
+            (Separate, retry, Some(S::Started), ConsultMarker),
+            (Separate, retry, Some(S::Failed), ConsultMarker),
+            (Separate, retry, Some(S::RollbackFailed), Apply),
         ];
         for (strategy, recovery, state, expected) in cases {
             assert_eq!(
