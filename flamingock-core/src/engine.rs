@@ -28,6 +28,7 @@ mod attempt;
 mod checks;
 mod failure;
 mod inspect;
+mod heartbeat;
 mod lease;
 mod manual;
 mod planned;
@@ -292,7 +293,7 @@ impl Engine {
             let line = match unit.decision {
                 Decision::Skip => unit.report_line(UnitOutcome::AlreadyApplied),
                 Decision::Apply | Decision::ConsultMarker | Decision::Block => {
-                    if lease.is_some_and(Lease::is_lost) {
+                    if !may_start_unit(lease).await {
                         stop = Some(Stop::LockLost {
                             change_id: unit.unit.id.to_owned(),
                         });
@@ -380,4 +381,13 @@ enum Stop {
     LockLost {
         change_id: String,
     },
+}
+
+/// Whether the next unit may start: always without a lock; under one, only while the lease is
+/// known to be ours (see [`Lease::may_start_unit`]).
+async fn may_start_unit(lease: Option<&Lease>) -> bool {
+    match lease {
+        Some(lease) => lease.may_start_unit().await,
+        None => true,
+    }
 }

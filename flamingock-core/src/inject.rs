@@ -225,6 +225,20 @@ impl<'s, T: Any + Send> Param<'s> for &'s mut T {
     }
 }
 
+/// Runs a unit's synchronous method (a `fn`, not an `async fn`) off the async worker threads
+/// where the runtime allows it (`block_in_place` on a multi-threaded runtime), so that a method
+/// that blocks does not hold up the runtime's other tasks. On a current-thread runtime it runs in
+/// place; the lease's heartbeat does not depend on either (it has a thread of its own).
+#[doc(hidden)]
+pub fn run_sync<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}
+
 /// What a change-unit method may return: `()` or `Result<(), E>` for any error type that converts
 /// into [`BoxError`] (every `std::error::Error + Send + Sync + 'static`, and `anyhow::Error`).
 #[diagnostic::on_unimplemented(

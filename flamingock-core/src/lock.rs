@@ -90,6 +90,24 @@ pub trait DistributedLock: Send + Sync {
     /// Removes the lease of `key` whoever holds it (an operator's `lock release`); returns what
     /// was removed.
     async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError>;
+
+    /// What the heartbeat extends the lease with: a handle that shares nothing with the run's own
+    /// connections, so that a unit holding every connection of the store's pool, or blocking the
+    /// thread the run is on, cannot starve it.
+    ///
+    /// The engine calls this on the heartbeat's own thread and runtime, so whatever it opens (a
+    /// database connection) belongs to that runtime.
+    async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError>;
+}
+
+/// Extends one runner's lease on behalf of its heartbeat (see [`DistributedLock::keeper`]).
+#[async_trait]
+pub trait LeaseKeeper: Send + Sync {
+    /// As [`DistributedLock::extend`]: `false` once the lease is no longer ours.
+    async fn extend(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError>;
+
+    /// Closes whatever the keeper opened; called on the runtime that made it.
+    async fn close(self: Box<Self>) {}
 }
 
 /// How the engine uses the lock.

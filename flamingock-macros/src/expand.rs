@@ -188,6 +188,9 @@ fn method(form: &Form, method: &Method, role: Role) -> (TokenStream, TokenStream
     };
     if sig.asyncness.is_some() {
         call = quote!(#call.await);
+    } else {
+        // A blocking method must not hold up the runtime's worker thread.
+        call = quote!(::flamingock::__private::run_sync(|| #call));
     }
     let into_result = into_unit_result(&sig.output, self_ty);
     let scope_pattern = if args.is_empty() {

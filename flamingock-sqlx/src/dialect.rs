@@ -56,6 +56,14 @@ pub trait Dialect: Database + sealed::Sealed + HistorySql + LockDialect {
     /// credentials; equal for two pools exactly when they reach the same database.
     #[doc(hidden)]
     fn database_identity(options: &<Self::Connection as sqlx::Connection>::Options) -> String;
+    /// Whether a new connection made with `options` reaches the database that `options`' pool
+    /// does (not so for SQLite in memory): then the lease's heartbeat opens one of its own.
+    #[doc(hidden)]
+    fn second_connection_reaches_same_database(
+        _options: &<Self::Connection as sqlx::Connection>::Options,
+    ) -> bool {
+        true
+    }
 }
 
 macro_rules! seal {

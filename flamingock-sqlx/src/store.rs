@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flamingock_core::inject::Dependencies;
-use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LockInfo};
+use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LeaseKeeper, LockInfo};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::target::TransactionalTarget;
@@ -19,7 +19,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transacti
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
-use crate::lock::{self, Leases, LockTable, WriteHold};
+use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{TableKind, begin, ensure_table, query_error, serialize_creation, sql};
@@ -172,6 +172,10 @@ where
 
     async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         self.leases().force_release(key).await
+    }
+
+    async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError> {
+        Ok(Box::new(SqlKeeper::beside(&self.pool, &self.lock)))
     }
 }
 

@@ -125,7 +125,9 @@ pub mod prelude {
 /// What the macros' generated code names. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use flamingock_core::inject::{IntoUnitResult, Param, ParamSpec, Scope, UnitFuture};
+    pub use flamingock_core::inject::{
+        IntoUnitResult, Param, ParamSpec, Scope, UnitFuture, run_sync,
+    };
     pub use flamingock_core::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
     pub use inventory;
 

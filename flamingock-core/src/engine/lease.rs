@@ -1,15 +1,12 @@
 //! Holding the distributed lock for one run: acquire with back-off, keep alive in the background,
 //! notice loss, release however the run ends (docs/architecture.md#lock).
 
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
-use std::future::Future;
-
 use super::PlannedUnit;
+use super::heartbeat::{Heartbeat, LeaseClock};
 use crate::error::Error;
 use crate::lock::{Acquisition, Fence, LockOptions};
 use crate::plan::Decision;
@@ -34,8 +31,8 @@ pub(super) struct Lease {
     pub(super) fence: Fence,
     /// How long the lease lasts from each extension.
     length: Duration,
-    lost: Arc<AtomicBool>,
-    heartbeat: JoinHandle<()>,
+    clock: Arc<LeaseClock>,
+    heartbeat: Heartbeat,
     released: bool,
 }
 
@@ -65,9 +62,10 @@ impl Lease {
         };
         let started = Instant::now();
         let mut pause = options.retry_interval.max(Duration::from_millis(1));
-        loop {
+        let taken_at = loop {
+            let sent = Instant::now();
             match lock.try_acquire(&fence, hostname, options.lease).await? {
-                Acquisition::Acquired => break,
+                Acquisition::Acquired => break sent,
                 Acquisition::Held(holder) => {
                     let waited = started.elapsed();
                     if waited >= options.wait {
@@ -89,20 +87,20 @@ impl Lease {
                     }
                 }
             }
-        }
+        };
         tracing::info!(key = %fence.key, "lock acquired");
-        let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = tokio::spawn(keep_alive(
+        let clock = LeaseClock::new(taken_at);
+        let heartbeat = Heartbeat::start(
             store.clone(),
             fence.clone(),
             options.lease,
-            lost.clone(),
-        ));
+            Arc::clone(&clock),
+        );
         Ok(Acquired::Lease(Lease {
             store: store.clone(),
             fence,
             length: options.lease,
-            lost,
+            clock,
             heartbeat,
             released: false,
         }))
@@ -127,7 +125,34 @@ impl Lease {
 
     /// Whether the lease is known to be lost (by the heartbeat, or by a refused fenced write).
     pub(super) fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+        self.clock.is_lost()
+    }
+
+    /// Whether a unit may start under this lease: not if it is lost, nor if it may have lapsed
+    /// (no extension known to have succeeded for a whole lease; it is then never re-taken). When
+    /// the last extension is older than half a lease (a heartbeat held up), the lease is confirmed
+    /// first, so that a unit starts with a good part of a lease ahead of it.
+    pub(super) async fn may_start_unit(&self) -> bool {
+        if self.is_lost() {
+            return false;
+        }
+        let since = self.clock.since_extended();
+        if since >= self.length {
+            tracing::error!(key = %self.fence.key, ?since, "the lock's lease may have lapsed; stopping before the next unit");
+            self.clock.mark_lost();
+            return false;
+        }
+        if since < self.length / 2 {
+            return true;
+        }
+        match self.confirm().await {
+            Ok(kept) => kept,
+            Err(error) => {
+                tracing::warn!(%error, "could not confirm the lock's lease before a unit");
+                // Not known to be ours for long enough: do not start the unit.
+                false
+            }
+        }
     }
 
     /// Extends the lease right before a commit that no audit fence can cover (a `TX_SEPARATE`
@@ -141,10 +166,13 @@ impl Lease {
         let Some(lock) = self.store.lock() else {
             return Ok(true);
         };
+        let sent = Instant::now();
         let kept = lock.extend(&self.fence, self.length).await?;
-        if !kept {
+        if kept {
+            self.clock.extended(sent);
+        } else {
             tracing::error!(key = %self.fence.key, "the lock's lease was lost; stopping");
-            self.lost.store(true, Ordering::SeqCst);
+            self.clock.mark_lost();
         }
         Ok(kept)
     }
@@ -152,13 +180,13 @@ impl Lease {
     /// Notes that a fenced write was refused.
     pub(super) fn observe(&self, error: &StoreError) {
         if matches!(error, StoreError::LockLost { .. }) {
-            self.lost.store(true, Ordering::SeqCst);
+            self.clock.mark_lost();
         }
     }
 
     /// Gives the lease up (unless it is already lost: then it is someone else's).
     pub(super) async fn release(mut self) {
-        self.heartbeat.abort();
+        self.heartbeat.stop().await;
         self.released = true;
         if self.is_lost() {
             return;
@@ -177,7 +205,7 @@ impl Lease {
 impl Drop for Lease {
     /// A run that ends without `release` (a panic, a dropped future) still gives the lease up.
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        self.heartbeat.stop_now();
         if self.released || self.is_lost() {
             return;
         }
@@ -188,37 +216,6 @@ impl Drop for Lease {
                     let _ = lock.release(&fence).await;
                 }
             });
-        }
-    }
-}
-
-/// Extends the lease at a third of its length. Once an extension is refused, or none has
-/// succeeded for a whole lease, the lease counts as lost and is never re-taken.
-async fn keep_alive(
-    store: Arc<dyn AuditStore>,
-    fence: Fence,
-    lease: Duration,
-    lost: Arc<AtomicBool>,
-) {
-    let Some(lock) = store.lock() else { return };
-    let period = (lease / 3).max(Duration::from_millis(10));
-    let mut last_extended = Instant::now();
-    loop {
-        tokio::time::sleep(period).await;
-        match lock.extend(&fence, lease).await {
-            Ok(true) => last_extended = Instant::now(),
-            Ok(false) => {
-                tracing::error!(key = %fence.key, "the lock's lease was lost; stopping");
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not extend the lock's lease; retrying");
-                if last_extended.elapsed() >= lease {
-                    lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
         }
     }
 }

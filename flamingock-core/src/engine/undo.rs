@@ -138,7 +138,7 @@ impl Engine {
                 report.units.push(line(unit, UndoOutcome::NotReached));
                 continue;
             }
-            if lease.is_some_and(Lease::is_lost) {
+            if !super::may_start_unit(lease).await {
                 halt = Some(Halt::LockLost {
                     change_id: unit.unit.id.to_owned(),
                 });

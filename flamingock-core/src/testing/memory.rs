@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::inject::Dependencies;
-use crate::lock::{Acquisition, DistributedLock, Fence, LockInfo};
+use crate::lock::{Acquisition, DistributedLock, Fence, LeaseKeeper, LockInfo};
 use crate::model::{AuditEntry, AuditState, UnitState};
 use crate::store::{AuditStore, SharedTransaction, StoreError, counts_as_try};
 
@@ -222,6 +222,11 @@ impl DistributedLock for MemoryAuditStore {
         Ok(())
     }
 
+    async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError> {
+        // The leases are plain memory: any thread can extend them.
+        Ok(Box::new(self.clone()))
+    }
+
     async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         Ok(leases.get(key).cloned().map(|mut info| {
@@ -233,5 +238,12 @@ impl DistributedLock for MemoryAuditStore {
     async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         Ok(leases.remove(key))
+    }
+}
+
+#[async_trait]
+impl LeaseKeeper for MemoryAuditStore {
+    async fn extend(&self, fence: &Fence, lease: std::time::Duration) -> Result<bool, StoreError> {
+        DistributedLock::extend(self, fence, lease).await
     }
 }

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::panic::Location;
 
 use crate::ChangeContext;
-use crate::inject::{BoxError, ParamError, ParamSpec, Requirement, Scope, UnitFuture};
+use crate::inject::{
+    BoxError, ParamError, ParamSpec, Requirement, Scope, UnitFuture, run_sync,
+};
 use crate::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
 
 /// What a step built with [`UnitBuilder::execute`] or [`UnitBuilder::rollback`] returns: a boxed,
@@ -136,13 +138,14 @@ impl UnitBuilder {
         self
     }
 
-    /// What the unit does: a blocking step (it runs inside the unit's future, on the run's task).
+    /// What the unit does: a blocking step, run as the macro runs a unit's `fn` (off the async
+    /// worker threads on a multi-threaded runtime, in place on a current-thread one).
     pub fn execute_sync<F>(self, step: F) -> Self
     where
         F: Fn(UnitScope<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         let step: &'static F = Box::leak(Box::new(step));
-        self.execute(move |scope| Box::pin(async move { step(scope) }))
+        self.execute(move |scope| Box::pin(async move { run_sync(|| step(scope)) }))
     }
 
     /// What undoes the unit: an async step.
@@ -160,7 +163,7 @@ impl UnitBuilder {
         F: Fn(UnitScope<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         let step: &'static F = Box::leak(Box::new(step));
-        self.rollback(move |scope| Box::pin(async move { step(scope) }))
+        self.rollback(move |scope| Box::pin(async move { run_sync(|| step(scope)) }))
     }
 
     /// Declares that the steps take the target's transaction of type `T`: the run refuses, before

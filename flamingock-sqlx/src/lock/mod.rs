@@ -14,6 +14,7 @@
 //! On SQLite a shared transaction holds the whole database's write lock; [`write_hold`] explains
 //! how the lease survives a unit that holds it longer than the lease.
 
+mod keeper;
 mod lease;
 mod write_hold;
 
@@ -32,6 +33,7 @@ use crate::identifier::TableName;
 use crate::options::{DEFAULT_AUDIT_TABLE, StoreOptions};
 use crate::sql::query_error;
 
+pub(crate) use keeper::SqlKeeper;
 pub(crate) use lease::Leases;
 pub(crate) use write_hold::{WriteHold, begin_shared, renew_held, rollback_keeping_lease};
 

@@ -76,6 +76,10 @@ impl Dialect for Sqlite {
         format!("sqlite://{}", file.display())
     }
 
+    fn second_connection_reaches_same_database(options: &SqliteConnectOptions) -> bool {
+        !is_in_memory(options, "")
+    }
+
     fn insert_entry(table: &str) -> String {
         format!(
             r#"INSERT INTO "{table}" ({columns})
