@@ -145,7 +145,7 @@ async fn postgres_errors_that_retrying_cannot_fix_fail_at_once() {
     let Some(db) = common::TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let url = with_database(
+    let url = flamingock_testkit::replace_database(
         &common::server_url(Backend::Postgres),
         "no_such_db_flamingock",
     );
@@ -161,21 +161,12 @@ async fn mysql_errors_that_retrying_cannot_fix_fail_at_once() {
     let Some(db) = common::TestDb::new(Backend::MySql).await else {
         return;
     };
-    let url = with_database(&common::server_url(Backend::MySql), "no_such_db_flamingock");
+    let url = flamingock_testkit::replace_database(
+        &common::server_url(Backend::MySql),
+        "no_such_db_flamingock",
+    );
     assert_fails_at_once(&url).await;
     db.drop_database().await;
-}
-
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a server URL has a path");
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
