@@ -6,32 +6,34 @@
 use std::process::{Command, Output};
 
 use flamingock::{AuditEntry, AuditState, RecoveryStrategy, TxStrategy};
+use flamingock_testkit::Backend;
 use flamingock_tests::TestDb;
-use flamingock_tests::servers::{Server, ServerDb};
+use flamingock_tests::servers::ServerDb;
 use serde_json::Value;
 
 enum Db {
     Sqlite(TestDb),
-    Postgres(ServerDb),
+    Server(ServerDb),
 }
 
 impl Db {
-    async fn new(server: Option<Server>) -> Option<Db> {
-        Some(match server {
-            None => Db::Sqlite(TestDb::sqlite()),
-            Some(server) => Db::Postgres(ServerDb::create(server, "standalone").await?),
+    /// A fresh database of `backend`, or `None` after a loud skip when the server is down.
+    async fn new(backend: Backend) -> Option<Db> {
+        Some(match backend {
+            Backend::Sqlite => Db::Sqlite(TestDb::sqlite()),
+            server => Db::Server(ServerDb::create(server, "standalone").await?),
         })
     }
 
     fn url(&self) -> &str {
         match self {
             Db::Sqlite(db) => &db.url,
-            Db::Postgres(db) => &db.url,
+            Db::Server(db) => &db.url,
         }
     }
 
     async fn finish(self) {
-        if let Db::Postgres(db) = self {
+        if let Db::Server(db) = self {
             db.drop_database().await;
         }
     }
@@ -128,34 +130,29 @@ async fn seed(url: &str) {
     }
 }
 
-macro_rules! on_each_database {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(Some(flamingock_tests::servers::Server::Postgres)).await;
-                }
-            )*
+/// Every scenario on one database (stamped by `flamingock_testkit::for_each_backend!` on SQLite
+/// and PostgreSQL).
+macro_rules! standalone_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
+            standalone_suite!(@scenarios $backend;
+                status_history_fix_and_lock_on_the_store_alone,
+                history_filters_by_author_and_date_range,
+            );
         }
     };
+    (@scenarios $backend:expr; $($scenario:ident,)*) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            super::$scenario($backend).await;
+        }
+    )*};
 }
 
-on_each_database!(
-    status_history_fix_and_lock_on_the_store_alone,
-    history_filters_by_author_and_date_range
-);
+flamingock_testkit::for_each_backend!(standalone_suite, [sqlite, postgres]);
 
-async fn status_history_fix_and_lock_on_the_store_alone(server: Option<Server>) {
-    let Some(db) = Db::new(server).await else {
+async fn status_history_fix_and_lock_on_the_store_alone(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
         return;
     };
     let url = db.url();
@@ -228,8 +225,8 @@ async fn status_history_fix_and_lock_on_the_store_alone(server: Option<Server>) 
     db.finish().await;
 }
 
-async fn history_filters_by_author_and_date_range(server: Option<Server>) {
-    let Some(db) = Db::new(server).await else {
+async fn history_filters_by_author_and_date_range(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
         return;
     };
     let url = db.url();

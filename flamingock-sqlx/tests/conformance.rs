@@ -4,13 +4,11 @@
 
 mod common;
 
-use flamingock_sqlx::Backend;
-
+/// The conformance checks on one backend (stamped per backend compiled in by
+/// `flamingock_testkit::for_each_backend!`, behind its cargo feature).
 macro_rules! conformance_suite {
-    ($($module:ident: $backend:expr, $feature:literal;)*) => {$(
-        #[cfg(feature = $feature)]
-        mod $module {
-            use super::*;
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
             conformance_suite!(@checks $backend;
                 initialize_twice,
                 initialize_concurrently,
@@ -25,7 +23,7 @@ macro_rules! conformance_suite {
                 store_on_an_existing_pool,
             );
         }
-    )*};
+    };
     (@checks $backend:expr; $($check:ident,)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $check() {
@@ -34,21 +32,17 @@ macro_rules! conformance_suite {
     )*};
 }
 
-conformance_suite! {
-    sqlite: Backend::Sqlite, "sqlite";
-    postgres: Backend::Postgres, "postgres";
-    mysql: Backend::MySql, "mysql";
-}
+flamingock_testkit::for_each_backend!(conformance_suite, features);
 
 #[allow(dead_code)] // with no backend feature, no check is instantiated
 mod checks {
     use chrono::{Duration, Utc};
     use flamingock_core::testing::MemoryAuditStore;
     use flamingock_core::{AuditState, AuditStore, RecoveryStrategy, StoreError, TxStrategy};
-    use flamingock_sqlx::{Backend, StoreOptions};
+    use flamingock_sqlx::StoreOptions;
     use serde_json::json;
 
-    use crate::common::{TestDb, entry, unique_name};
+    use crate::common::{Backend, TestDb, entry, unique_name};
 
     pub async fn initialize_twice(backend: Backend) {
         let Some(db) = TestDb::new(backend).await else {
@@ -205,7 +199,6 @@ mod checks {
         let store = db.initialized_store().await;
         assert_eq!(store.shared_transaction_type(), db.transaction_type());
         let side = unique_name("side");
-        db.owns(&side);
         db.execute(
             store.as_ref(),
             &format!("CREATE TABLE {side} (v VARCHAR(10))"),
@@ -243,7 +236,6 @@ mod checks {
         };
         let store = db.initialized_store().await;
         let side = unique_name("side");
-        db.owns(&side);
         db.execute(
             store.as_ref(),
             &format!("CREATE TABLE {side} (v VARCHAR(10))"),
@@ -357,6 +349,7 @@ mod checks {
                 Ok(_) => panic!("{name:?} was accepted as a table name"),
             }
         }
+        db.drop_database().await;
     }
 
     pub async fn describe_and_dependencies(backend: Backend) {

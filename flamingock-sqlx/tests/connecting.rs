@@ -141,39 +141,32 @@ async fn unreachable_servers_are_retried_with_backoff_then_reported() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_errors_that_retrying_cannot_fix_fail_at_once() {
-    use flamingock_sqlx::Backend;
-    let Some(_db) = common::TestDb::new(Backend::Postgres).await else {
+    use common::Backend;
+    let Some(db) = common::TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let url = with_database(
+    let url = flamingock_testkit::replace_database(
         &common::server_url(Backend::Postgres),
         "no_such_db_flamingock",
     );
     assert_fails_at_once(&url).await;
+    db.drop_database().await;
 }
 
 /// Likewise on MariaDB/MySQL.
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_errors_that_retrying_cannot_fix_fail_at_once() {
-    use flamingock_sqlx::Backend;
-    let Some(_db) = common::TestDb::new(Backend::MySql).await else {
+    use common::Backend;
+    let Some(db) = common::TestDb::new(Backend::MySql).await else {
         return;
     };
-    let url = with_database(&common::server_url(Backend::MySql), "no_such_db_flamingock");
+    let url = flamingock_testkit::replace_database(
+        &common::server_url(Backend::MySql),
+        "no_such_db_flamingock",
+    );
     assert_fails_at_once(&url).await;
-}
-
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a server URL has a path");
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
+    db.drop_database().await;
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -285,8 +278,8 @@ async fn a_sqlite_url_without_a_file_is_refused() {
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn the_mysql_store_names_the_size_of_its_id_column() {
+    use common::Backend;
     use flamingock_core::store::TextLimit;
-    use flamingock_sqlx::Backend;
     let Some(db) = common::TestDb::new(Backend::MySql).await else {
         return;
     };

@@ -4,35 +4,27 @@
 
 mod common;
 
-use flamingock_sqlx::Backend;
-
+/// The history check on one backend (stamped per backend compiled in by
+/// `flamingock_testkit::for_each_backend!`, behind its cargo feature).
 macro_rules! history_suite {
-    ($($module:ident: $backend:expr, $feature:literal;)*) => {$(
-        #[cfg(feature = $feature)]
-        mod $module {
-            use super::*;
-
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn history_filters_orders_and_pages() {
                 super::checks::history_filters_orders_and_pages($backend).await;
             }
         }
-    )*};
+    };
 }
 
-history_suite! {
-    sqlite: Backend::Sqlite, "sqlite";
-    postgres: Backend::Postgres, "postgres";
-    mysql: Backend::MySql, "mysql";
-}
+flamingock_testkit::for_each_backend!(history_suite, features);
 
 #[allow(dead_code)] // with no backend feature, no check is instantiated
 mod checks {
     use flamingock_core::history::HistoryQuery;
     use flamingock_core::{AuditEntry, AuditState, TxStrategy};
-    use flamingock_sqlx::Backend;
 
-    use crate::common::{TestDb, entry};
+    use crate::common::{Backend, TestDb, entry};
 
     fn ids(rows: &[AuditEntry]) -> Vec<i64> {
         rows.iter().map(|r| r.id).collect()

@@ -4,13 +4,11 @@
 
 mod common;
 
-use flamingock_sqlx::Backend;
-
+/// The lock's tests on one backend (stamped per backend compiled in by
+/// `flamingock_testkit::for_each_backend!`, behind its cargo feature).
 macro_rules! lock_suite {
-    ($($module:ident: $backend:expr, $feature:literal;)*) => {$(
-        #[cfg(feature = $feature)]
-        mod $module {
-            use super::*;
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
             lock_suite!(@checks $backend;
                 acquire_extend_release,
                 an_expired_lease_is_taken_over_and_fences_its_old_holder,
@@ -22,8 +20,15 @@ macro_rules! lock_suite {
                 a_long_shared_unit_keeps_its_lease,
                 a_long_failing_shared_unit_records_its_failure,
             );
+
+            // MySQL runs units on the audit store's own database as TX_SEPARATE: the target's
+            // commit is not covered by the audit fence, so the engine confirms the lease right
+            // before it.
+            flamingock_testkit::if_backend!(mariadb, $name, {
+                lock_suite!(@checks $backend; a_separate_commit_waits_for_a_confirmed_lease,);
+            });
         }
-    )*};
+    };
     (@checks $backend:expr; $($check:ident,)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $check() {
@@ -32,19 +37,7 @@ macro_rules! lock_suite {
     )*};
 }
 
-lock_suite! {
-    sqlite: Backend::Sqlite, "sqlite";
-    postgres: Backend::Postgres, "postgres";
-    mysql: Backend::MySql, "mysql";
-}
-
-/// MySQL runs units on the audit store's own database as TX_SEPARATE: the target's commit is not
-/// covered by the audit fence, so the engine confirms the lease right before it.
-#[cfg(feature = "mysql")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_separate_commit_waits_for_a_confirmed_lease() {
-    checks::a_separate_commit_waits_for_a_confirmed_lease(Backend::MySql).await;
-}
+flamingock_testkit::for_each_backend!(lock_suite, features);
 
 #[allow(dead_code)] // with no backend feature, no check is instantiated
 mod checks {
@@ -55,9 +48,9 @@ mod checks {
     use flamingock_core::{
         AuditState, AuditStore, ChangeUnit, Engine, StoreError, TxStrategy, UnitOutcome,
     };
-    use flamingock_sqlx::{Backend, StoreOptions};
+    use flamingock_sqlx::StoreOptions;
 
-    use crate::common::{TestDb, entry, unique_name};
+    use crate::common::{Backend, TestDb, entry, unique_name};
 
     const KEY: &str = "flamingock";
 
@@ -252,7 +245,6 @@ mod checks {
         };
         let store = db.initialized_store().await;
         let effects = unique_name("effects");
-        db.owns(&effects);
         db.execute(
             store.as_ref(),
             &format!("CREATE TABLE {effects} (n INTEGER)"),
@@ -344,8 +336,6 @@ mod checks {
         // A table of that name that is not a lock table is refused, not used.
         let foreign_audit = unique_name("foreign");
         let foreign_lock = format!("{foreign_audit}_lock");
-        db.owns(&foreign_audit);
-        db.owns(&foreign_lock);
         db.execute(
             store.as_ref(),
             &format!("CREATE TABLE {foreign_lock} (lock_key INTEGER)"),
@@ -367,7 +357,6 @@ mod checks {
 
         // A configured name.
         let named = unique_name("locks");
-        db.owns(&named);
         let options = db.options().with_lock_table(&named);
         let custom = flamingock_sqlx::connect(&db.url, options).await.unwrap();
         custom.initialize().await.unwrap();

@@ -93,16 +93,93 @@ pub fn skip(what: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
 }
 
-/// Stamps a suite once per backend: `for_each_backend!(my_suite)` expands to
-/// `my_suite!(sqlite, sqlx::Sqlite, Backend::Sqlite);` and the same for `postgres`
-/// (`sqlx::Postgres`) and `mariadb` (`sqlx::MySql`), so that `my_suite!` (a `macro_rules!`
-/// taking `$name:ident, $db:ty, $backend:expr`) writes one module of tests per backend whose
-/// units take that backend's transaction.
+/// Stamps a suite once per backend, so that a suite is written once for all of them.
+///
+/// The suite is a `macro_rules!` taking `($name:ident, $db:ty, $backend:expr)`: the module to
+/// write its tests into (`sqlite`, `postgres` or `mariadb`), the sqlx database its units take
+/// the transaction of (`sqlx::Sqlite`, `sqlx::Postgres`, `sqlx::MySql`) and the [`Backend`]
+/// (`Backend::Sqlite`, `Backend::Postgres`, `Backend::MySql`). Its tests get their database from
+/// [`FreshDb::create`] (or a helper built on it), which skips or fails them as the crate's
+/// documentation says when the server is down.
+///
+/// - `for_each_backend!(my_suite)`: every backend, `my_suite!(sqlite, sqlx::Sqlite,
+///   Backend::Sqlite);` then `postgres` and `mariadb`.
+/// - `for_each_backend!(my_suite, servers)`: the server backends only, `postgres` and `mariadb`.
+/// - `for_each_backend!(my_suite, [sqlite, postgres])`: the backends named, in that order (any of
+///   `sqlite`, `postgres`, `mariadb`).
+/// - `for_each_backend!(my_suite, features)`: every backend, each behind the cargo feature of the
+///   calling crate that compiles it in: `#[cfg(feature = "sqlite")]`, `#[cfg(feature =
+///   "postgres")]`, `#[cfg(feature = "mysql")]` (for `mariadb`). The `cfg` is evaluated where the
+///   macro is called, so it is the calling crate's features that count (flamingock-sqlx's tests).
+///
+/// A test that only one backend has goes inside the suite through [`if_backend!`].
+///
+/// ```
+/// macro_rules! my_suite {
+///     ($name:ident, $db:ty, $backend:expr) => {
+///         mod $name {
+///             pub const BACKEND: flamingock_testkit::Backend = $backend;
+///             pub type Db = $db;
+///         }
+///     };
+/// }
+/// flamingock_testkit::for_each_backend!(my_suite);
+/// assert_eq!(mariadb::BACKEND, flamingock_testkit::Backend::MySql);
+/// ```
 #[macro_export]
 macro_rules! for_each_backend {
-    ($suite:ident) => {
+    (@stamp $suite:ident, sqlite, $(#[$attr:meta])*) => {
+        $(#[$attr])*
         $suite!(sqlite, $crate::sqlx::Sqlite, $crate::Backend::Sqlite);
+    };
+    (@stamp $suite:ident, postgres, $(#[$attr:meta])*) => {
+        $(#[$attr])*
         $suite!(postgres, $crate::sqlx::Postgres, $crate::Backend::Postgres);
+    };
+    (@stamp $suite:ident, mariadb, $(#[$attr:meta])*) => {
+        $(#[$attr])*
         $suite!(mariadb, $crate::sqlx::MySql, $crate::Backend::MySql);
     };
+    ($suite:ident) => {
+        $crate::for_each_backend!($suite, [sqlite, postgres, mariadb]);
+    };
+    ($suite:ident, servers) => {
+        $crate::for_each_backend!($suite, [postgres, mariadb]);
+    };
+    ($suite:ident, features) => {
+        $crate::for_each_backend!(@stamp $suite, sqlite, #[cfg(feature = "sqlite")]);
+        $crate::for_each_backend!(@stamp $suite, postgres, #[cfg(feature = "postgres")]);
+        $crate::for_each_backend!(@stamp $suite, mariadb, #[cfg(feature = "mysql")]);
+    };
+    ($suite:ident, [$($backend:ident),+ $(,)?]) => {
+        $($crate::for_each_backend!(@stamp $suite, $backend,);)+
+    };
+}
+
+/// Inside a suite stamped by [`for_each_backend!`], items that only one backend's module gets:
+/// `if_backend!(postgres, $name, { ... })` writes the items in braces where `$name` is
+/// `postgres`, and nothing in the other modules. The first argument is `sqlite`, `postgres` or
+/// `mariadb`.
+///
+/// ```
+/// macro_rules! my_suite {
+///     ($name:ident, $db:ty, $backend:expr) => {
+///         mod $name {
+///             flamingock_testkit::if_backend!(postgres, $name, {
+///                 pub const ONLY_HERE: bool = true;
+///             });
+///         }
+///     };
+/// }
+/// flamingock_testkit::for_each_backend!(my_suite);
+/// assert!(postgres::ONLY_HERE);
+/// ```
+#[macro_export]
+macro_rules! if_backend {
+    (sqlite, sqlite, { $($item:tt)* }) => { $($item)* };
+    (postgres, postgres, { $($item:tt)* }) => { $($item)* };
+    (mariadb, mariadb, { $($item:tt)* }) => { $($item)* };
+    (sqlite, $name:ident, { $($item:tt)* }) => {};
+    (postgres, $name:ident, { $($item:tt)* }) => {};
+    (mariadb, $name:ident, { $($item:tt)* }) => {};
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use flamingock::{AuditEntry, AuditState, Flamingock};
-use flamingock_tests::servers::{Server, ServerDb};
+use flamingock_testkit::Backend;
+use flamingock_tests::servers::ServerDb;
 
 /// What the run after the crash must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,7 +440,7 @@ fn unit_id(stage: &str) -> &str {
 
 /// Where one case runs: an audit database and a target database of one backend.
 struct Place {
-    backend: &'static str,
+    backend: Backend,
     audit_url: String,
     target_url: String,
     effects: PathBuf,
@@ -448,11 +449,11 @@ struct Place {
 }
 
 impl Place {
-    async fn new(backend: &'static str, hint: &str) -> Option<Place> {
+    async fn new(backend: Backend, hint: &str) -> Option<Place> {
         let dir = tempfile::tempdir().expect("temp dir");
         let effects = dir.path().join("effects.log");
         let (audit_url, target_url, servers) = match backend {
-            "sqlite" => (
+            Backend::Sqlite => (
                 format!(
                     "sqlite://{}?mode=rwc",
                     dir.path().join("audit.db").display()
@@ -463,12 +464,7 @@ impl Place {
                 ),
                 Vec::new(),
             ),
-            _ => {
-                let server = if backend == "postgres" {
-                    Server::Postgres
-                } else {
-                    Server::MySql
-                };
+            server => {
                 let audit = ServerDb::create(server, hint).await?;
                 let target = ServerDb::create(server, hint).await?;
                 (audit.url.clone(), target.url.clone(), vec![audit, target])
@@ -495,7 +491,7 @@ impl Place {
     fn child(&self, stage: &str, env: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_crash_child"));
         command
-            .args([&self.audit_url, self.backend, stage])
+            .args([&self.audit_url, child_backend(self.backend), stage])
             .arg(&self.effects)
             .arg(&self.target_url)
             .env_remove("FLAMINGOCK_FAILPOINT")
@@ -599,7 +595,7 @@ fn text(output: &Output) -> String {
 }
 
 /// Runs one case and checks every invariant; returns a description of a violation.
-async fn run_case(backend: &'static str, case: &Case) -> Result<(), String> {
+async fn run_case(backend: Backend, case: &Case) -> Result<(), String> {
     let Some(place) = Place::new(backend, "crash").await else {
         return Ok(()); // skipped loudly by ServerDb
     };
@@ -619,7 +615,8 @@ async fn run_case(backend: &'static str, case: &Case) -> Result<(), String> {
         env.push(("CRASH_UNIT_FAILS", "1"));
     }
     let label = format!(
-        "{backend} {}{} at {}",
+        "{} {}{} at {}",
+        child_backend(backend),
         case.stage,
         if case.undo { " (undo)" } else { "" },
         case.point
@@ -743,14 +740,14 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     Ok(())
 }
 
-async fn run_matrix(backend: &'static str) {
+async fn run_matrix(backend: Backend) {
     let mut failures = Vec::new();
     let cases: Vec<&'static Case> = MATRIX
         .iter()
         // MariaDB/MySQL commit before every DDL statement, so units on the audit store's own
         // database run TX_SEPARATE there: its TX_SHARED rows cannot occur, the TX_SEPARATE rows
         // cover it.
-        .filter(|case| backend != "mysql" || !case.stage.starts_with("shared"))
+        .filter(|case| backend != Backend::MySql || !case.stage.starts_with("shared"))
         .collect();
     // A few cases at a time: each spends most of its time waiting on child processes.
     for chunk in cases.chunks(3) {
@@ -771,20 +768,28 @@ async fn run_matrix(backend: &'static str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_matrix_sqlite() {
-    run_matrix("sqlite").await;
+/// How `crash_child` names a backend (it selects the units typed for it).
+fn child_backend(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+        Backend::MySql => "mysql",
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_matrix_postgres() {
-    run_matrix("postgres").await;
+/// The whole matrix on one backend (stamped by `flamingock_testkit::for_each_backend!`).
+macro_rules! crash_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn crash_matrix() {
+                super::run_matrix($backend).await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_matrix_mysql() {
-    run_matrix("mysql").await;
-}
+flamingock_testkit::for_each_backend!(crash_suite);
 
 fn reliability_doc() -> String {
     let mut doc = String::from(
@@ -792,8 +797,8 @@ fn reliability_doc() -> String {
          Generated from the crash matrix in `tests/tests/crash_matrix.rs` and checked by \
          `reliability_doc_matches_the_matrix`, so it cannot drift from the tests \
          (`FLAMINGOCK_BLESS=1 cargo test -p flamingock-tests --test crash_matrix` rewrites it).\n\n\
-         Each row is run on SQLite, PostgreSQL and MariaDB by `crash_matrix_sqlite`, \
-         `crash_matrix_postgres` and `crash_matrix_mysql`: a child process aborts at the failure \
+         Each row is run on SQLite, PostgreSQL and MariaDB by `sqlite::crash_matrix`, \
+         `postgres::crash_matrix` and `mariadb::crash_matrix`: a child process aborts at the failure \
          point (`FLAMINGOCK_FAILPOINT`, compiled in only with the `failpoints` feature of \
          `flamingock-core`; `inside:` points abort in the unit's own code after its effect), a normal \
          run follows, and the test checks that no unit has two APPLIED rows, that transactional \
@@ -814,7 +819,7 @@ fn reliability_doc() -> String {
     );
     for case in MATRIX {
         doc.push_str(&format!(
-            "| {} | {}{} | {} | {} | {} | `crash_matrix_*` ({}) |\n",
+            "| {} | {}{} | {} | {} | {} | `*::crash_matrix` ({}) |\n",
             match case.lost {
                 None => format!("`{}`", case.point),
                 Some(lost) => format!(

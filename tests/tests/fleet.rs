@@ -21,11 +21,14 @@ const RUNNER: &str = env!("CARGO_BIN_EXE_fleet_runner");
 /// A short lease, so that a dead or paused holder is replaced quickly.
 const SHORT_LEASE_MS: &str = "2000";
 
-macro_rules! fleet_tests {
-    ($($module:ident: $backend:expr, pause_in_transaction = $in_tx:tt;)*) => {$(
-        mod $module {
-            use super::*;
-
+// Every backend pauses a holder in a unit that holds no transaction. PostgreSQL also pauses one
+// inside a TX_SHARED unit, whose commit the fence then refuses. A holder paused inside a
+// transaction that holds locks others need would stall them instead: on SQLite the whole
+// database, on MariaDB (where units on the audit store's database run as TX_SEPARATE) the row of
+// the unit's open marker; see the issue note.
+macro_rules! fleet_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn eight_processes_apply_fifty_units_exactly_once() {
                 super::eight_processes_apply_fifty_units_exactly_once($backend).await;
@@ -47,33 +50,23 @@ macro_rules! fleet_tests {
                     .await;
             }
 
-            fleet_tests!(@in_transaction $in_tx, $backend);
+            flamingock_testkit::if_backend!(postgres, $name, {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_holder_paused_in_a_transaction_commits_nothing_after_losing_its_lease() {
+                    super::a_paused_holder_records_nothing_after_losing_its_lease($backend, "tx")
+                        .await;
+                }
+            });
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_run_with_nothing_pending_takes_no_lock() {
                 super::a_run_with_nothing_pending_takes_no_lock($backend).await;
             }
         }
-    )*};
-    (@in_transaction true, $backend:expr) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_holder_paused_in_a_transaction_commits_nothing_after_losing_its_lease() {
-            super::a_paused_holder_records_nothing_after_losing_its_lease($backend, "tx").await;
-        }
     };
-    (@in_transaction false, $backend:expr) => {};
 }
 
-// Every backend pauses a holder in a unit that holds no transaction. PostgreSQL also pauses one
-// inside a TX_SHARED unit, whose commit the fence then refuses. A holder paused inside a
-// transaction that holds locks others need would stall them instead: on SQLite the whole
-// database, on MariaDB (where units on the audit store's database run as TX_SEPARATE) the row of
-// the unit's open marker; see the issue note.
-fleet_tests! {
-    sqlite: Backend::Sqlite, pause_in_transaction = false;
-    postgres: Backend::Postgres, pause_in_transaction = true;
-    mysql: Backend::MySql, pause_in_transaction = false;
-}
+flamingock_testkit::for_each_backend!(fleet_suite);
 
 /// Checks that every unit in `ids` has exactly one `APPLIED` row and no `FAILED` one, its effect
 /// exactly once (a `fleet_effects` row for `tx-*`, a line for `file-*`), and that nothing else

@@ -361,15 +361,19 @@ async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
-    non_tx_lost_applied_reply_stops_in_doubt(Server::Postgres, "rle_pg_nontx").await;
+/// Case 3 on each server (stamped by `flamingock_testkit::for_each_backend!`, servers only).
+macro_rules! non_tx_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
+                super::non_tx_lost_applied_reply_stops_in_doubt($backend, "rle_nontx").await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
-    non_tx_lost_applied_reply_stops_in_doubt(Server::MySql, "rle_my_nontx").await;
-}
+flamingock_testkit::for_each_backend!(non_tx_suite, servers);
 
 /// The COMMIT of a TX_SEPARATE unit's target transaction. On its connection the open marker's
 /// upsert comes first (it primes the trigger), then the unit's insert, then the upsert marking

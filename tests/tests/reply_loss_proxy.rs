@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use flamingock_testkit::Backend;
 use flamingock_tests::reply_loss::{ReplyLossProxy, Trigger};
-use flamingock_tests::servers::{Server, ServerDb};
+use flamingock_tests::servers::ServerDb;
 use sqlx::Connection;
 
 const CREATE_EFFECTS: &str = "CREATE TABLE effects (id INT PRIMARY KEY, state VARCHAR(20))";
@@ -18,17 +19,22 @@ fn print_executions(proxy: &ReplyLossProxy) {
     }
 }
 
+/// The proxy's tests on one server (stamped by `flamingock_testkit::for_each_backend!` on the
+/// server backends only: the proxy stands in front of a server).
 macro_rules! reply_loss_tests {
-    ($module:ident, $server:expr, $connection:ty, $insert:literal) => {
-        mod $module {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
             use super::*;
 
-            type Conn = $connection;
-            const INSERT: &str = $insert;
+            type Conn = <$db as sqlx::Database>::Connection;
+            const INSERT: &str = match $backend {
+                Backend::Postgres => "INSERT INTO effects (id, state) VALUES ($1, $2)",
+                _ => "INSERT INTO effects (id, state) VALUES (?, ?)",
+            };
 
             /// A fresh database with the `effects` table, and a proxy in front of its server.
             async fn setup(hint: &str) -> Option<(ServerDb, ReplyLossProxy)> {
-                let db = ServerDb::create($server, hint).await?;
+                let db = ServerDb::create($backend, hint).await?;
                 let mut direct = Conn::connect(&db.url).await.unwrap();
                 sqlx::raw_sql(CREATE_EFFECTS)
                     .execute(&mut direct)
@@ -236,15 +242,4 @@ macro_rules! reply_loss_tests {
     };
 }
 
-reply_loss_tests!(
-    postgres,
-    Server::Postgres,
-    sqlx::PgConnection,
-    "INSERT INTO effects (id, state) VALUES ($1, $2)"
-);
-reply_loss_tests!(
-    mysql,
-    Server::MySql,
-    sqlx::MySqlConnection,
-    "INSERT INTO effects (id, state) VALUES (?, ?)"
-);
+flamingock_testkit::for_each_backend!(reply_loss_tests, servers);

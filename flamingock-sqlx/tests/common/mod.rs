@@ -1,81 +1,64 @@
-//! Test support shared by the integration tests: a database per test (its own table, and for
-//! SQLite its own file), the servers from the environment, and loud skips when one is down
-//! (the workspace's `flamingock-testkit` supplies the servers, names and skips).
-//!
-//! PostgreSQL: `FLAMINGOCK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
-//! MariaDB/MySQL: `FLAMINGOCK_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
-//! An unreachable server skips its tests with a `SKIPPED:` line, unless
-//! `FLAMINGOCK_REQUIRE_SERVERS=1`, which makes it a failure.
+//! Test support shared by the integration tests: a fresh database per test (from the workspace's
+//! `flamingock-testkit`, which reads the servers from the environment and skips loudly, or fails
+//! under `FLAMINGOCK_REQUIRE_SERVERS=1`, when one is down), an audit table of its own in it, and
+//! statements run through the pool or transaction a store offers.
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::any::TypeId;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, RecoveryStrategy, TxStrategy};
+use flamingock_sqlx::StoreOptions;
 use flamingock_sqlx::sqlx::{self, AssertSqlSafe};
-use flamingock_sqlx::{Backend, StoreOptions, redact_url};
+pub use flamingock_testkit::Backend;
+use flamingock_testkit::FreshDb;
 
 /// A table name no other test (in this process or another run) uses.
 pub use flamingock_testkit::unique_name;
 
-/// The URL of the test server for `backend`, from the environment or the default.
+/// The URL of the test server for `backend` (pointing at its default database).
 pub fn server_url(backend: Backend) -> String {
-    kit_backend(backend).url()
+    backend.url()
 }
 
-/// The workspace's test backend for a backend of this crate.
-fn kit_backend(backend: Backend) -> flamingock_testkit::Backend {
+/// This crate's name for a test backend (its stores and URLs say `flamingock_sqlx::Backend`).
+pub fn sqlx_backend(backend: Backend) -> flamingock_sqlx::Backend {
     match backend {
-        Backend::Sqlite => flamingock_testkit::Backend::Sqlite,
-        Backend::Postgres => flamingock_testkit::Backend::Postgres,
-        Backend::MySql => flamingock_testkit::Backend::MySql,
+        Backend::Sqlite => flamingock_sqlx::Backend::Sqlite,
+        Backend::Postgres => flamingock_sqlx::Backend::Postgres,
+        Backend::MySql => flamingock_sqlx::Backend::MySql,
     }
 }
 
-/// One test's database: where it is, and the audit table the test owns.
+/// One test's database: a fresh one (a new SQLite file, or a new database on the server), and
+/// the audit table the test names in it.
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,
     pub table: String,
-    /// Every table the test created, dropped by [`TestDb::cleanup`].
-    tables: std::sync::Mutex<Vec<String>>,
-    _dir: Option<tempfile::TempDir>,
+    /// The fresh database, dropped by [`TestDb::cleanup`].
+    fresh: Mutex<Option<FreshDb>>,
 }
 
 impl TestDb {
     /// A fresh database for one test, or `None` (after a loud `SKIPPED:` line) when the server is
     /// unreachable and servers are not required.
     pub async fn new(backend: Backend) -> Option<Self> {
-        let (url, dir) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}/audit.db", dir.path().display());
-                (url, Some(dir))
-            }
-            server => (server_url(server), None),
-        };
-        let db = TestDb {
+        let fresh = FreshDb::create(backend, "sqlx").await?;
+        assert_eq!(
+            flamingock_sqlx::Backend::from_url(&fresh.url).ok(),
+            Some(sqlx_backend(backend)),
+            "{}",
+            fresh.url
+        );
+        Some(TestDb {
             backend,
-            url,
+            url: fresh.url.clone(),
             table: unique_name("audit"),
-            tables: std::sync::Mutex::new(Vec::new()),
-            _dir: dir,
-        };
-        if backend != Backend::Sqlite {
-            let probe = StoreOptions::default().with_connect_attempts(1);
-            if let Err(error) = flamingock_sqlx::connect(&db.url, probe).await {
-                flamingock_testkit::skip(&format!(
-                    "{} at {} unreachable: {error}",
-                    backend.label(),
-                    redact_url(&db.url)
-                ));
-                return None;
-            }
-        }
-        db.tables.lock().expect("lock").push(db.table.clone());
-        Some(db)
+            fresh: Mutex::new(Some(fresh)),
+        })
     }
 
     /// Options naming this test's audit table.
@@ -117,11 +100,6 @@ impl TestDb {
             #[allow(unreachable_patterns)]
             _ => unreachable!("backend not compiled in"),
         })
-    }
-
-    /// Remembers `table` to be dropped by [`cleanup`](Self::cleanup).
-    pub fn owns(&self, table: &str) {
-        self.tables.lock().expect("lock").push(table.to_owned());
     }
 
     /// Runs `sql` on the store's pool (taken from its dependencies, as a unit would).
@@ -228,18 +206,21 @@ impl TestDb {
         }
     }
 
-    /// Drops every table the test made (server databases outlive the test; SQLite files don't).
-    pub async fn cleanup(&self, store: &dyn AuditStore) {
+    /// Drops the test's database with everything it made, once the test is done with `store`
+    /// (see [`drop_database`](Self::drop_database)).
+    pub async fn cleanup(&self, _store: &dyn AuditStore) {
+        self.drop_database().await;
+    }
+
+    /// Drops the test's database on the server (closing what still uses it on PostgreSQL). A
+    /// SQLite file goes with its directory when the `TestDb` is dropped, after the stores on it.
+    pub async fn drop_database(&self) {
         if self.backend == Backend::Sqlite {
             return;
         }
-        let tables = std::mem::take(&mut *self.tables.lock().expect("lock"));
-        for table in tables {
-            self.execute(store, &format!("DROP TABLE IF EXISTS {table}"))
-                .await;
-            // The lock table an audit table of that name gets beside it.
-            self.execute(store, &format!("DROP TABLE IF EXISTS {table}_lock"))
-                .await;
+        let fresh = self.fresh.lock().expect("lock").take();
+        if let Some(fresh) = fresh {
+            fresh.drop_database().await;
         }
     }
 }

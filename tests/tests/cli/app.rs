@@ -3,8 +3,9 @@
 
 use std::process::{Command, Output};
 
+use flamingock_testkit::Backend;
 use flamingock_tests::TestDb;
-use flamingock_tests::servers::{Server, ServerDb};
+use flamingock_tests::servers::ServerDb;
 use serde_json::Value;
 
 /// The database a scenario runs on.
@@ -22,10 +23,13 @@ pub struct App {
 }
 
 impl App {
-    pub async fn new(server: Option<Server>, module: &'static str) -> Option<App> {
-        let db = match server {
-            None => Db::Sqlite(TestDb::sqlite()),
-            Some(server) => Db::Postgres(ServerDb::create(server, "cli").await?),
+    /// A scenario on a fresh database of `backend` (SQLite or PostgreSQL), or `None` after a loud
+    /// skip when the server is down.
+    pub async fn new(backend: Backend, module: &'static str) -> Option<App> {
+        let db = match backend {
+            Backend::Sqlite => Db::Sqlite(TestDb::sqlite()),
+            Backend::Postgres => Db::Postgres(ServerDb::create(backend, "cli").await?),
+            Backend::MySql => panic!("the CLI scenarios have no MariaDB schema"),
         };
         Some(App {
             db,

@@ -5,51 +5,46 @@
 mod app;
 
 use app::{App, ids, pairs, show, states};
-use flamingock_tests::servers::Server;
+use flamingock_testkit::Backend;
 
-fn schema_module(server: Option<Server>) -> &'static str {
-    match server {
-        None => "cli_app::sqlite_schema",
-        Some(_) => "cli_app::pg_schema",
+fn schema_module(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "cli_app::sqlite_schema",
+        Backend::Postgres | Backend::MySql => "cli_app::pg_schema",
     }
 }
 
-macro_rules! on_each_database {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::scenarios::$scenario(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::scenarios::$scenario(Some(flamingock_tests::servers::Server::Postgres)).await;
-                }
-            )*
+/// Every scenario on one database (stamped by `flamingock_testkit::for_each_backend!` on SQLite
+/// and PostgreSQL: `cli_app` has no MariaDB schema).
+macro_rules! cli_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
+            cli_suite!(@scenarios $backend;
+                undo_last_three_then_apply_reapplies_them,
+                undo_is_refused_for_a_unit_without_rollback,
+                fix_resolves_a_blocked_unit,
+                history_filters_by_author_and_date_range,
+                lock_show_and_release,
+                usage_errors_exit_with_two,
+                undo_of_a_separate_target_removes_its_marker,
+            );
         }
     };
+    (@scenarios $backend:expr; $($scenario:ident,)*) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            super::scenarios::$scenario($backend).await;
+        }
+    )*};
 }
 
-on_each_database!(
-    undo_last_three_then_apply_reapplies_them,
-    undo_is_refused_for_a_unit_without_rollback,
-    fix_resolves_a_blocked_unit,
-    history_filters_by_author_and_date_range,
-    lock_show_and_release,
-    usage_errors_exit_with_two,
-    undo_of_a_separate_target_removes_its_marker,
-);
+flamingock_testkit::for_each_backend!(cli_suite, [sqlite, postgres]);
 
 mod scenarios {
     use super::*;
 
-    pub async fn undo_last_three_then_apply_reapplies_them(server: Option<Server>) {
-        let Some(app) = App::new(server, schema_module(server)).await else {
+    pub async fn undo_last_three_then_apply_reapplies_them(backend: Backend) {
+        let Some(app) = App::new(backend, schema_module(backend)).await else {
             return;
         };
         let plan = app.json(&["plan"]);
@@ -149,8 +144,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn undo_is_refused_for_a_unit_without_rollback(server: Option<Server>) {
-        let Some(app) = App::new(server, "cli_app::no_rollback").await else {
+    pub async fn undo_is_refused_for_a_unit_without_rollback(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::no_rollback").await else {
             return;
         };
         app.expect(&["apply"], 0);
@@ -176,8 +171,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn fix_resolves_a_blocked_unit(server: Option<Server>) {
-        let Some(app) = App::new(server, "cli_app::blocking").await else {
+    pub async fn fix_resolves_a_blocked_unit(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::blocking").await else {
             return;
         };
         let failed = app.run_failing(&["apply"], "flaky-export");
@@ -277,8 +272,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn history_filters_by_author_and_date_range(server: Option<Server>) {
-        let Some(app) = App::new(server, schema_module(server)).await else {
+    pub async fn history_filters_by_author_and_date_range(backend: Backend) {
+        let Some(app) = App::new(backend, schema_module(backend)).await else {
             return;
         };
         app.expect(&["apply"], 0);
@@ -349,8 +344,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn lock_show_and_release(server: Option<Server>) {
-        let Some(app) = App::new(server, schema_module(server)).await else {
+    pub async fn lock_show_and_release(backend: Backend) {
+        let Some(app) = App::new(backend, schema_module(backend)).await else {
             return;
         };
         let free = app.expect(&["lock", "show"], 0);
@@ -378,8 +373,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn usage_errors_exit_with_two(server: Option<Server>) {
-        let Some(app) = App::new(server, schema_module(server)).await else {
+    pub async fn usage_errors_exit_with_two(backend: Backend) {
+        let Some(app) = App::new(backend, schema_module(backend)).await else {
             return;
         };
         for args in [
@@ -409,8 +404,8 @@ mod scenarios {
         app.finish().await;
     }
 
-    pub async fn undo_of_a_separate_target_removes_its_marker(server: Option<Server>) {
-        let Some(app) = App::new(server, "cli_app::separate").await else {
+    pub async fn undo_of_a_separate_target_removes_its_marker(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::separate").await else {
             return;
         };
         let report = app.json(&["apply"]);

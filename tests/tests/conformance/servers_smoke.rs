@@ -1,20 +1,28 @@
-//! The per-test server databases work: created, usable by a run, dropped.
+//! The per-test server databases work: created, usable by a run, dropped; on each server.
 
-use flamingock_tests::servers::{Server, ServerDb};
+use flamingock_tests::servers::ServerDb;
 
-#[tokio::test]
-async fn a_fresh_database_per_test_on_each_server() {
-    for server in [Server::Postgres, Server::MySql] {
-        let Some(db) = ServerDb::create(server, "smoke").await else {
-            continue;
-        };
-        let report = flamingock::Flamingock::builder()
-            .database_url(&db.url)
-            .module("conformance::servers_smoke::nothing")
-            .run()
-            .await
-            .unwrap();
-        assert!(report.units.is_empty());
-        db.drop_database().await;
-    }
+macro_rules! smoke_suite {
+    ($name:ident, $db:ty, $backend:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn a_fresh_database_per_test() {
+                let Some(db) = ServerDb::create($backend, "smoke").await else {
+                    return;
+                };
+                let report = flamingock::Flamingock::builder()
+                    .database_url(&db.url)
+                    .module("conformance::servers_smoke::nothing")
+                    .run()
+                    .await
+                    .unwrap();
+                assert!(report.units.is_empty());
+                db.drop_database().await;
+            }
+        }
+    };
 }
+
+flamingock_testkit::for_each_backend!(smoke_suite, servers);
