@@ -20,6 +20,7 @@ macro_rules! lock_suite {
                 a_long_shared_unit_keeps_its_lease,
                 a_long_failing_shared_unit_records_its_failure,
             );
+            lock_suite!(@generic $db, $backend; a_unit_holding_every_connection_keeps_its_lease,);
 
             // MySQL runs units on the audit store's own database as TX_SEPARATE: the target's
             // commit is not covered by the audit fence, so the engine confirms the lease right
@@ -29,6 +30,12 @@ macro_rules! lock_suite {
             });
         }
     };
+    (@generic $db:ty, $backend:expr; $($check:ident,)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            super::checks::$check::<$db>($backend).await;
+        }
+    )*};
     (@checks $backend:expr; $($check:ident,)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $check() {
@@ -373,18 +380,75 @@ mod checks {
         db.cleanup(store.as_ref()).await;
     }
 
+    /// How long a "long" unit runs: more than two of [`long_unit_lease`]'s leases.
+    const LONG_UNIT: Duration = Duration::from_millis(3500);
+
     fn sleep_then_succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async {
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            tokio::time::sleep(LONG_UNIT).await;
             Ok(())
         })
     }
 
     fn sleep_then_fail<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async {
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            tokio::time::sleep(LONG_UNIT).await;
             Err("the unit gave up".into())
         })
+    }
+
+    /// A lease the long units outlive twice over, so that only the heartbeat keeps it; long
+    /// enough that the heartbeat (on a thread of its own, every half second) would have to be
+    /// held up for a whole second to lose it, which a busy machine does not do.
+    fn long_unit_lease() -> LockOptions {
+        LockOptions {
+            lease: Duration::from_millis(1500),
+            wait: Duration::from_secs(10),
+            ..LockOptions::default()
+        }
+    }
+
+    /// A non-transactional unit that holds every connection of the store's pool (SQLite's pool
+    /// has one) for longer than two leases.
+    fn hold_every_connection<'s, DB: sqlx::Database>(mut scope: UnitScope<'s>) -> StepFuture<'s> {
+        Box::pin(async move {
+            let pool = scope.dependency::<sqlx::Pool<DB>>()?;
+            let mut held = Vec::new();
+            for _ in 0..pool.options().get_max_connections() {
+                held.push(pool.acquire().await?);
+            }
+            tokio::time::sleep(LONG_UNIT).await;
+            drop(held);
+            Ok(())
+        })
+    }
+
+    /// The heartbeat extends the lease through a connection of its own: a unit holding all of the
+    /// store's connections does not starve it.
+    pub async fn a_unit_holding_every_connection_keeps_its_lease<DB: sqlx::Database>(
+        backend: Backend,
+    ) {
+        let Some(db) = test_db(backend).await else {
+            return;
+        };
+        let store = db.initialized_store().await;
+        let engine = Engine::new(store.clone()).with_lock_options(long_unit_lease());
+        let unit = UnitBuilder::new("hog", "1", "test")
+            .transactional(false)
+            .takes_dependency::<sqlx::Pool<DB>>()
+            .execute(hold_every_connection::<DB>)
+            .build();
+        let report = engine.run([unit]).await.expect("the lease was kept");
+        assert_eq!(report.applied(), ["hog"]);
+        let states: Vec<_> = store
+            .entries()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.state)
+            .collect();
+        assert_eq!(states, [AuditState::Started, AuditState::Applied]);
+        db.cleanup(store.as_ref()).await;
     }
 
     fn quick<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
@@ -399,16 +463,6 @@ mod checks {
         call: for<'s> fn(UnitScope<'s>) -> StepFuture<'s>,
     ) -> &'static ChangeUnit {
         UnitBuilder::new(id, order, "test").execute(call).build()
-    }
-
-    /// A lease far shorter than the unit: only the heartbeat (and, on SQLite, the transaction's
-    /// own renewal) keeps it.
-    fn short_lease() -> LockOptions {
-        LockOptions {
-            lease: Duration::from_millis(300),
-            wait: Duration::from_secs(5),
-            ..LockOptions::default()
-        }
     }
 
     fn sleep_briefly<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
@@ -476,7 +530,7 @@ mod checks {
             return;
         };
         let store = db.initialized_store().await;
-        let engine = Engine::new(store.clone()).with_lock_options(short_lease());
+        let engine = Engine::new(store.clone()).with_lock_options(long_unit_lease());
         let units = [
             shared_unit("long", "1", sleep_then_succeed),
             shared_unit("after", "2", quick),
@@ -514,7 +568,7 @@ mod checks {
             return;
         };
         let store = db.initialized_store().await;
-        let engine = Engine::new(store.clone()).with_lock_options(short_lease());
+        let engine = Engine::new(store.clone()).with_lock_options(long_unit_lease());
         let error = engine
             .run([shared_unit("long", "1", sleep_then_fail)])
             .await
