@@ -53,7 +53,24 @@ pub enum StoreError {
         "the lock \"{key}\" is no longer held by this runner ({owner}): another instance may have taken over, so this one records and runs nothing more"
     )]
     LockLost { key: String, owner: String },
+    /// A write was sent (a commit, typically) and its reply was lost, and the store could not
+    /// learn whether it took effect: it may have, or not. Unlike every other error, this one does
+    /// not mean "nothing happened".
+    #[error("audit store: whether {action} took effect is unknown (its reply was lost): {source}")]
+    OutcomeUnknown {
+        /// What was being done (`"committing a shared transaction"`).
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
+
+/// The source of a [`TargetError`](crate::target::TargetError) whose write may or may not have
+/// taken effect (a commit whose reply was lost, that the target could not settle): the engine
+/// then trusts only positive evidence (a marker that is there), never its absence.
+#[derive(Debug, thiserror::Error)]
+#[error("whether it took effect is unknown (its reply was lost): {0}")]
+pub struct OutcomeUnknown(#[source] pub BoxError);
 
 /// The transaction of a `TX_SHARED` unit: opened on the audit store's own database, so that the
 /// change and its `APPLIED` row commit together.

@@ -39,6 +39,14 @@ pub trait Dialect: Database + sealed::Sealed + HistorySql + LockDialect {
     /// as a `TX_SEPARATE` target instead.
     #[doc(hidden)]
     const DDL_COMMITS: bool;
+    /// Selects the current transaction's id as text (`txid`), read before a unit's `COMMIT` so
+    /// that a commit whose reply is lost can be settled (`None`: the database cannot be asked).
+    #[doc(hidden)]
+    const TRANSACTION_ID: Option<&'static str> = None;
+    /// Selects what became of the transaction whose id is bound, as text (`status`):
+    /// `committed`, `aborted`, `in progress`, or NULL when too old to know.
+    #[doc(hidden)]
+    const TRANSACTION_STATUS: Option<&'static str> = None;
 
     /// The statements creating the table (and its index) if missing, in order.
     #[doc(hidden)]

@@ -22,6 +22,7 @@
 )]
 
 mod columns;
+mod commit;
 mod connect;
 mod dialect;
 mod history;

@@ -16,6 +16,7 @@ use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditStore, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
+use crate::commit::{CommitFailure, commit_settled};
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
@@ -259,6 +260,7 @@ where
             .map_err(query_error("opening a shared transaction"))?;
         Ok(Box::new(SqlSharedTransaction {
             tx,
+            pool: self.pool.clone(),
             sql: Arc::clone(&self.sql),
             lock: Arc::clone(&self.lock),
             hold,
@@ -307,6 +309,8 @@ where
 /// The transaction of a `TX_SHARED` unit: the unit's statements and its audit row commit together.
 struct SqlSharedTransaction<DB: Dialect> {
     tx: Transaction<'static, DB>,
+    /// Where a commit whose reply was lost is settled from (another connection).
+    pool: Pool<DB>,
     sql: Arc<Statements>,
     lock: Arc<LockTable>,
     /// On SQLite: the database's write lock, held since `BEGIN` (see the `lock` module).
@@ -319,7 +323,8 @@ where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    String: Type<DB> + for<'q> Encode<'q, DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB>,
     Option<String>: for<'q> Encode<'q, DB>,
     Option<i64>: for<'q> Encode<'q, DB>,
@@ -335,6 +340,7 @@ where
     ) -> Result<(), StoreError> {
         let Self {
             mut tx,
+            pool,
             sql: statements,
             lock,
             hold,
@@ -367,9 +373,14 @@ where
                 }
             }
         }
-        tx.commit()
-            .await
-            .map_err(query_error("committing a shared transaction"))
+        let action = "committing a shared transaction";
+        commit_settled(tx, &pool).await.map_err(|failure| match failure {
+            CommitFailure::NotCommitted(error) => query_error(action)(error),
+            CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
+                action,
+                source: Box::new(error),
+            },
+        })
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), StoreError> {

@@ -179,6 +179,9 @@ impl<'a> Attempt<'a> {
             // The fenced insert was refused: it certainly did not happen.
             return Written::No(error);
         }
+        // After a reply the store could not settle, the write may still land: only a row that is
+        // there tells; one that is not yet there tells nothing.
+        let settled = !matches!(&error, Some(StoreError::OutcomeUnknown { .. }));
         let query = HistoryQuery::new()
             .change(self.id())
             .newest_first()
@@ -196,8 +199,10 @@ impl<'a> Attempt<'a> {
                     tracing::warn!(change_id = self.id(), %state, found, "a write's reply was lost; the audit tells");
                     return if found {
                         Written::Yes
-                    } else {
+                    } else if settled {
                         Written::No(error)
+                    } else {
+                        Written::Unknown(error)
                     };
                 }
                 Err(read) => {

@@ -6,7 +6,7 @@
 use std::any::Any;
 
 use crate::model::{AuditState, UnitMethod};
-use crate::store::SharedTransaction;
+use crate::store::{OutcomeUnknown, SharedTransaction};
 use crate::target::{TargetTransaction, TransactionalTarget};
 
 use super::attempt::{Attempt, Written};
@@ -212,8 +212,17 @@ impl<'t> UnitTransaction<'t> {
                     Ok(()) => None,
                     Err(error) => Some(error),
                 };
+                // A commit the target could not settle may still land: a marker that is not there
+                // yet tells nothing then.
+                let settled = !error
+                    .as_ref()
+                    .is_some_and(|e| e.source.is::<OutcomeUnknown>());
                 match super::separate::committed_by_marker(attempt, target).await {
                     Some(true) => Commit::Done { recorded: false },
+                    Some(false) if !settled => Commit::Unknown(failure(
+                        "the change ran and the target's transaction was sent to commit, but whether it committed is unknown (the reply was lost and the target could not tell); nothing more was written: the next run asks the marker",
+                        error,
+                    )),
                     Some(false) => Commit::NotCommitted(failure(
                         "the change ran but the target's transaction did not commit",
                         error,

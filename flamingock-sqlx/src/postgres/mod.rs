@@ -40,6 +40,9 @@ impl Dialect for Postgres {
          FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1";
     const DDL_COMMITS: bool = false;
+    const TRANSACTION_ID: Option<&'static str> = Some("SELECT txid_current()::text AS txid");
+    const TRANSACTION_STATUS: Option<&'static str> =
+        Some("SELECT txid_status(CAST($1 AS bigint)) AS status");
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![

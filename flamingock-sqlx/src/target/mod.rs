@@ -263,6 +263,7 @@ where
             .map_err(self.error("opening a transaction"))?;
         Ok(Box::new(SqlTargetTransaction {
             tx,
+            pool: self.pool.clone(),
             target: self.name.clone(),
             sql: Arc::clone(&self.sql),
         }))
@@ -285,6 +286,7 @@ where
             .map_err(self.error("writing the open marker"))?;
         Ok(Box::new(SqlTargetTransaction {
             tx,
+            pool: self.pool.clone(),
             target: self.name.clone(),
             sql: Arc::clone(&self.sql),
         }))

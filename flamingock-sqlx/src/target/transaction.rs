@@ -6,8 +6,11 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flamingock_core::store::OutcomeUnknown;
 use flamingock_core::target::{TargetError, TargetTransaction};
-use sqlx::{Encode, Executor, IntoArguments, Transaction, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+
+use crate::commit::{CommitFailure, commit_settled};
 
 use crate::dialect::TargetDialect;
 use crate::identifier::TableName;
@@ -36,6 +39,8 @@ impl MarkerStatements {
 /// One unit's transaction on a [`SqlTarget`](super::SqlTarget).
 pub(super) struct SqlTargetTransaction<DB: TargetDialect> {
     pub(super) tx: Transaction<'static, DB>,
+    /// Where a commit whose reply was lost is settled from (another connection).
+    pub(super) pool: Pool<DB>,
     pub(super) target: String,
     pub(super) sql: Arc<MarkerStatements>,
 }
@@ -48,6 +53,19 @@ impl<DB: TargetDialect> SqlTargetTransaction<DB> {
             source: Box::new(source),
         }
     }
+
+    /// The error of a commit that did not certainly happen: an [`OutcomeUnknown`] source when it
+    /// may have.
+    fn commit_error(target: String, action: &'static str) -> impl FnOnce(CommitFailure) -> TargetError {
+        move |failure| TargetError {
+            target,
+            action,
+            source: match failure {
+                CommitFailure::NotCommitted(error) => Box::new(error),
+                CommitFailure::Unknown(error) => Box::new(OutcomeUnknown(Box::new(error))),
+            },
+        }
+    }
 }
 
 #[async_trait]
@@ -56,7 +74,8 @@ where
     DB: TargetDialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    String: Type<DB> + for<'q> Encode<'q, DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     bool: Type<DB> + for<'q> Encode<'q, DB>,
 {
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
@@ -70,6 +89,7 @@ where
     ) -> Result<(), TargetError> {
         let Self {
             mut tx,
+            pool,
             target,
             sql: statements,
         } = *self;
@@ -80,9 +100,10 @@ where
             .execute(&mut *tx)
             .await
             .map_err(Self::error(target.clone(), "writing the marker"))?;
-        tx.commit()
-            .await
-            .map_err(Self::error(target, "committing the change with its marker"))
+        commit_settled(tx, &pool).await.map_err(Self::commit_error(
+            target,
+            "committing the change with its marker",
+        ))
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), TargetError> {
@@ -95,6 +116,7 @@ where
     async fn commit_removing_marker(self: Box<Self>, change_id: &str) -> Result<(), TargetError> {
         let Self {
             mut tx,
+            pool,
             target,
             sql: statements,
         } = *self;
@@ -103,7 +125,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(Self::error(target.clone(), "removing the marker"))?;
-        tx.commit().await.map_err(Self::error(
+        commit_settled(tx, &pool).await.map_err(Self::commit_error(
             target,
             "committing the rollback with the marker's removal",
         ))
