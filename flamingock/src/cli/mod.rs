@@ -236,6 +236,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// The command failed (exit code 1).
     Failed(String),
+    /// Whoever read the output stopped reading (a closed pipe): the command stops there, quietly
+    /// and with success, since what it did was done and nobody is left to tell.
+    OutputClosed,
 }
 
 impl Failure {
@@ -275,15 +278,22 @@ fn outcome(result: Result<(), Failure>) -> ExitCode {
 }
 
 fn report(failure: Failure) -> ExitCode {
+    use std::io::Write as _;
+    // `eprintln!` would panic on a closed stderr; the exit code still tells.
+    let mut stderr = std::io::stderr();
     match failure {
         Failure::Usage(message) => {
-            eprintln!("error: {message}\n\nFor more information, try '--help'.");
+            let _ = writeln!(
+                stderr,
+                "error: {message}\n\nFor more information, try '--help'."
+            );
             ExitCode::from(2)
         }
         Failure::Failed(message) => {
-            eprintln!("error: {message}");
+            let _ = writeln!(stderr, "error: {message}");
             ExitCode::FAILURE
         }
+        Failure::OutputClosed => ExitCode::SUCCESS,
     }
 }
 

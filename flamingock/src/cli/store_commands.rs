@@ -4,10 +4,11 @@
 
 use flamingock_core::engine::{FixRequest, LockRelease, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
+use flamingock_core::lock::LockInfo;
 use flamingock_core::{AuditEntry, AuditState};
 
 use super::args::{FixArgs, Format, HistoryArgs, LockAction};
-use super::output::{Table, html_only_for_history, json, terminal_safe, when};
+use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe, when};
 use super::time::{Bound, parse_time};
 use super::{Failure, Session, html};
 
@@ -53,20 +54,20 @@ pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failur
         .await
         .map_err(Failure::from_store)?;
     match session.format {
-        Format::Json => print!("{}", json(&rows)),
-        Format::Csv => print!("{}", history_table(&rows, true).to_csv()),
+        Format::Json => out!("{}", json(&rows))?,
+        Format::Csv => out!("{}", history_table(&rows, true).to_csv())?,
         Format::Table => {
             if rows.is_empty() {
-                println!("no audit rows match");
+                outln!("no audit rows match")?;
             } else {
-                print!("{}", history_table(&rows, false).to_text(60));
+                out!("{}", history_table(&rows, false).to_text(60))?;
                 if let (Some(limit), Some(last)) = (query.limit, rows.last())
                     && rows.len() == limit as usize
                 {
-                    println!(
+                    outln!(
                         "(more may follow: add --after {} for the next page)",
                         last.id
-                    );
+                    )?;
                 }
             }
         }
@@ -78,7 +79,7 @@ pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failur
                 filters: &filters,
                 generated_at: chrono::Utc::now(),
             };
-            print!("{}", html::page(&rows, &context));
+            out!("{}", html::page(&rows, &context))?;
         }
     }
     Ok(())
@@ -223,7 +224,7 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
         .await
         .map_err(|error| Failure::Failed(error.to_string()))?;
     match session.format {
-        Format::Json => print!("{}", json(&outcome)),
+        Format::Json => out!("{}", json(&outcome))?,
         Format::Csv | Format::Table => {
             let previous = outcome
                 .previous
@@ -232,13 +233,13 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
                 Resolution::Applied => "runs skip it from now on",
                 Resolution::RolledBack => "the next run applies it again",
             };
-            println!(
+            outln!(
                 "recorded {} for \"{}\" (was {previous}) by {}: {}\n{next}",
                 outcome.entry.state,
                 terminal_safe(&request.change_id),
                 terminal_safe(&request.operator),
                 terminal_safe(&request.reason)
-            );
+            )?;
         }
         Format::Html => return Err(html_only_for_history()),
     }
@@ -275,11 +276,27 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
             LockRelease::Live(holder) => ("live", Some(holder), true),
         },
     };
+    let printed = print_lock(session, &key, outcome, holder.as_ref());
+    // A running lease left alone is a refusal, even when nobody reads the output any more.
+    if live {
+        return Err(Failure::Failed(format!(
+            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `lock release --force`"
+        )));
+    }
+    printed
+}
+
+fn print_lock(
+    session: &Session,
+    key: &str,
+    outcome: &str,
+    holder: Option<&LockInfo>,
+) -> Result<(), Failure> {
     match session.format {
-        Format::Json => print!(
+        Format::Json => out!(
             "{}",
             json(&serde_json::json!({ "key": key, "outcome": outcome, "holder": holder }))
-        ),
+        )?,
         Format::Csv => {
             let mut table = Table::new(&[
                 "key",
@@ -290,7 +307,7 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
                 "expired",
                 "outcome",
             ]);
-            if let Some(info) = &holder {
+            if let Some(info) = holder {
                 table.push(vec![
                     info.key.clone(),
                     info.owner.clone(),
@@ -301,21 +318,16 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
                     outcome.to_owned(),
                 ]);
             }
-            print!("{}", table.to_csv());
+            out!("{}", table.to_csv())?;
         }
-        Format::Table => match (&holder, outcome) {
-            (Some(info), "shown") => println!("{info}"),
-            (Some(info), "released") => println!("released: {info}"),
-            (Some(info), _) => println!("{info}"),
-            (None, "shown") => println!("lock \"{key}\" is free"),
-            (None, _) => println!("lock \"{key}\" was free; nothing released"),
+        Format::Table => match (holder, outcome) {
+            (Some(info), "shown") => outln!("{info}")?,
+            (Some(info), "released") => outln!("released: {info}")?,
+            (Some(info), _) => outln!("{info}")?,
+            (None, "shown") => outln!("lock \"{key}\" is free")?,
+            (None, _) => outln!("lock \"{key}\" was free; nothing released")?,
         },
         Format::Html => return Err(html_only_for_history()),
-    }
-    if live {
-        return Err(Failure::Failed(format!(
-            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `lock release --force`"
-        )));
     }
     Ok(())
 }

@@ -1,0 +1,113 @@
+//! The standalone `flamingock` binary at the edges an operator meets, on a SQLite file per test:
+//! a reader that stops early (`flamingock history | head -1`), a lease that is still running, a
+//! lock row nobody can read, a file that may only be read, a command line that is refused.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use flamingock::{AuditEntry, AuditState, RecoveryStrategy, TxStrategy};
+
+/// A SQLite file in a directory of its own, removed with it.
+struct SqliteFile {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteFile {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("audit.db")
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+}
+
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flamingock"));
+    command
+        .args(args)
+        .env_remove("FLAMINGOCK_DATABASE_URL")
+        .env_remove("FLAMINGOCK_AUDIT_TABLE")
+        .env_remove("FLAMINGOCK_LOCK_TABLE")
+        .env("FLAMINGOCK_DATABASE_URL", url);
+    command
+}
+
+fn row(change_id: &str, order: &str) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        execution_id: "run-1".into(),
+        change_id: change_id.into(),
+        author: "ana".into(),
+        change_order: order.into(),
+        stage: "default".into(),
+        state: AuditState::Applied,
+        created_at: None,
+        execution_ms: Some(3),
+        hostname: "app-host".into(),
+        runner_id: "runner".into(),
+        target_system: "default".into(),
+        tx_strategy: TxStrategy::Shared,
+        recovery_strategy: RecoveryStrategy::ManualIntervention,
+        app_name: Some("billing".into()),
+        app_version: Some("2.1.0".into()),
+        source: "billing::units src/units.rs:1".into(),
+        checksum: None,
+        error: None,
+        metadata: None,
+    }
+}
+
+async fn store(url: &str) -> std::sync::Arc<dyn flamingock::AuditStore> {
+    let engine = flamingock::Flamingock::builder()
+        .database_url(url)
+        .build()
+        .await
+        .expect("the store opens");
+    let store = std::sync::Arc::clone(engine.store());
+    store.initialize().await.expect("initialize");
+    store
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_history_quietly_with_success() {
+    let db = SqliteFile::new();
+    let store = store(&db.url()).await;
+    // Far more output than a pipe holds (64 KiB on Linux): the binary is still writing when the
+    // reader goes away.
+    for n in 0..1500 {
+        let order = format!("{n:04}");
+        store
+            .append(
+                &row(&format!("unit-{order}-with-a-long-name"), &order),
+                None,
+            )
+            .await
+            .expect("append");
+    }
+    for format in ["table", "json", "csv"] {
+        let mut child = command(&db.url(), &["history", "--format", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("flamingock starts");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut first).expect("a first line");
+        assert!(!first.is_empty());
+        drop(stdout);
+        let output = child.wait_with_output().expect("flamingock ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{format}: {stderr}"
+        );
+        assert_eq!(output.status.code(), Some(0), "{format}: {stderr}");
+    }
+}
