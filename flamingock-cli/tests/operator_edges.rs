@@ -3,8 +3,10 @@
 //! lock row nobody can read, a file that may only be read, a command line that is refused.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
+use flamingock::lock::Fence;
 use flamingock::{AuditEntry, AuditState, RecoveryStrategy, TxStrategy};
 
 /// A SQLite file in a directory of its own, removed with it.
@@ -37,6 +39,19 @@ fn command(url: &str, args: &[&str]) -> Command {
         .env_remove("FLAMINGOCK_LOCK_TABLE")
         .env("FLAMINGOCK_DATABASE_URL", url);
     command
+}
+
+fn flamingock(url: &str, args: &[&str]) -> Output {
+    command(url, args).output().expect("flamingock runs")
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 fn row(change_id: &str, order: &str) -> AuditEntry {
@@ -110,4 +125,31 @@ async fn a_reader_that_stops_early_ends_history_quietly_with_success() {
         );
         assert_eq!(output.status.code(), Some(0), "{format}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn a_running_lease_is_refused_by_plain_release_naming_the_force_option() {
+    let db = SqliteFile::new();
+    let store = store(&db.url()).await;
+    let holder = Fence {
+        key: "flamingock".into(),
+        owner: "runner-elsewhere".into(),
+    };
+    let lock = store.lock().expect("SQLite keeps a lock");
+    lock.try_acquire(&holder, "host-b", Duration::from_secs(600))
+        .await
+        .expect("taken");
+
+    let refused = flamingock(&db.url(), &["lock", "release"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`flamingock lock release --force`"),
+        "{stderr}"
+    );
+    assert!(lock.read("flamingock").await.expect("read").is_some());
+
+    let forced = flamingock(&db.url(), &["lock", "release", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", show(&forced));
+    assert!(lock.read("flamingock").await.expect("read").is_none());
 }

@@ -280,7 +280,7 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
     // A running lease left alone is a refusal, even when nobody reads the output any more.
     if live {
         return Err(Failure::Failed(format!(
-            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `lock release --force`"
+            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `flamingock lock release --force`"
         )));
     }
     printed
