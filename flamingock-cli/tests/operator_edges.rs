@@ -153,3 +153,42 @@ async fn a_running_lease_is_refused_by_plain_release_naming_the_force_option() {
     assert_eq!(forced.status.code(), Some(0), "{}", show(&forced));
     assert!(lock.read("flamingock").await.expect("read").is_none());
 }
+
+#[tokio::test]
+async fn history_ages_are_measured_on_the_database_clock() {
+    use flamingock_tests::servers::{Server, ServerDb};
+    // Each database's clock reads back as an instant (the one rows are stamped with).
+    let sqlite = SqliteFile::new();
+    let mut servers = Vec::new();
+    for server in [Server::Postgres, Server::MySql] {
+        if let Some(db) = ServerDb::create(server, "clock").await {
+            servers.push(db);
+        }
+    }
+    let urls: Vec<String> = std::iter::once(sqlite.url())
+        .chain(servers.iter().map(|db| db.url.clone()))
+        .collect();
+    for url in &urls {
+        let store = store(url).await;
+        let now = store.now().await.expect("the database clock");
+        let skew = (now - chrono::Utc::now()).num_seconds().abs();
+        assert!(skew < 60, "{url}: the database says {now}");
+        store
+            .append(&row("schema", "1"), None)
+            .await
+            .expect("append");
+        let count = |args: &[&str]| {
+            let mut args = args.to_vec();
+            args.extend(["--format", "json"]);
+            let output = flamingock(url, &args);
+            assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+            let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+            rows.as_array().map(Vec::len)
+        };
+        assert_eq!(count(&["history", "--since", "1h"]), Some(1), "{url}");
+        assert_eq!(count(&["history", "--until", "1h"]), Some(0), "{url}");
+    }
+    for db in servers {
+        db.drop_database().await;
+    }
+}

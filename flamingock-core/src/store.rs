@@ -99,6 +99,14 @@ pub trait AuditStore: Send + Sync {
         Ok(query.apply_to(&self.entries().await?))
     }
 
+    /// The store's clock: the time its database stamps rows with (`created_at`) and judges
+    /// leases by. Ages people type ("rows of the last hour") are measured from it, so that a
+    /// client whose clock is off still selects the rows it means. The default: this process's
+    /// clock (right for a store kept in this process).
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        Ok(chrono::Utc::now())
+    }
+
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
 

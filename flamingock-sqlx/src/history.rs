@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
+use chrono::{DateTime, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
 use flamingock_core::{AuditEntry, StoreError};
 use sqlx::{
@@ -131,6 +132,29 @@ where
         .collect()
 }
 
+/// The database clock, the one `created_at` is stamped from.
+pub(crate) async fn database_now<DB>(pool: &Pool<DB>) -> Result<DateTime<Utc>, StoreError>
+where
+    DB: Database + HistorySql,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+{
+    let action = "reading the database clock";
+    let text: String = sqlx::query(DB::SELECT_CLOCK)
+        .fetch_one(pool)
+        .await
+        .and_then(|row| sqlx::Row::try_get(&row, "now"))
+        .map_err(query_error(action))?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| StoreError::Query {
+            action,
+            source: format!("`{text}` is not a timestamp: {error}").into(),
+        })
+}
+
 /// Creates the history indexes once per process and table. A failure (no right to create an
 /// index, a concurrent creator) costs only speed, so it is logged, not returned.
 async fn ensure_indexes<DB>(pool: &Pool<DB>, table: &TableName, identity: &str)
@@ -179,7 +203,6 @@ where
 #[cfg(all(test, feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
     use flamingock_core::AuditState;
 
     fn at(text: &str) -> DateTime<Utc> {

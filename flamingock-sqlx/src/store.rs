@@ -249,6 +249,10 @@ where
         crate::history::history(&self.pool, &self.table, &self.identity, query).await
     }
 
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        crate::history::database_now(&self.pool).await
+    }
+
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
         let (tx, hold) = lock::begin_shared(&self.pool, &self.lock)
             .await

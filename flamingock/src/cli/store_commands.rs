@@ -5,16 +5,24 @@
 use flamingock_core::engine::{FixRequest, LockRelease, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::LockInfo;
-use flamingock_core::{AuditEntry, AuditState};
+use flamingock_core::{AuditEntry, AuditState, AuditStore};
 
 use super::args::{FixArgs, Format, HistoryArgs, LockAction};
 use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe, when};
-use super::time::{Bound, parse_time};
+use super::time::{Bound, TypedTime, read_time};
 use super::{Failure, Session, html};
 
-/// The query `history`'s options describe.
-pub fn history_query(args: &HistoryArgs) -> Result<HistoryQuery, Failure> {
-    let now = chrono::Utc::now();
+/// What `history`'s options ask for, read before anything is asked of the store. Ages
+/// (`--since 1h`) are measured when the store's clock is known: see [`HistoryRequest::query`].
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    query: HistoryQuery,
+    since: Option<TypedTime>,
+    until: Option<TypedTime>,
+}
+
+/// Reads `history`'s options; a typo is a usage error.
+pub fn history_request(args: &HistoryArgs) -> Result<HistoryRequest, Failure> {
     let mut query = HistoryQuery::new();
     query.change_id = args.change.clone();
     query.author = args.author.clone();
@@ -30,23 +38,51 @@ pub fn history_query(args: &HistoryArgs) -> Result<HistoryQuery, Failure> {
         })?;
         query = query.state(parsed);
     }
-    if let Some(since) = &args.since {
-        query.since = Some(parse_time(since, Bound::Since, now).map_err(Failure::Usage)?);
-    }
-    if let Some(until) = &args.until {
-        query.until = Some(parse_time(until, Bound::Until, now).map_err(Failure::Usage)?);
-    }
+    let time = |text: &Option<String>, bound| {
+        text.as_deref()
+            .map(|text| read_time(text, bound).map_err(Failure::Usage))
+            .transpose()
+    };
+    let since = time(&args.since, Bound::Since)?;
+    let until = time(&args.until, Bound::Until)?;
     if args.newest_first {
         query = query.newest_first();
     }
     query.limit = args.limit;
     query.after_id = args.after;
-    Ok(query)
+    Ok(HistoryRequest {
+        query,
+        since,
+        until,
+    })
+}
+
+impl HistoryRequest {
+    /// The query, its ages measured back from `store`'s clock: the one that stamped the rows
+    /// (`created_at`), as the lock's leases are judged by it too.
+    pub async fn query(&self, store: &dyn AuditStore) -> Result<HistoryQuery, Failure> {
+        let mut query = self.query.clone();
+        let ages = [self.since, self.until]
+            .iter()
+            .any(|time| matches!(time, Some(TypedTime::Ago(_))));
+        // The clock is asked only when an age needs it (instants do not look at `now`).
+        let now = match ages {
+            true => store.now().await.map_err(Failure::from_store)?,
+            false => chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        };
+        let at =
+            |time: Option<TypedTime>| time.map(|t| t.at(now).map_err(Failure::Usage)).transpose();
+        query.since = at(self.since)?;
+        query.until = at(self.until)?;
+        Ok(query)
+    }
 }
 
 /// `history`.
 pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failure> {
-    let query = history_query(args)?;
+    let query = history_request(args)?
+        .query(session.engine.store().as_ref())
+        .await?;
     let rows = session
         .engine
         .store()
@@ -330,4 +366,93 @@ fn print_lock(
         Format::Html => return Err(html_only_for_history()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::{DateTime, Duration, Utc};
+    use clap::Parser;
+    use flamingock_core::StoreError;
+    use flamingock_core::inject::Dependencies;
+    use flamingock_core::lock::Fence;
+    use flamingock_core::model::UnitState;
+    use flamingock_core::store::SharedTransaction;
+    use flamingock_core::testing::MemoryAuditStore;
+    use std::collections::HashMap;
+
+    /// A store whose database clock is three hours behind this process's.
+    struct ClockBehind(MemoryAuditStore);
+
+    fn database_now() -> DateTime<Utc> {
+        "2026-03-10T09:00:00Z".parse().expect("a time")
+    }
+
+    #[async_trait]
+    impl AuditStore for ClockBehind {
+        async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+            Ok(database_now())
+        }
+        async fn initialize(&self) -> Result<(), StoreError> {
+            self.0.initialize().await
+        }
+        async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
+            self.0.unit_states().await
+        }
+        async fn append(
+            &self,
+            entry: &AuditEntry,
+            fence: Option<&Fence>,
+        ) -> Result<(), StoreError> {
+            self.0.append(entry, fence).await
+        }
+        async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+            self.0.entries().await
+        }
+        async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
+            self.0.begin_shared().await
+        }
+        fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
+            self.0.shared_transaction_type()
+        }
+        fn dependencies(&self) -> Dependencies {
+            self.0.dependencies()
+        }
+        fn describe(&self) -> String {
+            "a store whose clock is behind".into()
+        }
+    }
+
+    fn history_args(args: &[&str]) -> HistoryArgs {
+        let mut line = vec!["flamingock", "history"];
+        line.extend(args);
+        match super::super::args::StoreCli::parse_from(line).command {
+            super::super::args::StoreCommand::History(args) => args,
+            _ => unreachable!("a history command line"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ages_are_measured_back_from_the_stores_clock() {
+        let store = ClockBehind(MemoryAuditStore::new());
+        let args = history_args(&["--since", "1h", "--until", "30m"]);
+        let query = history_request(&args)
+            .expect("valid options")
+            .query(&store)
+            .await
+            .expect("a query");
+        assert_eq!(query.since, Some(database_now() - Duration::hours(1)));
+        assert_eq!(query.until, Some(database_now() - Duration::minutes(30)));
+
+        let args = history_args(&["--since", "2026-01-31"]);
+        let query = history_request(&args).unwrap().query(&store).await.unwrap();
+        assert_eq!(query.since, Some("2026-01-31T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_time_that_is_not_one_is_refused_before_the_store_is_asked() {
+        let args = history_args(&["--since", "yesterday"]);
+        assert!(matches!(history_request(&args), Err(Failure::Usage(_))));
+    }
 }
