@@ -192,3 +192,68 @@ async fn history_ages_are_measured_on_the_database_clock() {
         db.drop_database().await;
     }
 }
+
+/// A lease row no program wrote: its times are not times and its owner is a blob.
+async fn corrupt_lock_row(url: &str) {
+    let _ = store(url).await;
+    let pool = flamingock::sqlx_store::sqlx::SqlitePool::connect(url)
+        .await
+        .expect("the file opens");
+    flamingock::sqlx_store::sqlx::query(
+        "INSERT INTO flamingock_lock (lock_key, owner, hostname, acquired_at, expires_at) \
+         VALUES ('flamingock', X'FF00', 'host-c', 'yesterday', 'never')",
+    )
+    .execute(&pool)
+    .await
+    .expect("the row is written");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_lock_row_is_named_as_such_and_removed_by_force() {
+    let db = SqliteFile::new();
+    corrupt_lock_row(&db.url()).await;
+
+    for args in [&["lock", "show"][..], &["lock", "release"]] {
+        let refused = flamingock(&db.url(), args);
+        assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("lock table `flamingock_lock` holds a row Flamingock cannot read")
+                && !stderr.contains("audit table"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("host-c"), "what could be read: {stderr}");
+        assert!(stderr.contains("lock release --force"), "{stderr}");
+    }
+
+    let forced = flamingock(&db.url(), &["lock", "release", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", show(&forced));
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert!(
+        stdout.contains("released lock \"flamingock\"") && stdout.contains("host-c"),
+        "{stdout}"
+    );
+    let shown = flamingock(&db.url(), &["lock", "show"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", show(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("is free"));
+}
+
+#[tokio::test]
+async fn force_release_reports_an_unreadable_row_in_json_too() {
+    let db = SqliteFile::new();
+    corrupt_lock_row(&db.url()).await;
+    let forced = flamingock(
+        &db.url(),
+        &["lock", "release", "--force", "--format", "json"],
+    );
+    assert_eq!(forced.status.code(), Some(0), "{}", show(&forced));
+    let report: serde_json::Value = serde_json::from_slice(&forced.stdout).expect("JSON on stdout");
+    assert_eq!(report["outcome"], "released");
+    assert!(
+        report["unreadable"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("yesterday")),
+        "{report}"
+    );
+}

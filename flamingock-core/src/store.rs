@@ -45,6 +45,11 @@ pub enum StoreError {
     /// A row could not be understood.
     #[error("audit table `{table}` holds a row Flamingock cannot read: {detail}")]
     CorruptRow { table: String, detail: String },
+    /// A lease row of the lock table could not be understood (`detail` says what could be read).
+    #[error(
+        "lock table `{table}` holds a row Flamingock cannot read: {detail}; `flamingock lock release --force` removes it"
+    )]
+    CorruptLockRow { table: String, detail: String },
     /// The database URL names no supported backend, or a backend this build lacks.
     #[error("{0}")]
     Unsupported(String),

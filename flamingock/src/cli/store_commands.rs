@@ -5,7 +5,7 @@
 use flamingock_core::engine::{FixRequest, LockRelease, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::LockInfo;
-use flamingock_core::{AuditEntry, AuditState, AuditStore};
+use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError};
 
 use super::args::{FixArgs, Format, HistoryArgs, LockAction};
 use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe, when};
@@ -293,18 +293,23 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
         )));
     }
     let failed = |error: flamingock_core::Error| Failure::Failed(error.to_string());
+    // What could be read of a row that does not decode, when `--force` removes it anyway.
+    let mut unreadable = None;
     let (outcome, holder, live) = match action {
         LockAction::Show => {
             let holder = engine.lock_state().await.map_err(failed)?;
             ("shown", holder, false)
         }
         LockAction::Release(args) if args.force => {
+            if let Err(flamingock_core::Error::Store(StoreError::CorruptLockRow {
+                detail, ..
+            })) = engine.lock_state().await
+            {
+                unreadable = Some(detail);
+            }
             let holder = engine.force_release_lock().await.map_err(failed)?;
-            (
-                if holder.is_some() { "released" } else { "free" },
-                holder,
-                false,
-            )
+            let removed = holder.is_some() || unreadable.is_some();
+            (if removed { "released" } else { "free" }, holder, false)
         }
         LockAction::Release(_) => match engine.release_stale_lock().await.map_err(failed)? {
             LockRelease::Free => ("free", None, false),
@@ -312,7 +317,13 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
             LockRelease::Live(holder) => ("live", Some(holder), true),
         },
     };
-    let printed = print_lock(session, &key, outcome, holder.as_ref());
+    let printed = print_lock(
+        session,
+        &key,
+        outcome,
+        holder.as_ref(),
+        unreadable.as_deref(),
+    );
     // A running lease left alone is a refusal, even when nobody reads the output any more.
     if live {
         return Err(Failure::Failed(format!(
@@ -327,12 +338,17 @@ fn print_lock(
     key: &str,
     outcome: &str,
     holder: Option<&LockInfo>,
+    unreadable: Option<&str>,
 ) -> Result<(), Failure> {
     match session.format {
-        Format::Json => out!(
-            "{}",
-            json(&serde_json::json!({ "key": key, "outcome": outcome, "holder": holder }))
-        )?,
+        Format::Json => {
+            let mut report =
+                serde_json::json!({ "key": key, "outcome": outcome, "holder": holder });
+            if let Some(detail) = unreadable {
+                report["unreadable"] = detail.into();
+            }
+            out!("{}", json(&report))?
+        }
         Format::Csv => {
             let mut table = Table::new(&[
                 "key",
@@ -353,10 +369,19 @@ fn print_lock(
                     info.expired.to_string(),
                     outcome.to_owned(),
                 ]);
+            } else if unreadable.is_some() {
+                let mut cells = vec![String::new(); 7];
+                cells[0] = key.to_owned();
+                cells[6] = outcome.to_owned();
+                table.push(cells);
             }
             out!("{}", table.to_csv())?;
         }
         Format::Table => match (holder, outcome) {
+            (None, "released") => outln!(
+                "released lock \"{key}\", whose row could not be read: {}",
+                unreadable.unwrap_or_default()
+            )?,
             (Some(info), "shown") => outln!("{info}")?,
             (Some(info), "released") => outln!("released: {info}")?,
             (Some(info), _) => outln!("{info}")?,
