@@ -90,6 +90,16 @@ async fn store(url: &str) -> std::sync::Arc<dyn flamingock::AuditStore> {
     store
 }
 
+/// Closes the store's connections, so that another may take the file's locks.
+async fn close(store: std::sync::Arc<dyn flamingock::AuditStore>) {
+    let pool = store
+        .dependencies()
+        .get::<flamingock::sqlx_store::sqlx::SqlitePool>()
+        .cloned()
+        .expect("a SQLite store's pool");
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn a_reader_that_stops_early_ends_history_quietly_with_success() {
     let db = SqliteFile::new();
@@ -256,4 +266,139 @@ async fn force_release_reports_an_unreadable_row_in_json_too() {
             .is_some_and(|detail| detail.contains("yesterday")),
         "{report}"
     );
+}
+
+/// The tables and indexes in a SQLite file, read without writing.
+async fn schema(file: &std::path::Path) -> Vec<String> {
+    use flamingock::sqlx_store::sqlx::{self, Row};
+    let url = format!("sqlite://{}?mode=ro", file.display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the file opens");
+    let rows = sqlx::query("SELECT name FROM sqlite_master ORDER BY name")
+        .fetch_all(&pool)
+        .await
+        .expect("the schema reads");
+    pool.close().await;
+    rows.iter()
+        .map(|row| row.get::<String, _>("name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn commands_that_only_read_work_on_a_file_opened_read_only() {
+    let db = SqliteFile::new();
+    let store = store(&db.url()).await;
+    store
+        .append(&row("schema", "1"), None)
+        .await
+        .expect("append");
+    close(store).await;
+    // A file another tool made, in SQLite's default (rollback) journal: switching it to WAL
+    // would be a write.
+    let pool = flamingock::sqlx_store::sqlx::SqlitePool::connect(&db.url())
+        .await
+        .expect("the file opens");
+    flamingock::sqlx_store::sqlx::query("PRAGMA journal_mode = DELETE")
+        .execute(&pool)
+        .await
+        .expect("the journal mode changes");
+    pool.close().await;
+    // Root ignores file modes: `mode=ro` is how SQLite itself refuses every write.
+    let read_only = format!("{}?mode=ro", db.url());
+
+    for args in [
+        &["status"][..],
+        &["history"],
+        &["history", "--since", "1h"],
+        &["lock", "show"],
+    ] {
+        let output = flamingock(&read_only, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}\n{}", show(&output));
+    }
+    let history = flamingock(&read_only, &["history", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&history.stdout).expect("JSON");
+    assert_eq!(rows[0]["change_id"], "schema", "{rows}");
+
+    let fix = flamingock(
+        &read_only,
+        &[
+            "fix",
+            "schema",
+            "--rolled-back",
+            "--reason",
+            "r",
+            "--by",
+            "ops",
+        ],
+    );
+    assert_eq!(
+        fix.status.code(),
+        Some(1),
+        "a write is refused: {}",
+        show(&fix)
+    );
+    assert!(!String::from_utf8_lossy(&fix.stderr).contains("panicked"));
+}
+
+#[tokio::test]
+async fn commands_that_only_read_write_nothing() {
+    let db = SqliteFile::new();
+    let store = store(&db.url()).await;
+    store
+        .append(&row("schema", "1"), None)
+        .await
+        .expect("append");
+    drop(store);
+    let before = schema(&db.path()).await;
+
+    for args in [&["status"][..], &["history"], &["lock", "show"]] {
+        let output = flamingock(&db.url(), args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}\n{}", show(&output));
+    }
+    // `history` on a store opened to write adds its indexes; one that only reads adds none.
+    assert_eq!(schema(&db.path()).await, before);
+}
+
+#[tokio::test]
+async fn a_store_with_no_audit_table_is_said_to_have_none_and_is_left_as_it_was() {
+    // Nothing ran against it yet: the answers are empty, a note says why, nothing is created.
+    let expect_empty = |url: &str, args: &[&str], empty: &str| {
+        let output = flamingock(url, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}\n{}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("there is no audit table"), "{stderr}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(empty), "{args:?}: {stdout}");
+    };
+    let db = SqliteFile::new();
+    let no_file = [
+        (&["status"][..], "no change units"),
+        (&["history"], "no audit rows match"),
+        (&["history", "--format", "json"], "[]"),
+        (&["lock", "show"], "is free"),
+    ];
+    for (args, empty) in no_file {
+        expect_empty(&db.url(), args, empty);
+        assert!(
+            !db.path().exists(),
+            "{args:?} created {}",
+            db.path().display()
+        );
+    }
+
+    // A database that exists but holds no audit table.
+    let created = format!("{}?mode=rwc", db.url());
+    let pool = flamingock::sqlx_store::sqlx::SqlitePool::connect(&created)
+        .await
+        .expect("the file is created");
+    flamingock::sqlx_store::sqlx::query("CREATE TABLE other (id INTEGER)")
+        .execute(&pool)
+        .await
+        .expect("a table of the application");
+    pool.close().await;
+    for (args, empty) in no_file {
+        expect_empty(&db.url(), args, empty);
+    }
+    assert_eq!(schema(&db.path()).await, ["other"]);
 }

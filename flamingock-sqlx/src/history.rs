@@ -103,6 +103,7 @@ pub(crate) async fn history<DB>(
     pool: &Pool<DB>,
     table: &TableName,
     identity: &str,
+    indexes: bool,
     query: &HistoryQuery,
 ) -> Result<Vec<AuditEntry>, StoreError>
 where
@@ -113,7 +114,10 @@ where
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    ensure_indexes(pool, table, identity).await;
+    // A store opened only to read creates no index.
+    if indexes {
+        ensure_indexes(pool, table, identity).await;
+    }
     let (text, binds) = statement::<DB>(table.as_str(), query);
     // Every fragment is fixed text or a validated table name; values are bound.
     let mut statement = sqlx::query(AssertSqlSafe(text));

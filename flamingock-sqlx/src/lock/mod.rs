@@ -229,6 +229,23 @@ where
     Ok(())
 }
 
+/// [`ensure_table`] for a store that only reads: checks the lock table if there is one, and
+/// creates nothing.
+pub(crate) async fn check_table<DB>(
+    conn: &mut DB::Connection,
+    lock: &LockTable,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    crate::sql::inspect_table::<DB>(conn, &lock.table, &LOCK_TABLE, LOCK_COLUMNS).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,9 @@ pub fn line_from_row(row: &AuditEntry) -> StatusLine {
 
 /// The current row of every unit the store knows, by unit order.
 pub async fn current_rows(session: &Session) -> Result<Vec<AuditEntry>, Failure> {
+    if !super::audit_table_present(session).await? {
+        return Ok(Vec::new());
+    }
     let mut rows = session
         .engine
         .store()

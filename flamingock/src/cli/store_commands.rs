@@ -83,12 +83,15 @@ pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failur
     let query = history_request(args)?
         .query(session.engine.store().as_ref())
         .await?;
-    let rows = session
-        .engine
-        .store()
-        .history(&query)
-        .await
-        .map_err(Failure::from_store)?;
+    let rows = match super::audit_table_present(session).await? {
+        true => session
+            .engine
+            .store()
+            .history(&query)
+            .await
+            .map_err(Failure::from_store)?,
+        false => Vec::new(),
+    };
     match session.format {
         Format::Json => out!("{}", json(&rows))?,
         Format::Csv => out!("{}", history_table(&rows, true).to_csv())?,
@@ -297,7 +300,11 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
     let mut unreadable = None;
     let (outcome, holder, live) = match action {
         LockAction::Show => {
-            let holder = engine.lock_state().await.map_err(failed)?;
+            // Without an audit table there is no lock table either: nobody holds the lock.
+            let holder = match super::audit_table_present(session).await? {
+                true => engine.lock_state().await.map_err(failed)?,
+                false => None,
+            };
             ("shown", holder, false)
         }
         LockAction::Release(args) if args.force => {
