@@ -402,3 +402,34 @@ async fn a_store_with_no_audit_table_is_said_to_have_none_and_is_left_as_it_was(
     }
     assert_eq!(schema(&db.path()).await, ["other"]);
 }
+
+type CommandLine = &'static [&'static str];
+type Environment = &'static [(&'static str, &'static str)];
+
+#[test]
+fn a_refused_command_line_leaves_no_sqlite_file_behind() {
+    let db = SqliteFile::new();
+    // Each command line, with the environment it runs in.
+    let refused: [(CommandLine, Environment); 5] = [
+        (&["history", "--since", "nonsense"], &[]),
+        (&["history", "--state", "DONE"], &[]),
+        (&["status", "--format", "html"], &[]),
+        (&["fix", "a", "--applied", "--reason", "r"], &[]),
+        (
+            &["fix", "a", "--applied", "--reason", "r", "--by", "ops"],
+            &[("FLAMINGOCK_LOCK_TABLE", "FLAMINGOCK_AUDIT_LOG")],
+        ),
+    ];
+    for (args, env) in refused {
+        let mut command = command(&db.url(), args);
+        command.env_remove("USER").env_remove("USERNAME");
+        command.envs(env.iter().copied());
+        let output = command.output().expect("flamingock runs");
+        assert!(
+            matches!(output.status.code(), Some(1 | 2)),
+            "{args:?}\n{}",
+            show(&output)
+        );
+        assert!(!db.path().exists(), "{args:?} left {}", db.path().display());
+    }
+}

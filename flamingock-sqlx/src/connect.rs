@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flamingock_core::{AuditStore, StoreError};
 
-use crate::identifier::validate_identifier;
+use crate::identifier::TableName;
 use crate::options::StoreOptions;
 use crate::store::SqlAuditStore;
 use crate::url::Backend;
@@ -35,10 +35,9 @@ use crate::url::Backend;
 /// # }
 /// ```
 pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn AuditStore>, StoreError> {
-    validate_identifier(&options.audit_table)?;
-    if let Some(lock_table) = &options.lock_table {
-        validate_identifier(lock_table)?;
-    }
+    // Everything the store would refuse is refused before a connection creates a SQLite file.
+    let audit = TableName::new(&options.audit_table)?;
+    crate::lock::lock_table_name(&options, &audit)?;
     match Backend::from_url(url)? {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
@@ -135,6 +134,21 @@ mod tests {
             panic!("`a;b` is not a table name");
         };
         assert!(matches!(err, StoreError::InvalidIdentifier { .. }), "{err}");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_refused_configuration_creates_no_sqlite_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("audit.db");
+        let url = format!("sqlite://{}", file.display());
+        // The lock table may not be the audit table, in any spelling.
+        let options = StoreOptions::default().with_lock_table("FLAMINGOCK_AUDIT_LOG");
+        let Err(err) = connect(&url, options).await else {
+            panic!("the lock table is the audit table");
+        };
+        assert!(matches!(err, StoreError::InvalidIdentifier { .. }), "{err}");
+        assert!(!file.exists(), "{} was left behind", file.display());
     }
 
     #[cfg(feature = "sqlite")]

@@ -229,15 +229,7 @@ fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
 
 /// `undo`: rollbacks newest first, under the lock, with a progress bar on a terminal.
 pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
-    let scope = match (&args.to, args.last) {
-        (Some(to), None) => UndoScope::To(to.clone()),
-        (None, Some(last)) => UndoScope::Last(last),
-        _ => {
-            return Err(Failure::Usage(
-                "give exactly one of --to ID and --last N".into(),
-            ));
-        }
-    };
+    let scope = undo_scope(args)?;
     let units = selected(session, &args.selection);
     if session.format == Format::Html {
         return Err(html_only_for_history());
@@ -267,6 +259,17 @@ pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
             }
             Err(undo_failure(error))
         }
+    }
+}
+
+/// What `--to` / `--last` ask to undo: exactly one of them.
+pub fn undo_scope(args: &UndoArgs) -> Result<UndoScope, Failure> {
+    match (&args.to, args.last) {
+        (Some(to), None) => Ok(UndoScope::To(to.clone())),
+        (None, Some(last)) => Ok(UndoScope::Last(last)),
+        _ => Err(Failure::Usage(
+            "give exactly one of --to ID and --last N".into(),
+        )),
     }
 }
 

@@ -119,6 +119,7 @@ where
     if let (true, Some(table)) = (typed("audit_table"), &cli.global.audit_table) {
         builder = builder.audit_table(table);
     }
+    check_app_arguments(&cli)?;
     builder = builder.read_only(app_reads_only(&cli.command));
     if matches!(cli.command, AppCommand::Validate(_)) {
         // Validation needs the builder's selection, not its database: connect to nothing.
@@ -172,6 +173,9 @@ where
             "which audit store? pass --database-url URL or set FLAMINGOCK_DATABASE_URL".into(),
         ));
     };
+    if let Err(failure) = store_commands::check_arguments(&cli.command, cli.global.format) {
+        return report(failure);
+    }
     let progress = progress::init(cli.global.verbose);
     execute(async move {
         // Rows this binary writes (`fix`) name it as their application.
@@ -211,6 +215,20 @@ fn app_reads_only(command: &AppCommand) -> bool {
         AppCommand::Undo(undo) => undo.dry_run,
         AppCommand::Apply(_) => false,
     }
+}
+
+/// Refuses what the command line gets wrong before the store is opened.
+fn check_app_arguments(cli: &AppCli) -> Result<(), ExitCode> {
+    let checked = match &cli.command {
+        AppCommand::Store(command) => store_commands::check_arguments(command, cli.global.format),
+        AppCommand::Undo(undo) => app_commands::undo_scope(undo).map(drop),
+        _ => Ok(()),
+    };
+    let checked = checked.and_then(|()| match (&cli.command, cli.global.format) {
+        (AppCommand::Store(_), _) | (_, Format::Table | Format::Json | Format::Csv) => Ok(()),
+        (_, Format::Html) => Err(output::html_only_for_history()),
+    });
+    checked.map_err(report)
 }
 
 impl StoreCli {

@@ -7,7 +7,7 @@ use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::LockInfo;
 use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError};
 
-use super::args::{FixArgs, Format, HistoryArgs, LockAction};
+use super::args::{FixArgs, Format, HistoryArgs, LockAction, StoreCommand};
 use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe, when};
 use super::time::{Bound, TypedTime, read_time};
 use super::{Failure, Session, html};
@@ -220,17 +220,35 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
     table
 }
 
-/// `fix`.
-pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
-    let operator = match &args.by {
-        Some(by) => by.clone(),
+/// Refuses what the command line gets wrong before the store is opened, so that a typo neither
+/// waits for a database nor leaves a new SQLite file behind.
+pub fn check_arguments(command: &StoreCommand, format: Format) -> Result<(), Failure> {
+    if format == Format::Html && !matches!(command, StoreCommand::History(_)) {
+        return Err(html_only_for_history());
+    }
+    match command {
+        StoreCommand::History(args) => history_request(args).map(drop),
+        StoreCommand::Fix(args) => fix_operator(args).map(drop),
+        StoreCommand::Status | StoreCommand::Lock { .. } => Ok(()),
+    }
+}
+
+/// Who `fix` records as resolving the unit: `--by`, else `$USER`.
+fn fix_operator(args: &FixArgs) -> Result<String, Failure> {
+    match &args.by {
+        Some(by) => Ok(by.clone()),
         None => ["USER", "USERNAME"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
             .ok_or_else(|| {
                 Failure::Usage("who resolves the unit? pass --by NAME ($USER is not set)".into())
-            })?,
-    };
+            }),
+    }
+}
+
+/// `fix`.
+pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
+    let operator = fix_operator(args)?;
     // The state the person is deciding on: a run that changes it while `fix` waits for the lock
     // makes the engine refuse the fix rather than record a decision about a state that is gone.
     let seen = session
