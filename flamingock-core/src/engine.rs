@@ -19,7 +19,7 @@ use crate::lock::LockOptions;
 use crate::model::ChangeUnit;
 use crate::plan::{Decision, Selection, decide, order_units};
 use crate::report::{RunReport, UnitOutcome, UnitReport};
-use crate::store::AuditStore;
+use crate::store::{AuditStore, StoreError};
 use crate::target::TargetSystem;
 
 mod admin;
@@ -144,10 +144,12 @@ impl Engine {
         // start-up makes. Tables are created (and checked) only when it fails or work is due.
         let mut states = match self.store.unit_states().await {
             Ok(states) => states,
-            Err(_) => {
-                self.initialize().await?;
-                self.store.unit_states().await?
-            }
+            Err(_) => match self.initialize().await {
+                // A store opened only to read, that nothing ran against yet: every unit is new.
+                Err(Error::Store(StoreError::NoAuditTable { .. })) => HashMap::new(),
+                Err(error) => return Err(error),
+                Ok(()) => self.store.unit_states().await?,
+            },
         };
         for unit in &mut planned {
             unit.current = states.remove(unit.unit.id);
@@ -159,7 +161,10 @@ impl Engine {
             );
         }
         if planned.iter().any(|p| p.decision != Decision::Skip) {
-            self.initialize().await?;
+            match self.initialize().await {
+                Err(Error::Store(StoreError::NoAuditTable { .. })) | Ok(()) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(planned)
     }

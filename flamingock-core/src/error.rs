@@ -201,7 +201,7 @@ pub enum Error {
 
     /// The lock could not be had in time; nothing ran.
     #[error(
-        "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; `flamingock lock release` removes it now"
+        "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; if you are sure it is gone, `flamingock lock release --force` removes it now"
     )]
     LockTimeout {
         holder: Box<crate::lock::LockInfo>,
@@ -258,4 +258,31 @@ fn list(title: &str, items: &[impl fmt::Display]) -> String {
         text.push_str(&item.to_string());
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_timeout_names_the_command_that_removes_a_running_lease() {
+        let now = chrono::Utc::now();
+        let error = Error::LockTimeout {
+            holder: Box::new(crate::lock::LockInfo {
+                key: "flamingock".into(),
+                owner: "runner-1".into(),
+                hostname: "host-a".into(),
+                acquired_at: now,
+                expires_at: now + chrono::Duration::seconds(60),
+                expired: false,
+            }),
+            waited: std::time::Duration::from_secs(180),
+        };
+        // The lease is running, and plain `lock release` leaves a running lease alone.
+        let message = error.to_string();
+        assert!(
+            message.contains("`flamingock lock release --force` removes it now"),
+            "{message}"
+        );
+    }
 }

@@ -88,7 +88,8 @@ pub trait DistributedLock: Send + Sync {
     async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError>;
 
     /// Removes the lease of `key` whoever holds it (an operator's `lock release`); returns what
-    /// was removed.
+    /// was removed. A row that cannot be read is removed all the same, and returned as `None`
+    /// ([`read`](Self::read) reports it as [`StoreError::CorruptLockRow`]).
     async fn force_release(&self, key: &str) -> Result<Option<LockInfo>, StoreError>;
 
     /// What the heartbeat extends the lease with: a handle that shares nothing with the run's own

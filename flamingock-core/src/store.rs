@@ -45,6 +45,16 @@ pub enum StoreError {
     /// A row could not be understood.
     #[error("audit table `{table}` holds a row Flamingock cannot read: {detail}")]
     CorruptRow { table: String, detail: String },
+    /// A store opened only to read has no audit table to read (and creates none).
+    #[error(
+        "there is no audit table `{table}` in {store}: nothing has run against this store yet, or another database or audit table is meant (a command that only reads creates nothing)"
+    )]
+    NoAuditTable { table: String, store: String },
+    /// A lease row of the lock table could not be understood (`detail` says what could be read).
+    #[error(
+        "lock table `{table}` holds a row Flamingock cannot read: {detail}; `flamingock lock release --force` removes it"
+    )]
+    CorruptLockRow { table: String, detail: String },
     /// The database URL names no supported backend, or a backend this build lacks.
     #[error("{0}")]
     Unsupported(String),
@@ -92,7 +102,9 @@ pub trait SharedTransaction: Send {
 /// An append-only audit store (docs/architecture.md#audit-states).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Creates the tables if they are missing and checks that existing ones are ours.
+    /// Creates the tables if they are missing and checks that existing ones are ours. A store
+    /// opened only to read creates nothing: it checks, and reports a missing audit table as
+    /// [`StoreError::NoAuditTable`].
     async fn initialize(&self) -> Result<(), StoreError>;
 
     /// The newest row of every unit, in one round trip.
@@ -114,6 +126,14 @@ pub trait AuditStore: Send + Sync {
         query: &crate::history::HistoryQuery,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(query.apply_to(&self.entries().await?))
+    }
+
+    /// The store's clock: the time its database stamps rows with (`created_at`) and judges
+    /// leases by. Ages people type ("rows of the last hour") are measured from it, so that a
+    /// client whose clock is off still selects the rows it means. The default: this process's
+    /// clock (right for a store kept in this process).
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        Ok(chrono::Utc::now())
     }
 
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.

@@ -147,6 +147,9 @@ pub trait HistorySql {
     /// `created_at` and `metadata` read as text, as `decode_entry` expects them.
     #[doc(hidden)]
     const TEXT_COLUMNS: &'static str;
+    /// Selects the clock `created_at` is stamped from as column `now`, RFC 3339 text in UTC.
+    #[doc(hidden)]
+    const SELECT_CLOCK: &'static str;
     /// Statements that create the history indexes if they are missing. MySQL cannot say
     /// `IF NOT EXISTS`: there, an index is created only when [`index_exists`](Self::index_exists)
     /// finds none.

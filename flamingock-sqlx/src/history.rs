@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
+use chrono::{DateTime, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
 use flamingock_core::{AuditEntry, StoreError};
 use sqlx::{
@@ -102,6 +103,7 @@ pub(crate) async fn history<DB>(
     pool: &Pool<DB>,
     table: &TableName,
     identity: &str,
+    indexes: bool,
     query: &HistoryQuery,
 ) -> Result<Vec<AuditEntry>, StoreError>
 where
@@ -112,7 +114,10 @@ where
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    ensure_indexes(pool, table, identity).await;
+    // A store opened only to read creates no index.
+    if indexes {
+        ensure_indexes(pool, table, identity).await;
+    }
     let (text, binds) = statement::<DB>(table.as_str(), query);
     // Every fragment is fixed text or a validated table name; values are bound.
     let mut statement = sqlx::query(AssertSqlSafe(text));
@@ -129,6 +134,29 @@ where
     rows.iter()
         .map(|r| row::decode_entry::<DB>(r, table))
         .collect()
+}
+
+/// The database clock, the one `created_at` is stamped from.
+pub(crate) async fn database_now<DB>(pool: &Pool<DB>) -> Result<DateTime<Utc>, StoreError>
+where
+    DB: Database + HistorySql,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+{
+    let action = "reading the database clock";
+    let text: String = sqlx::query(DB::SELECT_CLOCK)
+        .fetch_one(pool)
+        .await
+        .and_then(|row| sqlx::Row::try_get(&row, "now"))
+        .map_err(query_error(action))?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| StoreError::Query {
+            action,
+            source: format!("`{text}` is not a timestamp: {error}").into(),
+        })
 }
 
 /// Creates the history indexes once per process and table. A failure (no right to create an
@@ -179,7 +207,6 @@ where
 #[cfg(all(test, feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
     use flamingock_core::AuditState;
 
     fn at(text: &str) -> DateTime<Utc> {

@@ -37,6 +37,12 @@ pub struct StoreOptions {
     /// MySQL (default 5). SQLite always uses one connection: it has one writer at a time, and a
     /// single connection keeps its schema cache warm across units.
     pub max_connections: u32,
+    /// Open the store only to read (default `false`), as the CLI does for `status`, `history`,
+    /// `plan` and `lock show`: SQLite opens the file read-only and never creates it;
+    /// `initialize()` creates and upgrades nothing, it checks that the tables are there and ours
+    /// ([`StoreError::NoAuditTable`](flamingock_core::StoreError::NoAuditTable) when the audit
+    /// table is not); history queries add no index. A SQLite URL with `mode=ro` is read-only too.
+    pub read_only: bool,
 }
 
 impl Default for StoreOptions {
@@ -48,6 +54,7 @@ impl Default for StoreOptions {
             connect_backoff: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(10),
             max_connections: 5,
+            read_only: false,
         }
     }
 }
@@ -80,6 +87,12 @@ impl StoreOptions {
     /// Sets [`connect_timeout`](Self::connect_timeout).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`read_only`](Self::read_only).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

@@ -86,6 +86,76 @@ where
     Ok(())
 }
 
+/// The column names of `table` (none: there is no such table).
+async fn table_columns<DB>(
+    conn: &mut DB::Connection,
+    table: &TableName,
+    kind: &TableKind,
+) -> Result<Vec<String>, EnsureError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    let reading = |e| EnsureError::Query(kind.reading, e);
+    sqlx::query(DB::TABLE_COLUMNS)
+        .bind(table.as_str().to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(reading)?
+        .iter()
+        .map(|row| row.try_get::<String, _>("name"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(reading)
+}
+
+/// Refuses a table that lacks one of `columns`: it is not ours.
+fn check_columns(
+    found: &[String],
+    table: &TableName,
+    kind: &TableKind,
+    columns: impl IntoIterator<Item = &'static str>,
+) -> Result<(), EnsureError> {
+    let missing: Vec<&str> = columns
+        .into_iter()
+        .filter(|wanted| !found.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(EnsureError::Foreign(StoreError::ForeignTable {
+            table: table.to_string(),
+            kind: kind.kind,
+            detail: format!("missing column(s) {}", missing.join(", ")),
+        }))
+    }
+}
+
+/// [`ensure_table`] for a store that only reads: checks `table` and creates nothing;
+/// `Ok(false)` when there is no such table.
+pub(crate) async fn inspect_table<DB>(
+    conn: &mut DB::Connection,
+    table: &TableName,
+    kind: &TableKind,
+    columns: impl IntoIterator<Item = &'static str>,
+) -> Result<bool, EnsureError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    let found = table_columns::<DB>(conn, table, kind).await?;
+    if found.is_empty() {
+        return Ok(false);
+    }
+    check_columns(&found, table, kind, columns)?;
+    Ok(true)
+}
+
 /// Creates `table` with `create` if it has no columns yet, or checks that it has every one of
 /// `columns`; `Ok(true)` when it was created.
 pub(crate) async fn ensure_table<DB>(
@@ -102,16 +172,7 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    let reading = |e| EnsureError::Query(kind.reading, e);
-    let found = sqlx::query(DB::TABLE_COLUMNS)
-        .bind(table.as_str().to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(reading)?
-        .iter()
-        .map(|row| row.try_get::<String, _>("name"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(reading)?;
+    let found = table_columns::<DB>(conn, table, kind).await?;
     if found.is_empty() {
         for statement in create {
             sqlx::raw_sql(sql(statement))
@@ -121,17 +182,6 @@ where
         }
         return Ok(true);
     }
-    let missing: Vec<&str> = columns
-        .into_iter()
-        .filter(|wanted| !found.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
-        .collect();
-    if missing.is_empty() {
-        Ok(false)
-    } else {
-        Err(EnsureError::Foreign(StoreError::ForeignTable {
-            table: table.to_string(),
-            kind: kind.kind,
-            detail: format!("missing column(s) {}", missing.join(", ")),
-        }))
-    }
+    check_columns(&found, table, kind, columns)?;
+    Ok(false)
 }

@@ -23,7 +23,9 @@ use crate::identifier::TableName;
 use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
-use crate::sql::{TableKind, begin, ensure_table, query_error, serialize_creation, sql};
+use crate::sql::{
+    TableKind, begin, ensure_table, inspect_table, query_error, serialize_creation, sql,
+};
 use crate::target::SqlTarget;
 
 /// The audit table, as [`ensure_table`] creates or checks it.
@@ -53,6 +55,8 @@ pub struct SqlAuditStore<DB: Dialect> {
     lock: Arc<LockTable>,
     location: String,
     identity: String,
+    /// Opened only to read (see [`StoreOptions::read_only`]).
+    read_only: bool,
 }
 
 impl<DB: Dialect> Clone for SqlAuditStore<DB> {
@@ -65,6 +69,7 @@ impl<DB: Dialect> Clone for SqlAuditStore<DB> {
             lock: Arc::clone(&self.lock),
             location: self.location.clone(),
             identity: self.identity.clone(),
+            read_only: self.read_only,
         }
     }
 }
@@ -107,6 +112,7 @@ impl<DB: Dialect> SqlAuditStore<DB> {
             lock: Arc::new(lock),
             location,
             identity,
+            read_only: options.read_only,
         })
     }
 
@@ -194,6 +200,9 @@ where
     Option<i64>: for<'q> Encode<'q, DB>,
 {
     async fn initialize(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return self.check_tables().await;
+        }
         let mut tx = begin(&self.pool).await.map_err(query_error(
             "opening the transaction that creates the audit table",
         ))?;
@@ -251,7 +260,12 @@ where
         &self,
         query: &flamingock_core::history::HistoryQuery,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        crate::history::history(&self.pool, &self.table, &self.identity, query).await
+        let indexes = !self.read_only;
+        crate::history::history(&self.pool, &self.table, &self.identity, indexes, query).await
+    }
+
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        crate::history::database_now(&self.pool).await
     }
 
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
@@ -303,6 +317,33 @@ where
 
     fn lock(&self) -> Option<&dyn DistributedLock> {
         Some(self)
+    }
+}
+
+impl<DB> SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    /// `initialize()` of a store that only reads: the audit table must be there and ours, the
+    /// lock table ours if it is there; nothing is created, upgraded or locked.
+    async fn check_tables(&self) -> Result<(), StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("reading the audit table's columns"))?;
+        let columns = audit_column_names();
+        if !inspect_table::<DB>(&mut conn, &self.table, &AUDIT_TABLE, columns).await? {
+            return Err(StoreError::NoAuditTable {
+                table: self.table.to_string(),
+                store: format!("the {} database {}", DB::LABEL, self.location),
+            });
+        }
+        lock::check_table::<DB>(&mut conn, &self.lock).await
     }
 }
 

@@ -57,6 +57,7 @@ pub struct FlamingockBuilder {
     selection: Selection,
     app_name: Option<String>,
     app_version: Option<String>,
+    read_only: bool,
 }
 
 impl FlamingockBuilder {
@@ -107,6 +108,16 @@ impl FlamingockBuilder {
     /// naming the holder. Default 180 s, or `FLAMINGOCK_LOCK_WAIT_SECS`.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = Some(wait);
+        self
+    }
+
+    /// Opens the audit store only to read (default: no), for tools that only look, like the
+    /// CLI's `status`, `history`, `plan` and `lock show`: a SQLite file is opened read-only and
+    /// never created, and no table is created or upgraded (see
+    /// [`StoreOptions::read_only`](flamingock_sqlx::StoreOptions::read_only)). A store given
+    /// with [`audit_store`](Self::audit_store) is used as it is.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
@@ -169,7 +180,8 @@ impl FlamingockBuilder {
                     None => env_var(DATABASE_URL_ENV)?
                         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
                 };
-                let mut options = flamingock_sqlx::StoreOptions::default();
+                let mut options =
+                    flamingock_sqlx::StoreOptions::default().with_read_only(self.read_only);
                 if let Some(table) = self.audit_table.or(env_var(AUDIT_TABLE_ENV)?) {
                     options.audit_table = table;
                 }

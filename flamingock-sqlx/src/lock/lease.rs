@@ -163,7 +163,14 @@ where
             .fetch_optional(&mut *tx)
             .await
             .map_err(query_error(action))?;
-        let removed = row.map(|row| decode_lock(&row, &lock.table)).transpose()?;
+        // Removed whatever it holds: a row that cannot be read is what an operator removes it for.
+        let removed = match row.map(|row| decode_lock(&row, &lock.table)).transpose() {
+            Ok(removed) => removed,
+            Err(error) => {
+                tracing::warn!(%error, "removing a lock row that cannot be read");
+                None
+            }
+        };
         sqlx::query(sql(&lock.sql.delete))
             .bind(key.to_owned())
             .execute(&mut *tx)

@@ -31,7 +31,6 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 use crate::dialect::Dialect;
 use crate::identifier::TableName;
 use crate::options::{DEFAULT_AUDIT_TABLE, StoreOptions};
-use crate::sql::query_error;
 
 pub(crate) use keeper::SqlKeeper;
 pub(crate) use lease::Leases;
@@ -159,7 +158,8 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Reads one lock row.
+/// Reads one lock row. A row that does not decode (a NULL, a blob, a time that is not one) is
+/// [`StoreError::CorruptLockRow`], saying what could be read of it.
 fn decode_lock<R>(row: &R, table: &TableName) -> Result<LockInfo, StoreError>
 where
     R: Row,
@@ -167,30 +167,46 @@ where
     String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
     i64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
 {
-    let get_text = |column: &'static str| -> Result<String, StoreError> {
-        row.try_get(column)
-            .map_err(query_error("reading the lock table"))
+    let text = |column: &'static str| -> Result<String, String> {
+        match row.try_get::<Option<String>, _>(column) {
+            Ok(Some(text)) => Ok(text),
+            Ok(None) => Err(format!("{column} is NULL")),
+            Err(error) => Err(format!("{column} cannot be read: {error}")),
+        }
     };
-    let key = get_text("lock_key")?;
-    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
-        let text = get_text(column)?;
+    let time = |column: &'static str| -> Result<DateTime<Utc>, String> {
+        let text = text(column)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|at| at.with_timezone(&Utc))
-            .map_err(|e| StoreError::CorruptRow {
-                table: table.to_string(),
-                detail: format!("lock \"{key}\": {column} `{text}` is not a timestamp: {e}"),
-            })
+            .map_err(|e| format!("{column} `{text}` is not a timestamp: {e}"))
     };
-    let expired: i64 = row
-        .try_get("expired")
-        .map_err(query_error("reading the lock table"))?;
-    Ok(LockInfo {
-        owner: get_text("owner")?,
-        hostname: get_text("hostname")?,
-        acquired_at: time("acquired_at")?,
-        expires_at: time("expires_at")?,
-        expired: expired != 0,
-        key,
+    let decoded = (|| {
+        let expired = match row.try_get::<Option<i64>, _>("expired") {
+            Ok(Some(expired)) => expired != 0,
+            Ok(None) => return Err("its expiry cannot be compared with the clock".to_owned()),
+            Err(error) => return Err(format!("expired cannot be read: {error}")),
+        };
+        Ok(LockInfo {
+            key: text("lock_key")?,
+            owner: text("owner")?,
+            hostname: text("hostname")?,
+            acquired_at: time("acquired_at")?,
+            expires_at: time("expires_at")?,
+            expired,
+        })
+    })();
+    decoded.map_err(|problem| {
+        let readable: Vec<String> = LOCK_COLUMNS
+            .iter()
+            .map(|column| match text(column) {
+                Ok(text) => format!("{column} `{text}`"),
+                Err(_) => format!("{column} unreadable"),
+            })
+            .collect();
+        StoreError::CorruptLockRow {
+            table: table.to_string(),
+            detail: format!("{problem} (the row reads: {})", readable.join(", ")),
+        }
     })
 }
 
@@ -212,6 +228,23 @@ where
     {
         tracing::info!(table = %lock.table, "created the lock table");
     }
+    Ok(())
+}
+
+/// [`ensure_table`] for a store that only reads: checks the lock table if there is one, and
+/// creates nothing.
+pub(crate) async fn check_table<DB>(
+    conn: &mut DB::Connection,
+    lock: &LockTable,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    crate::sql::inspect_table::<DB>(conn, &lock.table, &LOCK_TABLE, LOCK_COLUMNS).await?;
     Ok(())
 }
 

@@ -19,6 +19,8 @@ impl HistorySql for sqlx::MySql {
     }
     const TEXT_COLUMNS: &'static str = "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, \
          CAST(metadata AS CHAR) AS metadata";
+    const SELECT_CLOCK: &'static str =
+        "SELECT DATE_FORMAT(UTC_TIMESTAMP(3), '%Y-%m-%dT%H:%i:%s.%fZ') AS now";
     fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
         // TEXT columns are indexed by a prefix (an index key is bounded).
         let columns = match columns {

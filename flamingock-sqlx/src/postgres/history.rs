@@ -18,6 +18,7 @@ impl HistorySql for sqlx::Postgres {
         at.to_rfc3339_opts(SecondsFormat::Millis, true)
     }
     const TEXT_COLUMNS: &'static str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, metadata::text AS metadata"#;
+    const SELECT_CLOCK: &'static str = r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS now"#;
     fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
         let columns = match columns {
             IndexColumns::CreatedAt => "created_at",

@@ -19,6 +19,7 @@ impl HistorySql for sqlx::Sqlite {
         at.to_rfc3339_opts(SecondsFormat::Millis, true)
     }
     const TEXT_COLUMNS: &'static str = "created_at, metadata";
+    const SELECT_CLOCK: &'static str = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS now";
     fn create_index(table: &str, index: &str, columns: IndexColumns) -> String {
         let columns = match columns {
             IndexColumns::CreatedAt => "created_at",

@@ -109,18 +109,38 @@ JOIN "{table}" AS newest ON newest.id = history.newest_id"#,
     }
 }
 
-/// Opens the pool of a SQLite store, and its location as descriptions show it: the file is created if missing (unless the URL sets `mode`), in WAL
-/// mode with a busy timeout, so that several processes can share it.
+/// Opens the pool of a SQLite store, and its location as descriptions show it: the file is
+/// created if missing (unless the URL sets `mode`), in WAL mode with a busy timeout, so that
+/// several processes can share it. A store that only reads (the option, or `mode=ro`) opens the
+/// file read-only, never creates it and leaves its journal mode alone.
 pub(crate) async fn open(
     url: &str,
     options: &StoreOptions,
 ) -> Result<(Pool<Sqlite>, String), StoreError> {
     let mut connect_options = SqliteConnectOptions::from_str(url)
         .map_err(|error| connect_error(url, error))?
-        .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(BUSY_TIMEOUT);
-    if !sets_mode(url) {
-        connect_options = connect_options.create_if_missing(true);
+    if options.read_only || is_read_only(url) {
+        connect_options = connect_options.read_only(true);
+        let file = connect_options.get_filename();
+        if !is_in_memory(&connect_options, url) && !file.exists() {
+            // Nothing to read, and nothing may be created: an empty database in memory reads as
+            // the missing file would (no tables), under the file's name.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(SqliteConnectOptions::new().in_memory(true))
+                .await
+                .map_err(|error| connect_error(url, error))?;
+            return Ok((pool, location(&connect_options)));
+        }
+    } else {
+        connect_options = connect_options.journal_mode(SqliteJournalMode::Wal);
+        if !sets_mode(url) {
+            connect_options = connect_options.create_if_missing(true);
+        }
     }
     let pool_options = if is_in_memory(&connect_options, url) {
         // Each connection to `:memory:` would be a database of its own: keep exactly one, forever.
@@ -151,6 +171,12 @@ fn sets_mode(url: &str) -> bool {
     })
 }
 
+/// Whether the URL opens the file read-only (`?mode=ro`).
+pub(crate) fn is_read_only(url: &str) -> bool {
+    url.split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=ro"))
+}
+
 fn is_in_memory(options: &SqliteConnectOptions, url: &str) -> bool {
     options
         .get_filename()
@@ -179,6 +205,8 @@ mod tests {
         assert!(sets_mode("sqlite://a.db?cache=shared&mode=rw"));
         assert!(!sets_mode("sqlite://a.db"));
         assert!(!sets_mode("sqlite://a.db?model=x"));
+        assert!(is_read_only("sqlite://a.db?cache=shared&mode=ro"));
+        assert!(!is_read_only("sqlite://a.db?mode=rw"));
     }
 
     #[test]

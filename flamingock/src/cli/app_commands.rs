@@ -11,7 +11,7 @@ use flamingock_core::{ChangeUnit, RunReport};
 use serde::Serialize;
 
 use super::args::{Format, SelectionArgs, UndoArgs};
-use super::output::{Table, html_only_for_history, json, when};
+use super::output::{Table, html_only_for_history, json, out, outln, when};
 use super::status::{StatusLine, current_rows, line_from_row, print_status, status_label};
 use super::{Failure, Session};
 
@@ -126,19 +126,18 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
             line.action.to_owned(),
         ]);
     }
-    match session.format {
-        Format::Json => print!("{}", json(&lines)),
-        Format::Csv => print!("{}", table.to_csv()),
-        Format::Table => {
-            print!("{}", table.to_text(80));
+    let printed = match session.format {
+        Format::Json => out!("{}", json(&lines)),
+        Format::Csv => out!("{}", table.to_csv()),
+        Format::Table => out!("{}", table.to_text(80)).and_then(|()| {
             let pending = planned.iter().filter(|p| p.is_pending()).count();
-            println!(
+            outln!(
                 "a run would apply {pending} of {} units (nothing was written)",
                 planned.len()
-            );
-        }
+            )
+        }),
         Format::Html => return Err(html_only_for_history()),
-    }
+    };
     let blocked: Vec<BlockedUnit> = planned
         .iter()
         .filter(|p| p.decision == Decision::Block)
@@ -160,10 +159,12 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
         }
         return Err(Failure::Failed(message));
     }
+    // A plan that would not get through fails even when nobody reads the table any more.
     session
         .engine
         .check_plan(&planned)
-        .map_err(|error| Failure::Failed(error.to_string()))
+        .map_err(|error| Failure::Failed(error.to_string()))?;
+    printed
 }
 
 /// `apply`: a run, with a progress bar on a terminal.
@@ -181,7 +182,8 @@ pub async fn apply(session: &Session, args: &SelectionArgs) -> Result<(), Failur
         Ok(report) => print_run(session, &report),
         Err(error) => {
             if let Some(report) = error.report() {
-                print_run(session, report)?;
+                // The run's failure is what the exit code tells, whatever became of the report.
+                let _ = print_run(session, report);
             }
             Err(Failure::Failed(error.to_string()))
         }
@@ -190,8 +192,8 @@ pub async fn apply(session: &Session, args: &SelectionArgs) -> Result<(), Failur
 
 fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
     match session.format {
-        Format::Json => print!("{}", report.to_json()),
-        Format::Table => println!("{report}"),
+        Format::Json => out!("{}", report.to_json())?,
+        Format::Table => outln!("{report}")?,
         Format::Csv => {
             let mut table = Table::new(&[
                 "order",
@@ -218,7 +220,7 @@ fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
                     unit.error.clone().unwrap_or_default(),
                 ]);
             }
-            print!("{}", table.to_csv());
+            out!("{}", table.to_csv())?;
         }
         Format::Html => return Err(html_only_for_history()),
     }
@@ -227,15 +229,7 @@ fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
 
 /// `undo`: rollbacks newest first, under the lock, with a progress bar on a terminal.
 pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
-    let scope = match (&args.to, args.last) {
-        (Some(to), None) => UndoScope::To(to.clone()),
-        (None, Some(last)) => UndoScope::Last(last),
-        _ => {
-            return Err(Failure::Usage(
-                "give exactly one of --to ID and --last N".into(),
-            ));
-        }
-    };
+    let scope = undo_scope(args)?;
     let units = selected(session, &args.selection);
     if session.format == Format::Html {
         return Err(html_only_for_history());
@@ -260,10 +254,22 @@ pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
         Ok(report) => print_undo(session, &report),
         Err(error) => {
             if let Some(report) = error.report() {
-                print_undo(session, report)?;
+                // The undo's failure is what the exit code tells, whatever became of the report.
+                let _ = print_undo(session, report);
             }
             Err(undo_failure(error))
         }
+    }
+}
+
+/// What `--to` / `--last` ask to undo: exactly one of them.
+pub fn undo_scope(args: &UndoArgs) -> Result<UndoScope, Failure> {
+    match (&args.to, args.last) {
+        (Some(to), None) => Ok(UndoScope::To(to.clone())),
+        (None, Some(last)) => Ok(UndoScope::Last(last)),
+        _ => Err(Failure::Usage(
+            "give exactly one of --to ID and --last N".into(),
+        )),
     }
 }
 
@@ -290,19 +296,19 @@ fn print_undo_plan(session: &Session, range: &[PlannedUnit]) -> Result<(), Failu
     match session.format {
         Format::Json => {
             let ids: Vec<&str> = range.iter().map(|p| p.unit.id).collect();
-            print!(
+            out!(
                 "{}",
                 json(&serde_json::json!({ "dry_run": true, "would_roll_back": ids }))
-            );
+            )?;
         }
-        Format::Csv => print!("{}", table.to_csv()),
-        _ if range.is_empty() => println!("nothing to undo"),
+        Format::Csv => out!("{}", table.to_csv())?,
+        _ if range.is_empty() => outln!("nothing to undo")?,
         _ => {
-            print!("{}", table.to_text(60));
-            println!(
+            out!("{}", table.to_text(60))?;
+            outln!(
                 "dry run: {} unit(s) would be rolled back, newest first; nothing was changed",
                 range.len()
-            );
+            )?;
         }
     }
     Ok(())
@@ -310,7 +316,7 @@ fn print_undo_plan(session: &Session, range: &[PlannedUnit]) -> Result<(), Failu
 
 fn print_undo(session: &Session, report: &UndoReport) -> Result<(), Failure> {
     match session.format {
-        Format::Json => print!("{}", json(report)),
+        Format::Json => out!("{}", json(report))?,
         Format::Csv => {
             let mut table = Table::new(&[
                 "order",
@@ -335,9 +341,9 @@ fn print_undo(session: &Session, report: &UndoReport) -> Result<(), Failure> {
                     unit.error.clone().unwrap_or_default(),
                 ]);
             }
-            print!("{}", table.to_csv());
+            out!("{}", table.to_csv())?;
         }
-        _ => println!("{report}"),
+        _ => outln!("{report}")?,
     }
     Ok(())
 }
@@ -350,12 +356,12 @@ pub fn validate(session: &Session, args: &SelectionArgs) -> Result<(), Failure> 
         .map_err(|error| Failure::Failed(error.to_string()))?
         .len();
     match session.format {
-        Format::Json => print!(
+        Format::Json => out!(
             "{}",
             json(&serde_json::json!({ "units": count, "valid": true }))
-        ),
-        Format::Csv => print!("units,valid\n{count},true\n"),
-        Format::Table => println!("{count} change units, consistent (ids and orders unique)"),
+        )?,
+        Format::Csv => out!("units,valid\n{count},true\n")?,
+        Format::Table => outln!("{count} change units, consistent (ids and orders unique)")?,
         Format::Html => return Err(html_only_for_history()),
     }
     Ok(())

@@ -119,6 +119,8 @@ where
     if let (true, Some(table)) = (typed("audit_table"), &cli.global.audit_table) {
         builder = builder.audit_table(table);
     }
+    check_app_arguments(&cli)?;
+    builder = builder.read_only(app_reads_only(&cli.command));
     if matches!(cli.command, AppCommand::Validate(_)) {
         // Validation needs the builder's selection, not its database: connect to nothing.
         builder = builder.audit_store(std::sync::Arc::new(MemoryAuditStore::new()));
@@ -171,11 +173,15 @@ where
             "which audit store? pass --database-url URL or set FLAMINGOCK_DATABASE_URL".into(),
         ));
     };
+    if let Err(failure) = store_commands::check_arguments(&cli.command, cli.global.format) {
+        return report(failure);
+    }
     let progress = progress::init(cli.global.verbose);
     execute(async move {
         // Rows this binary writes (`fix`) name it as their application.
         let mut builder = Flamingock::builder()
             .database_url(url)
+            .read_only(store_reads_only(&cli.command))
             .app("flamingock-cli", env!("CARGO_PKG_VERSION"));
         if let Some(table) = &cli.global.audit_table {
             builder = builder.audit_table(table);
@@ -187,11 +193,42 @@ where
             format: cli.global.format,
             progress,
         };
-        match &cli.command {
-            StoreCommand::Status => status::status(&session).await,
-            command => store_command(&session, command).await,
-        }
+        store_command(&session, &cli.command).await
     })
+}
+
+/// Whether a store-only command only reads: its store is opened read-only (no file, table or
+/// index is created).
+fn store_reads_only(command: &StoreCommand) -> bool {
+    match command {
+        StoreCommand::Status | StoreCommand::History(_) => true,
+        StoreCommand::Lock { action } => matches!(action, args::LockAction::Show),
+        StoreCommand::Fix(_) => false,
+    }
+}
+
+/// [`store_reads_only`] for the embedded CLI's commands.
+fn app_reads_only(command: &AppCommand) -> bool {
+    match command {
+        AppCommand::Store(command) => store_reads_only(command),
+        AppCommand::Plan(_) | AppCommand::Validate(_) => true,
+        AppCommand::Undo(undo) => undo.dry_run,
+        AppCommand::Apply(_) => false,
+    }
+}
+
+/// Refuses what the command line gets wrong before the store is opened.
+fn check_app_arguments(cli: &AppCli) -> Result<(), ExitCode> {
+    let checked = match &cli.command {
+        AppCommand::Store(command) => store_commands::check_arguments(command, cli.global.format),
+        AppCommand::Undo(undo) => app_commands::undo_scope(undo).map(drop),
+        _ => Ok(()),
+    };
+    let checked = checked.and_then(|()| match (&cli.command, cli.global.format) {
+        (AppCommand::Store(_), _) | (_, Format::Table | Format::Json | Format::Csv) => Ok(()),
+        (_, Format::Html) => Err(output::html_only_for_history()),
+    });
+    checked.map_err(report)
 }
 
 impl StoreCli {
@@ -206,17 +243,34 @@ impl StoreCli {
 
 /// `history`, `fix`, `lock` (and the store-only `status`), with or without the program's units.
 async fn store_command(session: &Session, command: &StoreCommand) -> Result<(), Failure> {
-    session
-        .engine
-        .store()
-        .initialize()
-        .await
-        .map_err(Failure::from_store)?;
     match command {
         StoreCommand::Status => status::status(session).await,
         StoreCommand::History(args) => store_commands::history(session, args).await,
-        StoreCommand::Fix(args) => store_commands::fix(session, args).await,
+        StoreCommand::Fix(args) => {
+            session
+                .engine
+                .store()
+                .initialize()
+                .await
+                .map_err(Failure::from_store)?;
+            store_commands::fix(session, args).await
+        }
         StoreCommand::Lock { action } => store_commands::lock(session, action).await,
+    }
+}
+
+/// Whether the audit table is there (a store that may write creates it). A store opened only to
+/// read, that nothing ran against yet, has none and creates none: that is said on stderr, and
+/// the command answers as for an empty audit.
+pub(crate) async fn audit_table_present(session: &Session) -> Result<bool, Failure> {
+    match session.engine.store().initialize().await {
+        Ok(()) => Ok(true),
+        Err(error @ StoreError::NoAuditTable { .. }) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "note: {error}");
+            Ok(false)
+        }
+        Err(error) => Err(Failure::from_store(error)),
     }
 }
 
@@ -236,6 +290,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// The command failed (exit code 1).
     Failed(String),
+    /// Whoever read the output stopped reading (a closed pipe): the command stops there, quietly
+    /// and with success, since what it did was done and nobody is left to tell.
+    OutputClosed,
 }
 
 impl Failure {
@@ -275,15 +332,22 @@ fn outcome(result: Result<(), Failure>) -> ExitCode {
 }
 
 fn report(failure: Failure) -> ExitCode {
+    use std::io::Write as _;
+    // `eprintln!` would panic on a closed stderr; the exit code still tells.
+    let mut stderr = std::io::stderr();
     match failure {
         Failure::Usage(message) => {
-            eprintln!("error: {message}\n\nFor more information, try '--help'.");
+            let _ = writeln!(
+                stderr,
+                "error: {message}\n\nFor more information, try '--help'."
+            );
             ExitCode::from(2)
         }
         Failure::Failed(message) => {
-            eprintln!("error: {message}");
+            let _ = writeln!(stderr, "error: {message}");
             ExitCode::FAILURE
         }
+        Failure::OutputClosed => ExitCode::SUCCESS,
     }
 }
 

@@ -1,10 +1,41 @@
 //! Printing results: aligned tables for people, CSV and JSON for scripts.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 
 use super::Failure;
+
+/// `print!` that returns what became of the write (see [`emit`]) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns what became of the write (see [`emit`]) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
+
+/// Writes `text` to stdout. A reader that went away (`flamingock history | head -1`) is
+/// [`Failure::OutputClosed`], which ends the command quietly with success, as `cat` and `rg` do;
+/// `print!` would panic there.
+pub fn emit(text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::OutputClosed,
+            _ => Failure::Failed(format!("cannot write the output: {error}")),
+        })
+}
 
 /// Rows of text cells under a header: printed as aligned columns or as CSV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use flamingock_core::{AuditEntry, AuditState, TxStrategy};
 use serde::Serialize;
 
 use super::args::Format;
-use super::output::{Table, html_only_for_history, json, when};
+use super::output::{Table, html_only_for_history, json, out, when};
 use super::{Failure, Session};
 
 /// One unit's line in `status`.
@@ -89,6 +89,9 @@ pub fn line_from_row(row: &AuditEntry) -> StatusLine {
 
 /// The current row of every unit the store knows, by unit order.
 pub async fn current_rows(session: &Session) -> Result<Vec<AuditEntry>, Failure> {
+    if !super::audit_table_present(session).await? {
+        return Ok(Vec::new());
+    }
     let mut rows = session
         .engine
         .store()
@@ -112,8 +115,8 @@ pub fn print_status(
         }
     }
     match session.format {
-        Format::Json => print!("{}", json(&lines)),
-        Format::Csv => print!("{}", status_table(&lines).to_csv()),
+        Format::Json => out!("{}", json(&lines))?,
+        Format::Csv => out!("{}", status_table(&lines).to_csv())?,
         Format::Table => {
             let mut out = format!(
                 "Flamingock status of {}\n",
@@ -144,7 +147,7 @@ pub fn print_status(
             if !note.is_empty() {
                 let _ = writeln!(out, "{note}");
             }
-            print!("{out}");
+            out!("{out}")?;
         }
         Format::Html => return Err(html_only_for_history()),
     }

@@ -4,16 +4,25 @@
 
 use flamingock_core::engine::{FixRequest, LockRelease, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
-use flamingock_core::{AuditEntry, AuditState};
+use flamingock_core::lock::LockInfo;
+use flamingock_core::{AuditEntry, AuditState, AuditStore, StoreError};
 
-use super::args::{FixArgs, Format, HistoryArgs, LockAction};
-use super::output::{Table, html_only_for_history, json, terminal_safe, when};
-use super::time::{Bound, parse_time};
+use super::args::{FixArgs, Format, HistoryArgs, LockAction, StoreCommand};
+use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe, when};
+use super::time::{Bound, TypedTime, read_time};
 use super::{Failure, Session, html};
 
-/// The query `history`'s options describe.
-pub fn history_query(args: &HistoryArgs) -> Result<HistoryQuery, Failure> {
-    let now = chrono::Utc::now();
+/// What `history`'s options ask for, read before anything is asked of the store. Ages
+/// (`--since 1h`) are measured when the store's clock is known: see [`HistoryRequest::query`].
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    query: HistoryQuery,
+    since: Option<TypedTime>,
+    until: Option<TypedTime>,
+}
+
+/// Reads `history`'s options; a typo is a usage error.
+pub fn history_request(args: &HistoryArgs) -> Result<HistoryRequest, Failure> {
     let mut query = HistoryQuery::new();
     query.change_id = args.change.clone();
     query.author = args.author.clone();
@@ -29,44 +38,75 @@ pub fn history_query(args: &HistoryArgs) -> Result<HistoryQuery, Failure> {
         })?;
         query = query.state(parsed);
     }
-    if let Some(since) = &args.since {
-        query.since = Some(parse_time(since, Bound::Since, now).map_err(Failure::Usage)?);
-    }
-    if let Some(until) = &args.until {
-        query.until = Some(parse_time(until, Bound::Until, now).map_err(Failure::Usage)?);
-    }
+    let time = |text: &Option<String>, bound| {
+        text.as_deref()
+            .map(|text| read_time(text, bound).map_err(Failure::Usage))
+            .transpose()
+    };
+    let since = time(&args.since, Bound::Since)?;
+    let until = time(&args.until, Bound::Until)?;
     if args.newest_first {
         query = query.newest_first();
     }
     query.limit = args.limit;
     query.after_id = args.after;
-    Ok(query)
+    Ok(HistoryRequest {
+        query,
+        since,
+        until,
+    })
+}
+
+impl HistoryRequest {
+    /// The query, its ages measured back from `store`'s clock: the one that stamped the rows
+    /// (`created_at`), as the lock's leases are judged by it too.
+    pub async fn query(&self, store: &dyn AuditStore) -> Result<HistoryQuery, Failure> {
+        let mut query = self.query.clone();
+        let ages = [self.since, self.until]
+            .iter()
+            .any(|time| matches!(time, Some(TypedTime::Ago(_))));
+        // The clock is asked only when an age needs it (instants do not look at `now`).
+        let now = match ages {
+            true => store.now().await.map_err(Failure::from_store)?,
+            false => chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        };
+        let at =
+            |time: Option<TypedTime>| time.map(|t| t.at(now).map_err(Failure::Usage)).transpose();
+        query.since = at(self.since)?;
+        query.until = at(self.until)?;
+        Ok(query)
+    }
 }
 
 /// `history`.
 pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failure> {
-    let query = history_query(args)?;
-    let rows = session
-        .engine
-        .store()
-        .history(&query)
-        .await
-        .map_err(Failure::from_store)?;
+    let query = history_request(args)?
+        .query(session.engine.store().as_ref())
+        .await?;
+    let rows = match super::audit_table_present(session).await? {
+        true => session
+            .engine
+            .store()
+            .history(&query)
+            .await
+            .map_err(Failure::from_store)?,
+        false => Vec::new(),
+    };
     match session.format {
-        Format::Json => print!("{}", json(&rows)),
-        Format::Csv => print!("{}", history_table(&rows, true).to_csv()),
+        Format::Json => out!("{}", json(&rows))?,
+        Format::Csv => out!("{}", history_table(&rows, true).to_csv())?,
         Format::Table => {
             if rows.is_empty() {
-                println!("no audit rows match");
+                outln!("no audit rows match")?;
             } else {
-                print!("{}", history_table(&rows, false).to_text(60));
+                out!("{}", history_table(&rows, false).to_text(60))?;
                 if let (Some(limit), Some(last)) = (query.limit, rows.last())
                     && rows.len() == limit as usize
                 {
-                    println!(
+                    outln!(
                         "(more may follow: add --after {} for the next page)",
                         last.id
-                    );
+                    )?;
                 }
             }
         }
@@ -78,7 +118,7 @@ pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Failur
                 filters: &filters,
                 generated_at: chrono::Utc::now(),
             };
-            print!("{}", html::page(&rows, &context));
+            out!("{}", html::page(&rows, &context))?;
         }
     }
     Ok(())
@@ -180,17 +220,35 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
     table
 }
 
-/// `fix`.
-pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
-    let operator = match &args.by {
-        Some(by) => by.clone(),
+/// Refuses what the command line gets wrong before the store is opened, so that a typo neither
+/// waits for a database nor leaves a new SQLite file behind.
+pub fn check_arguments(command: &StoreCommand, format: Format) -> Result<(), Failure> {
+    if format == Format::Html && !matches!(command, StoreCommand::History(_)) {
+        return Err(html_only_for_history());
+    }
+    match command {
+        StoreCommand::History(args) => history_request(args).map(drop),
+        StoreCommand::Fix(args) => fix_operator(args).map(drop),
+        StoreCommand::Status | StoreCommand::Lock { .. } => Ok(()),
+    }
+}
+
+/// Who `fix` records as resolving the unit: `--by`, else `$USER`.
+fn fix_operator(args: &FixArgs) -> Result<String, Failure> {
+    match &args.by {
+        Some(by) => Ok(by.clone()),
         None => ["USER", "USERNAME"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
             .ok_or_else(|| {
                 Failure::Usage("who resolves the unit? pass --by NAME ($USER is not set)".into())
-            })?,
-    };
+            }),
+    }
+}
+
+/// `fix`.
+pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
+    let operator = fix_operator(args)?;
     // The state the person is deciding on: a run that changes it while `fix` waits for the lock
     // makes the engine refuse the fix rather than record a decision about a state that is gone.
     let seen = session
@@ -223,7 +281,7 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
         .await
         .map_err(|error| Failure::Failed(error.to_string()))?;
     match session.format {
-        Format::Json => print!("{}", json(&outcome)),
+        Format::Json => out!("{}", json(&outcome))?,
         Format::Csv | Format::Table => {
             let previous = outcome
                 .previous
@@ -232,13 +290,13 @@ pub async fn fix(session: &Session, args: &FixArgs) -> Result<(), Failure> {
                 Resolution::Applied => "runs skip it from now on",
                 Resolution::RolledBack => "the next run applies it again",
             };
-            println!(
+            outln!(
                 "recorded {} for \"{}\" (was {previous}) by {}: {}\n{next}",
                 outcome.entry.state,
                 terminal_safe(&request.change_id),
                 terminal_safe(&request.operator),
                 terminal_safe(&request.reason)
-            );
+            )?;
         }
         Format::Html => return Err(html_only_for_history()),
     }
@@ -256,18 +314,27 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
         )));
     }
     let failed = |error: flamingock_core::Error| Failure::Failed(error.to_string());
+    // What could be read of a row that does not decode, when `--force` removes it anyway.
+    let mut unreadable = None;
     let (outcome, holder, live) = match action {
         LockAction::Show => {
-            let holder = engine.lock_state().await.map_err(failed)?;
+            // Without an audit table there is no lock table either: nobody holds the lock.
+            let holder = match super::audit_table_present(session).await? {
+                true => engine.lock_state().await.map_err(failed)?,
+                false => None,
+            };
             ("shown", holder, false)
         }
         LockAction::Release(args) if args.force => {
+            if let Err(flamingock_core::Error::Store(StoreError::CorruptLockRow {
+                detail, ..
+            })) = engine.lock_state().await
+            {
+                unreadable = Some(detail);
+            }
             let holder = engine.force_release_lock().await.map_err(failed)?;
-            (
-                if holder.is_some() { "released" } else { "free" },
-                holder,
-                false,
-            )
+            let removed = holder.is_some() || unreadable.is_some();
+            (if removed { "released" } else { "free" }, holder, false)
         }
         LockAction::Release(_) => match engine.release_stale_lock().await.map_err(failed)? {
             LockRelease::Free => ("free", None, false),
@@ -275,11 +342,38 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
             LockRelease::Live(holder) => ("live", Some(holder), true),
         },
     };
+    let printed = print_lock(
+        session,
+        &key,
+        outcome,
+        holder.as_ref(),
+        unreadable.as_deref(),
+    );
+    // A running lease left alone is a refusal, even when nobody reads the output any more.
+    if live {
+        return Err(Failure::Failed(format!(
+            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `flamingock lock release --force`"
+        )));
+    }
+    printed
+}
+
+fn print_lock(
+    session: &Session,
+    key: &str,
+    outcome: &str,
+    holder: Option<&LockInfo>,
+    unreadable: Option<&str>,
+) -> Result<(), Failure> {
     match session.format {
-        Format::Json => print!(
-            "{}",
-            json(&serde_json::json!({ "key": key, "outcome": outcome, "holder": holder }))
-        ),
+        Format::Json => {
+            let mut report =
+                serde_json::json!({ "key": key, "outcome": outcome, "holder": holder });
+            if let Some(detail) = unreadable {
+                report["unreadable"] = detail.into();
+            }
+            out!("{}", json(&report))?
+        }
         Format::Csv => {
             let mut table = Table::new(&[
                 "key",
@@ -290,7 +384,7 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
                 "expired",
                 "outcome",
             ]);
-            if let Some(info) = &holder {
+            if let Some(info) = holder {
                 table.push(vec![
                     info.key.clone(),
                     info.owner.clone(),
@@ -300,22 +394,115 @@ pub async fn lock(session: &Session, action: &LockAction) -> Result<(), Failure>
                     info.expired.to_string(),
                     outcome.to_owned(),
                 ]);
+            } else if unreadable.is_some() {
+                let mut cells = vec![String::new(); 7];
+                cells[0] = key.to_owned();
+                cells[6] = outcome.to_owned();
+                table.push(cells);
             }
-            print!("{}", table.to_csv());
+            out!("{}", table.to_csv())?;
         }
-        Format::Table => match (&holder, outcome) {
-            (Some(info), "shown") => println!("{info}"),
-            (Some(info), "released") => println!("released: {info}"),
-            (Some(info), _) => println!("{info}"),
-            (None, "shown") => println!("lock \"{key}\" is free"),
-            (None, _) => println!("lock \"{key}\" was free; nothing released"),
+        Format::Table => match (holder, outcome) {
+            (None, "released") => outln!(
+                "released lock \"{key}\", whose row could not be read: {}",
+                unreadable.unwrap_or_default()
+            )?,
+            (Some(info), "shown") => outln!("{info}")?,
+            (Some(info), "released") => outln!("released: {info}")?,
+            (Some(info), _) => outln!("{info}")?,
+            (None, "shown") => outln!("lock \"{key}\" is free")?,
+            (None, _) => outln!("lock \"{key}\" was free; nothing released")?,
         },
         Format::Html => return Err(html_only_for_history()),
     }
-    if live {
-        return Err(Failure::Failed(format!(
-            "lock \"{key}\" is held by a lease that is still running, so it was left alone; if its holder is gone, wait for the lease to end or run `lock release --force`"
-        )));
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::{DateTime, Duration, Utc};
+    use clap::Parser;
+    use flamingock_core::StoreError;
+    use flamingock_core::inject::Dependencies;
+    use flamingock_core::lock::Fence;
+    use flamingock_core::model::UnitState;
+    use flamingock_core::store::SharedTransaction;
+    use flamingock_core::testing::MemoryAuditStore;
+    use std::collections::HashMap;
+
+    /// A store whose database clock is three hours behind this process's.
+    struct ClockBehind(MemoryAuditStore);
+
+    fn database_now() -> DateTime<Utc> {
+        "2026-03-10T09:00:00Z".parse().expect("a time")
+    }
+
+    #[async_trait]
+    impl AuditStore for ClockBehind {
+        async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+            Ok(database_now())
+        }
+        async fn initialize(&self) -> Result<(), StoreError> {
+            self.0.initialize().await
+        }
+        async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
+            self.0.unit_states().await
+        }
+        async fn append(
+            &self,
+            entry: &AuditEntry,
+            fence: Option<&Fence>,
+        ) -> Result<(), StoreError> {
+            self.0.append(entry, fence).await
+        }
+        async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+            self.0.entries().await
+        }
+        async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
+            self.0.begin_shared().await
+        }
+        fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
+            self.0.shared_transaction_type()
+        }
+        fn dependencies(&self) -> Dependencies {
+            self.0.dependencies()
+        }
+        fn describe(&self) -> String {
+            "a store whose clock is behind".into()
+        }
+    }
+
+    fn history_args(args: &[&str]) -> HistoryArgs {
+        let mut line = vec!["flamingock", "history"];
+        line.extend(args);
+        match super::super::args::StoreCli::parse_from(line).command {
+            super::super::args::StoreCommand::History(args) => args,
+            _ => unreachable!("a history command line"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ages_are_measured_back_from_the_stores_clock() {
+        let store = ClockBehind(MemoryAuditStore::new());
+        let args = history_args(&["--since", "1h", "--until", "30m"]);
+        let query = history_request(&args)
+            .expect("valid options")
+            .query(&store)
+            .await
+            .expect("a query");
+        assert_eq!(query.since, Some(database_now() - Duration::hours(1)));
+        assert_eq!(query.until, Some(database_now() - Duration::minutes(30)));
+
+        let args = history_args(&["--since", "2026-01-31"]);
+        let query = history_request(&args).unwrap().query(&store).await.unwrap();
+        assert_eq!(query.since, Some("2026-01-31T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_time_that_is_not_one_is_refused_before_the_store_is_asked() {
+        let args = history_args(&["--since", "yesterday"]);
+        assert!(matches!(history_request(&args), Err(Failure::Usage(_))));
+    }
 }

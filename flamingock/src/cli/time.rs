@@ -1,5 +1,5 @@
 //! Reading the times people type for `--since` / `--until`: RFC 3339, a date or a date and time
-//! in UTC, or an age ("30m", "12h", "7d": that long ago).
+//! in UTC, or an age ("30m", "12h", "7d": that long ago by the audit store's clock).
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
@@ -11,11 +11,37 @@ pub enum Bound {
     Until,
 }
 
+/// A time as typed: an instant, or an age to be measured back from the audit store's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedTime {
+    At(DateTime<Utc>),
+    Ago(Duration),
+}
+
+impl TypedTime {
+    /// The instant, with ages measured back from `now` (the store's clock, which stamped the
+    /// rows: a client whose clock is off would select other rows than it means).
+    pub fn at(self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        match self {
+            TypedTime::At(at) => Ok(at),
+            TypedTime::Ago(age) => now
+                .checked_sub_signed(age)
+                .ok_or_else(|| "that age reaches before any time there is".to_owned()),
+        }
+    }
+}
+
 /// Parses `text` as an instant, relative to `now` for ages.
+#[cfg(test)]
 pub fn parse_time(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    read_time(text, bound)?.at(now)
+}
+
+/// Reads `text` as an instant or an age, without a clock.
+pub fn read_time(text: &str, bound: Bound) -> Result<TypedTime, String> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
+        return Ok(TypedTime::At(at.with_timezone(&Utc)));
     }
     for format in [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -24,7 +50,7 @@ pub fn parse_time(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTi
         "%Y-%m-%dT%H:%M",
     ] {
         if let Ok(at) = NaiveDateTime::parse_from_str(text, format) {
-            return Ok(at.and_utc());
+            return Ok(TypedTime::At(at.and_utc()));
         }
     }
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -34,12 +60,12 @@ pub fn parse_time(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTi
                 .succ_opt()
                 .ok_or_else(|| format!("{text} is the last date there is"))?,
         };
-        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+        return Ok(TypedTime::At(
+            day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        ));
     }
     if let Some(age) = parse_age(text) {
-        return now
-            .checked_sub_signed(age)
-            .ok_or_else(|| format!("{text} ago is before any time there is"));
+        return Ok(TypedTime::Ago(age));
     }
     Err(format!(
         "`{text}` is not a time: use RFC 3339 (2026-01-31T12:00:00Z), a UTC date (2026-01-31) or date and time (2026-01-31 12:00), or an age (30m, 12h, 7d)"
