@@ -10,9 +10,7 @@ use flamingock_core::lock::{
 };
 use flamingock_core::model::UnitState;
 use flamingock_core::testing::{MemoryAuditStore, StepFuture, UnitBuilder, UnitScope};
-use flamingock_core::{
-    AuditEntry, AuditState, AuditStore, ChangeUnit, Engine, Error, StoreError,
-};
+use flamingock_core::{AuditEntry, AuditState, AuditStore, ChangeUnit, Engine, Error, StoreError};
 
 fn succeed<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
     Box::pin(async { Ok(()) })

@@ -84,7 +84,11 @@ where
                 return Err(CommitFailure::NotCommitted(error));
             }
             Ok(Some(status)) => {
-                tracing::warn!(txid, status, "a commit's reply was lost; its transaction is still in progress")
+                tracing::warn!(
+                    txid,
+                    status,
+                    "a commit's reply was lost; its transaction is still in progress"
+                )
             }
             // Too old for the database to remember (it cannot be, moments later): unknown.
             Ok(None) => break,

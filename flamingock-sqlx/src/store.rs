@@ -16,8 +16,8 @@ use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditStore, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
-use crate::commit::{CommitFailure, commit_settled};
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
+use crate::commit::{CommitFailure, commit_settled};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
 use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
@@ -415,13 +415,15 @@ where
             }
         }
         let action = "committing a shared transaction";
-        commit_settled(tx, &pool).await.map_err(|failure| match failure {
-            CommitFailure::NotCommitted(error) => query_error(action)(error),
-            CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
-                action,
-                source: Box::new(error),
-            },
-        })
+        commit_settled(tx, &pool)
+            .await
+            .map_err(|failure| match failure {
+                CommitFailure::NotCommitted(error) => query_error(action)(error),
+                CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
+                    action,
+                    source: Box::new(error),
+                },
+            })
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), StoreError> {

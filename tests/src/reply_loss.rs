@@ -94,6 +94,14 @@ impl Arming<'_> {
         self
     }
 
+    /// The client's connection is cut the moment the chosen statement is forwarded, while the
+    /// server still executes it (PostgreSQL only): the client learns of the failure before the
+    /// statement has finished, as when a connection breaks during a slow `COMMIT`.
+    pub fn cut_client_at_once(self) -> Self {
+        self.shared.lock().cut_client_at_once = true;
+        self
+    }
+
     /// When the reply is lost, every other open connection through the proxy is cut too (as when
     /// the network fails), so a pool cannot answer the outcome from an idle connection.
     pub fn cut_other_connections(self) -> Self {
@@ -245,6 +253,7 @@ struct State {
     primed: HashSet<u64>,
     refusal_on_fire: Option<Refusal>,
     cut_others_on_fire: bool,
+    cut_client_at_once: bool,
     /// The execution whose reply is being lost (set when chosen, before it reaches the server).
     chosen: Option<Execution>,
     fired: Option<Execution>,
@@ -390,6 +399,11 @@ impl Relay<'_> {
 
     fn reply_lost(&self) {
         self.shared.reply_lost();
+    }
+
+    /// Whether the client is cut as soon as the chosen statement is forwarded.
+    fn cuts_client_at_once(&self) -> bool {
+        self.shared.lock().cut_client_at_once
     }
 
     fn trace(&self, message: fmt::Arguments<'_>) {

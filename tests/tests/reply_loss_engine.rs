@@ -260,6 +260,80 @@ async fn postgres_shared_lost_commit_reply_is_found_applied_and_not_applied_agai
     db.drop_database().await;
 }
 
+/// Case 1b: the connection breaks while the server is still committing (a deferred trigger makes
+/// the COMMIT take a second and a half; the proxy cuts the client the moment it forwards it). A
+/// fresh read of the audit right then finds no APPLIED row although the commit is about to land:
+/// the engine must not take that for "not committed" and write FAILED (the next run would apply
+/// the unit again). It asks PostgreSQL what became of the transaction, waits while it is in
+/// progress, and reports the unit applied; the next run applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shared_commit_still_landing_is_not_taken_for_a_failure() {
+    let Some((db, proxy)) = setup(Server::Postgres, "rle_pg_slow").await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION rl_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER rl_slow AFTER INSERT ON rl_effects DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION rl_slow_commit()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    // The process's first history query creates the history indexes, which waits for the
+    // committing transaction and so would hide the window: have it done first.
+    let warm = flamingock::sqlx_store::connect(
+        &proxy.url_for(&db.url),
+        flamingock::sqlx_store::StoreOptions::default(),
+    )
+    .await
+    .expect("connect");
+    warm.initialize().await.expect("initialize");
+    warm.history(&flamingock::HistoryQuery::new())
+        .await
+        .expect("history");
+    let module = "reply_loss_engine::pg_shared";
+    proxy
+        .arm(
+            Trigger::statement_contains("COMMIT").after(
+                Trigger::statement_contains("flamingock_audit_log")
+                    .and_contains("INSERT")
+                    .and_param("APPLIED"),
+            ),
+        )
+        .cut_client_at_once();
+    let first = flamingock::run!(builder(&proxy.url_for(&db.url), module).await).await;
+    print_executions(&proxy);
+    let report = first.unwrap_or_else(|e| panic!("the database tells the outcome: {e}"));
+    // The proxy notes the lost reply once the server has finished the COMMIT.
+    for _ in 0..50 {
+        if proxy.fired() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_commit_reply_lost(&proxy);
+    assert_eq!(report.applied(), ["pg-shared-effect"]);
+    assert_eq!(effects(&db).await, 1);
+    let first_rows = audit(&db.url).await;
+    assert_eq!(
+        states(&first_rows),
+        [AuditState::Applied],
+        "no FAILED over the commit"
+    );
+
+    let second = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.unit("pg-shared-effect").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
+    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
 /// Case 2: the same lost COMMIT reply, and no connection can reach the server until after the
 /// run: it stops in doubt, writes nothing more; the commit happened, so the next run applies
 /// nothing.

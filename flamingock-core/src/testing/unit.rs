@@ -5,9 +5,7 @@ use std::borrow::Cow;
 use std::panic::Location;
 
 use crate::ChangeContext;
-use crate::inject::{
-    BoxError, ParamError, ParamSpec, Requirement, Scope, UnitFuture, run_sync,
-};
+use crate::inject::{BoxError, ParamError, ParamSpec, Requirement, Scope, UnitFuture, run_sync};
 use crate::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
 
 /// What a step built with [`UnitBuilder::execute`] or [`UnitBuilder::rollback`] returns: a boxed,

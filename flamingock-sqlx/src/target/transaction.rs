@@ -56,7 +56,10 @@ impl<DB: TargetDialect> SqlTargetTransaction<DB> {
 
     /// The error of a commit that did not certainly happen: an [`OutcomeUnknown`] source when it
     /// may have.
-    fn commit_error(target: String, action: &'static str) -> impl FnOnce(CommitFailure) -> TargetError {
+    fn commit_error(
+        target: String,
+        action: &'static str,
+    ) -> impl FnOnce(CommitFailure) -> TargetError {
         move |failure| TargetError {
             target,
             action,

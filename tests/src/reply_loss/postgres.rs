@@ -32,10 +32,31 @@ pub(super) async fn relay(relay: Relay<'_>, mut client: TcpStream, mut server: T
     let (server_read, mut server_write) = server.into_split();
     let mut client_read = BufReader::new(client_read);
     let mut server_read = BufReader::new(server_read);
-    tokio::select! {
-        _ = requests(relay, &mut client_read, &mut server_write, &lose_after) => {}
-        _ = replies(relay, &mut server_read, &mut client_write, &lose_after) => {}
+    let cut_at_once = tokio::select! {
+        forwarded = requests(relay, &mut client_read, &mut server_write, &lose_after) => {
+            matches!(forwarded, Ok(Forwarded::CutClient))
+        }
+        _ = replies(relay, &mut server_read, &mut client_write, &lose_after) => false,
+    };
+    if cut_at_once {
+        // The client sees its connection end now; the server goes on with the statement, whose
+        // replies are read and dropped up to its ReadyForQuery.
+        drop((client_read, client_write));
+        while let Ok(Some((tag, _))) = read_message(&mut server_read).await {
+            if tag == b'Z' {
+                relay.reply_lost();
+                break;
+            }
+        }
     }
+}
+
+/// How the client-to-server side ended.
+enum Forwarded {
+    /// The client closed, or the chosen execution's reply is being lost.
+    Ended,
+    /// The chosen statement was forwarded and the client is to be cut at once.
+    CutClient,
 }
 
 enum Startup {
@@ -77,7 +98,7 @@ async fn requests(
     client: &mut (impl AsyncRead + Unpin),
     server: &mut (impl AsyncWrite + Unpin),
     lose_after: &AtomicU64,
-) -> io::Result<()> {
+) -> io::Result<Forwarded> {
     let mut statements: HashMap<String, String> = HashMap::new();
     // The startup phase ends with one ReadyForQuery; each Query and Sync earns one more.
     let mut ready_for_query_owed: u64 = 1;
@@ -125,11 +146,14 @@ async fn requests(
         }
         write_message(server, tag, &body).await?;
         if hold_after {
+            if relay.cuts_client_at_once() {
+                return Ok(Forwarded::CutClient);
+            }
             // The server executes what it has; the client waits for a reply that never comes.
             std::future::pending::<()>().await;
         }
     }
-    Ok(())
+    Ok(Forwarded::Ended)
 }
 
 /// Server to client: forwards replies until the chosen execution's, which are read and dropped
