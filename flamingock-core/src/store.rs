@@ -164,6 +164,14 @@ pub trait AuditStore: Send + Sync {
         None
     }
 
+    /// Why a `TX_SHARED` unit cannot use the store's dependency of type `type_id` while its
+    /// transaction is open (SQLite's pool: the transaction holds the database's write lock and
+    /// the pool's only connection, so the unit would wait for the pool until it times out). Such
+    /// a unit is refused before anything runs. The default: every dependency can be used.
+    fn unusable_in_shared_transaction(&self, _type_id: std::any::TypeId) -> Option<String> {
+        None
+    }
+
     /// The longest id, author, order and stage the store's columns can keep, so that a unit
     /// whose values do not fit is refused before anything runs, not after its work is done.
     /// The default: no limits.

@@ -298,6 +298,16 @@ where
         Some(self.identity.clone())
     }
 
+    fn unusable_in_shared_transaction(&self, type_id: TypeId) -> Option<String> {
+        (DB::TRANSACTION_LOCKS_DATABASE && type_id == TypeId::of::<Pool<DB>>()).then(|| {
+            format!(
+                "on {} the unit's transaction holds the database's write lock and the pool's only connection, so the pool would wait until it times out; do everything through the transaction (`&mut {}`), or make the unit `transactional = false` to use the pool",
+                DB::LABEL,
+                DB::TRANSACTION_TYPE
+            )
+        })
+    }
+
     fn limits(&self) -> flamingock_core::store::StoreLimits {
         DB::LIMITS
     }

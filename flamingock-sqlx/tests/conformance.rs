@@ -424,3 +424,48 @@ mod checks {
         db.cleanup(store.as_ref()).await;
     }
 }
+
+/// On SQLite a `TX_SHARED` unit's transaction holds the database's write lock and the pool's only
+/// connection: a unit that also takes the pool is refused before anything runs, with the reason
+/// (it used to wait for the pool until it timed out).
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_sqlite_unit_taking_the_pool_is_refused_before_the_run() {
+    use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
+    use flamingock_core::{AuditStore, Engine, Error};
+
+    fn uses_both<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
+        Box::pin(async { Ok(()) })
+    }
+    let Some(db) = common::TestDb::new(flamingock_testkit::Backend::Sqlite).await else {
+        return;
+    };
+    let store = db.initialized_store().await;
+    let unit = UnitBuilder::new("both", "1", "test")
+        .takes_transaction::<sqlx::Transaction<'static, sqlx::Sqlite>>()
+        .takes_dependency::<sqlx::SqlitePool>()
+        .execute(uses_both)
+        .build();
+    let error = Engine::new(store.clone())
+        .run([unit])
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, Error::MissingDependencies(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("write lock") && message.contains("transactional = false"),
+        "{message}"
+    );
+    assert!(store.entries().await.unwrap().is_empty(), "nothing ran");
+    // The same unit without a transaction may take the pool.
+    let non_tx = UnitBuilder::new("pool-only", "1", "test")
+        .transactional(false)
+        .takes_dependency::<sqlx::SqlitePool>()
+        .execute(uses_both)
+        .build();
+    Engine::new(store.clone())
+        .run([non_tx])
+        .await
+        .expect("a non-transactional unit takes the pool");
+    db.cleanup(store.as_ref()).await;
+}

@@ -91,6 +91,13 @@ impl Engine {
         match requirement {
             Requirement::Context => None,
             Requirement::Dependency { type_id, type_name } => {
+                if matches!(unit.route, Route::Shared(None))
+                    && let Some(why) = self.store.unusable_in_shared_transaction(type_id)
+                {
+                    return Some(format!(
+                        "`{type_name}` cannot be used inside this transactional unit: {why}"
+                    ));
+                }
                 let target_dependencies = self.target_dependencies(unit);
                 if target_dependencies.contains(type_id) || self.dependencies.contains(type_id) {
                     return None;
