@@ -203,6 +203,11 @@ where
         if self.read_only {
             return self.check_tables().await;
         }
+        // Tables that are there and ours need no write transaction: on SQLite that would wait
+        // for a holder's write lock (up to the busy timeout) before the lock wait even began.
+        if self.tables_are_there().await? {
+            return Ok(());
+        }
         let mut tx = begin(&self.pool).await.map_err(query_error(
             "opening the transaction that creates the audit table",
         ))?;
@@ -340,6 +345,20 @@ where
 {
     /// `initialize()` of a store that only reads: the audit table must be there and ours, the
     /// lock table ours if it is there; nothing is created, upgraded or locked.
+    /// Whether the audit and lock tables are both there (and ours), read without a transaction.
+    async fn tables_are_there(&self) -> Result<bool, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("reading the audit table's columns"))?;
+        let columns = audit_column_names();
+        Ok(
+            inspect_table::<DB>(&mut conn, &self.table, &AUDIT_TABLE, columns).await?
+                && lock::table_is_there::<DB>(&mut conn, &self.lock).await?,
+        )
+    }
+
     async fn check_tables(&self) -> Result<(), StoreError> {
         let mut conn = self
             .pool

@@ -596,3 +596,67 @@ mod checks {
         db.cleanup(store.as_ref()).await;
     }
 }
+
+/// A frozen holder on SQLite: its lease has ended, but its open transaction still holds the
+/// database's write lock, so every attempt to take the lease waits for SQLite's busy timeout
+/// (30 s). The waiter honours its own lock wait (2 s here) and names the holder, instead of a raw
+/// "database is locked" half a minute later.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_sqlite_holder_is_named_within_the_lock_wait() {
+    use std::time::{Duration, Instant};
+
+    use flamingock_core::lock::{Fence, LockOptions};
+    use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
+    use flamingock_core::{AuditStore, Engine, Error};
+    use sqlx::Connection;
+
+    fn never<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
+        Box::pin(async { Err("the unit must not run while another holds the lock".into()) })
+    }
+    let Some(db) = common::TestDb::new(flamingock_testkit::Backend::Sqlite).await else {
+        return;
+    };
+    let store = db.initialized_store().await;
+    let frozen = Fence {
+        key: "flamingock".to_owned(),
+        owner: "frozen-runner".to_owned(),
+    };
+    store
+        .lock()
+        .expect("a lock")
+        .try_acquire(&frozen, "frozen-host", Duration::from_millis(300))
+        .await
+        .expect("the frozen holder takes the lock");
+    // The frozen holder's shared transaction: the database's write lock, held throughout.
+    let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let engine = Engine::new(store.clone()).with_lock_options(LockOptions {
+        wait: Duration::from_secs(2),
+        ..LockOptions::default()
+    });
+    let started = Instant::now();
+    let error = engine
+        .run([UnitBuilder::new("waits", "1", "test")
+            .execute(never)
+            .build()])
+        .await
+        .expect_err("the lock is not to be had");
+    let waited = started.elapsed();
+    assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
+    assert!(error.to_string().contains("frozen-runner"), "{error}");
+    assert!(
+        waited < Duration::from_secs(20),
+        "the waiter took {waited:?}, beyond its 2 s wait and up to SQLite's busy timeout"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder.close().await.unwrap();
+    assert!(store.entries().await.unwrap().is_empty());
+    db.cleanup(store.as_ref()).await;
+}

@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 use super::PlannedUnit;
 use super::heartbeat::{Heartbeat, LeaseClock};
 use crate::error::Error;
-use crate::lock::{Acquisition, Fence, LockOptions};
+use crate::lock::{Acquisition, DistributedLock, Fence, LockInfo, LockOptions};
 use crate::plan::Decision;
 use crate::store::{AuditStore, StoreError};
 
 /// The longest pause between two attempts to take a held lock.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// The least time one try to take the lock is given, however little is left of the wait.
+const MIN_TRY: Duration = Duration::from_secs(1);
+
+/// How long the clean-up after a try cut short may take.
+const CLEAN_UP: Duration = Duration::from_secs(2);
 
 /// What waiting for the lock came to.
 pub(super) enum Acquired {
@@ -62,11 +68,22 @@ impl Lease {
         };
         let started = Instant::now();
         let mut pause = options.retry_interval.max(Duration::from_millis(1));
+        let mut last_holder: Option<LockInfo> = None;
         let taken_at = loop {
             let sent = Instant::now();
-            match lock.try_acquire(&fence, hostname, options.lease).await? {
+            // One try may itself wait on the database (a frozen holder's open transaction: SQLite's
+            // write lock, an InnoDB row lock) far longer than the lock wait: bound it by what is
+            // left of the wait.
+            let left = options.wait.saturating_sub(started.elapsed()).max(MIN_TRY);
+            let tried =
+                tokio::time::timeout(left, lock.try_acquire(&fence, hostname, options.lease)).await;
+            let Ok(tried) = tried else {
+                return Err(gave_up_waiting(lock, &fence, last_holder, started.elapsed()).await);
+            };
+            match tried? {
                 Acquisition::Acquired => break sent,
                 Acquisition::Held(holder) => {
+                    last_holder = Some(holder.clone());
                     let waited = started.elapsed();
                     if waited >= options.wait {
                         return Err(Error::LockTimeout {
@@ -217,5 +234,38 @@ impl Drop for Lease {
                 }
             });
         }
+    }
+}
+
+/// The error of a wait whose last try was cut short: the holder as last seen (or read now), and
+/// any lease that try may have taken given back.
+async fn gave_up_waiting(
+    lock: &dyn DistributedLock,
+    fence: &Fence,
+    last_holder: Option<LockInfo>,
+    waited: Duration,
+) -> Error {
+    // The cut-short try may have taken the lease before its reply came: give it back.
+    let _ = tokio::time::timeout(CLEAN_UP, lock.release(fence)).await;
+    let holder = match last_holder {
+        Some(holder) => Some(holder),
+        None => tokio::time::timeout(CLEAN_UP, lock.read(&fence.key))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
+    };
+    match holder {
+        Some(holder) => Error::LockTimeout {
+            holder: Box::new(holder),
+            waited,
+        },
+        None => Error::Store(StoreError::Query {
+            action: "taking the lock",
+            source: format!(
+                "the database did not answer within {waited:?} (the lock wait): another connection holds it, or the lock row, in an open transaction"
+            )
+            .into(),
+        }),
     }
 }

@@ -244,8 +244,23 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    crate::sql::inspect_table::<DB>(conn, &lock.table, &LOCK_TABLE, LOCK_COLUMNS).await?;
+    table_is_there::<DB>(conn, lock).await?;
     Ok(())
+}
+
+/// Whether the lock table is there (checking, when it is, that it is ours); creates nothing.
+pub(crate) async fn table_is_there<DB>(
+    conn: &mut DB::Connection,
+    lock: &LockTable,
+) -> Result<bool, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    Ok(crate::sql::inspect_table::<DB>(conn, &lock.table, &LOCK_TABLE, LOCK_COLUMNS).await?)
 }
 
 #[cfg(test)]
