@@ -433,3 +433,36 @@ fn a_refused_command_line_leaves_no_sqlite_file_behind() {
         assert!(!db.path().exists(), "{args:?} left {}", db.path().display());
     }
 }
+
+/// An error text carries ids verbatim: what would act on the terminal (an escape sequence, a
+/// direction override) is shown escaped on stderr, not sent raw.
+#[test]
+fn error_texts_reach_the_terminal_escaped() {
+    let db = SqliteFile::new();
+    let refused = flamingock(
+        &db.url(),
+        &[
+            "fix",
+            "unit\u{1b}[2Jwiped\u{202E}",
+            "--applied",
+            "--by",
+            "ops",
+            "--reason",
+            "checked",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "a raw escape reached stderr: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\u{202E}'),
+        "a raw override reached stderr: {stderr:?}"
+    );
+    assert!(
+        stderr.contains("unit\\u{001B}[2Jwiped\\u{202E}"),
+        "{stderr}"
+    );
+}

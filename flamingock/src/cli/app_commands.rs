@@ -11,7 +11,7 @@ use flamingock_core::{ChangeUnit, RunReport};
 use serde::Serialize;
 
 use super::args::{Format, SelectionArgs, UndoArgs};
-use super::output::{Table, html_only_for_history, json, out, outln, when};
+use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe_lines, when};
 use super::status::{StatusLine, current_rows, line_from_row, print_status, status_label};
 use super::{Failure, Session};
 
@@ -193,7 +193,7 @@ pub async fn apply(session: &Session, args: &SelectionArgs) -> Result<(), Failur
 fn print_run(session: &Session, report: &RunReport) -> Result<(), Failure> {
     match session.format {
         Format::Json => out!("{}", report.to_json())?,
-        Format::Table => outln!("{report}")?,
+        Format::Table => outln!("{}", terminal_safe_lines(&report.to_string()))?,
         Format::Csv => {
             let mut table = Table::new(&[
                 "order",
@@ -343,7 +343,7 @@ fn print_undo(session: &Session, report: &UndoReport) -> Result<(), Failure> {
             }
             out!("{}", table.to_csv())?;
         }
-        _ => outln!("{report}")?,
+        _ => outln!("{}", terminal_safe_lines(&report.to_string()))?,
     }
     Ok(())
 }

@@ -344,6 +344,9 @@ fn report(failure: Failure) -> ExitCode {
             ExitCode::from(2)
         }
         Failure::Failed(message) => {
+            // Error texts carry ids, authors and causes verbatim: escape what would act on the
+            // terminal.
+            let message = output::terminal_safe_lines(&message);
             let _ = writeln!(stderr, "error: {message}");
             ExitCode::FAILURE
         }

@@ -142,6 +142,15 @@ fn csv_cell(text: &str) -> String {
     }
 }
 
+/// Several lines of `text`, each made [`terminal_safe`]: for reports and error messages, whose
+/// line breaks are theirs but whose ids, authors and causes come from code and from people.
+pub fn terminal_safe_lines(text: &str) -> String {
+    text.split('\n')
+        .map(terminal_safe)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `text` safe to print on a terminal: control characters (escape sequences among them),
 /// direction overrides and other invisible format characters are shown as `\u{..}` instead of
 /// acting on the terminal. Ids, authors and reasons come from code and from people.
@@ -233,6 +242,10 @@ mod tests {
         assert!(text.contains("add-\\u{202E}users"), "{text}");
         assert!(text.contains("ana\\u{001B}[31m"), "{text}");
         assert_eq!(terminal_safe("plain"), "plain");
+        assert_eq!(
+            terminal_safe_lines("unit \u{1b}[31mred\nnext\u{202E}line"),
+            "unit \\u{001B}[31mred\nnext\\u{202E}line"
+        );
     }
 
     #[test]
