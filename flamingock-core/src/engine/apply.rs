@@ -106,24 +106,9 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         }
     };
     point(route, Step::AfterExecute);
-    if let (TxRoute::Separate(_), Some(lease)) = (route, attempt.lease) {
-        // The target's commit is outside the audit store's fence: confirm the lease first, so
-        // that an instance that lost it (paused, cut off) never commits a change another
-        // instance may be applying too.
-        let unconfirmed = match lease.confirm().await {
-            Ok(true) => None,
-            Ok(false) => Some(UnitFailure::found(
-                "this runner lost the lock before the target's transaction committed; the change was rolled back",
-            )),
-            Err(error) => Some(UnitFailure::at(
-                "could not confirm the lock's lease before the target's transaction committed, so the change was rolled back",
-                error,
-            )),
-        };
-        if let Some(failure) = unconfirmed {
-            let failure = transaction.roll_back(failure).await;
-            return failed_on(attempt, route, execution_ms, failure).await;
-        }
+    if let Some(failure) = transaction.confirm_lease(attempt, Purpose::Apply).await {
+        let failure = transaction.roll_back(failure).await;
+        return failed_on(attempt, route, execution_ms, failure).await;
     }
     match transaction
         .commit(attempt, Purpose::Apply, execution_ms)

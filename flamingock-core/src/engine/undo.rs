@@ -221,6 +221,10 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
             match transaction.run(attempt, rollback, Purpose::Undo).await {
                 Err(failure) => failure,
                 Ok(transaction) => {
+                    if let Some(failure) = transaction.confirm_lease(attempt, Purpose::Undo).await {
+                        let failure = transaction.roll_back(failure).await;
+                        return record_rollback_failure(attempt, elapsed(), failure).await;
+                    }
                     match transaction.commit(attempt, Purpose::Undo, elapsed()).await {
                         Commit::Done { recorded: true } => {
                             return Tried::ok(UndoOutcome::RolledBack);
