@@ -299,6 +299,13 @@ impl AuditEntry {
         self.metadata_str(metadata_keys::RESOLVED_BY)
     }
 
+    /// The unit's own author: the row's `author`, except on a `MANUAL_MARKED_*` row, whose author
+    /// is the person who decided and which keeps the unit's author in its metadata.
+    pub fn unit_author(&self) -> &str {
+        self.metadata_str(metadata_keys::UNIT_AUTHOR)
+            .unwrap_or(&self.author)
+    }
+
     /// Whether the row was written by a person (`fix`) rather than by a run.
     pub fn is_manual(&self) -> bool {
         self.metadata_flag(metadata_keys::MANUAL)

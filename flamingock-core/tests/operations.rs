@@ -308,6 +308,21 @@ async fn fix_unblocks_a_unit_with_who_and_why() {
     assert_eq!(metadata["reason"], "checked by hand");
     assert_eq!(metadata["unit_author"], "ana");
 
+    // A second decision on top of the first keeps the unit's own author, not the first operator.
+    let second = FixRequest {
+        resolution: Resolution::RolledBack,
+        operator: "ops-li".into(),
+        ..request("it was not in place after all")
+    };
+    engine(&store).fix(units, &second).await.unwrap();
+    let row = store.rows().pop().unwrap();
+    assert_eq!(row.author, "ops-li");
+    assert_eq!(row.unit_author(), "ana");
+    engine(&store)
+        .fix(units, &request("checked again"))
+        .await
+        .unwrap();
+
     let report = engine(&store).run(units).await.expect("unblocked");
     assert_eq!(report.applied(), ["u7-b"]);
 

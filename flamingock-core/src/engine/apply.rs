@@ -9,7 +9,7 @@ use crate::report::UnitOutcome;
 
 use super::attempt::{Attempt, Written};
 use super::failure::{Tried, UnitFailure};
-use super::transaction::{Commit, Purpose, TxRoute, UnitTransaction, failure};
+use super::transaction::{Commit, Purpose, TxRoute, UnitTransaction, confirm_lease, failure};
 
 /// The steps of a transactional try that carry a failure point.
 #[derive(Clone, Copy)]
@@ -106,7 +106,7 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         }
     };
     point(route, Step::AfterExecute);
-    if let Some(failure) = transaction.confirm_lease(attempt, Purpose::Apply).await {
+    if let Some(failure) = confirm_lease(transaction.is_separate(), attempt, Purpose::Apply).await {
         let failure = transaction.roll_back(failure).await;
         return failed_on(attempt, route, execution_ms, failure).await;
     }

@@ -170,6 +170,9 @@ impl Engine {
                 now: SeenState::of(previous),
             });
         }
+        // Copied from the newest row, which may itself be a fix (its author is then that
+        // operator, the unit's author in its metadata).
+        let unit_author = newest.as_ref().map(|row| row.unit_author().to_owned());
         let mut entry = match newest {
             Some(row) => AuditEntry {
                 id: 0,
@@ -204,7 +207,7 @@ impl Engine {
         metadata.insert(metadata_keys::MANUAL.into(), true.into());
         metadata.insert(
             metadata_keys::UNIT_AUTHOR.into(),
-            entry.author.clone().into(),
+            unit_author.unwrap_or_else(|| entry.author.clone()).into(),
         );
         metadata.insert(
             metadata_keys::RESOLVED_BY.into(),

@@ -143,33 +143,9 @@ impl<'t> UnitTransaction<'t> {
 
     /// Rolls back, adding to `failure` when even that fails (dropping the connection rolls back
     /// too, so that is said rather than failed on twice).
-    /// Before a `TX_SEPARATE` commit, which no audit fence covers: confirms the lease, so that an
-    /// instance that lost it (paused, cut off) never commits a change, or the rollback of one,
-    /// that another instance may be working on too. The failure to roll back with, if not.
-    pub(super) async fn confirm_lease(
-        &self,
-        attempt: &Attempt<'_>,
-        purpose: Purpose,
-    ) -> Option<UnitFailure> {
-        let (Self::Separate(..), Some(lease)) = (self, attempt.lease) else {
-            return None;
-        };
-        let what = match purpose {
-            Purpose::Apply => "the change was rolled back",
-            Purpose::Undo => "the rollback was not committed and the unit is still applied",
-        };
-        match lease.confirm().await {
-            Ok(true) => None,
-            Ok(false) => Some(UnitFailure::found(format!(
-                "this runner lost the lock before the target's transaction committed; {what}"
-            ))),
-            Err(error) => Some(UnitFailure::at(
-                format!(
-                    "could not confirm the lock's lease before the target's transaction committed, so {what}"
-                ),
-                error,
-            )),
-        }
+    /// Whether the transaction is a separate target's (whose commit no audit fence covers).
+    pub(super) fn is_separate(&self) -> bool {
+        matches!(self, Self::Separate(..))
     }
 
     pub(super) async fn roll_back(self, failure: UnitFailure) -> UnitFailure {
@@ -290,5 +266,35 @@ impl<'t> UnitTransaction<'t> {
             Self::Shared(_) => "transaction",
             Self::Separate(..) => "target's transaction",
         }
+    }
+}
+
+/// Before a `TX_SEPARATE` commit (`separate`), which no audit fence covers: confirms the lease,
+/// so that an instance that lost it (paused, cut off) never commits a change, or the rollback of
+/// one, that another instance may be working on too. The failure to roll back with, if not.
+/// (It takes no borrow of the transaction: that is `Send`, not `Sync`, and this awaits.)
+pub(super) async fn confirm_lease(
+    separate: bool,
+    attempt: &Attempt<'_>,
+    purpose: Purpose,
+) -> Option<UnitFailure> {
+    let (true, Some(lease)) = (separate, attempt.lease) else {
+        return None;
+    };
+    let what = match purpose {
+        Purpose::Apply => "the change was rolled back",
+        Purpose::Undo => "the rollback was not committed and the unit is still applied",
+    };
+    match lease.confirm().await {
+        Ok(true) => None,
+        Ok(false) => Some(UnitFailure::found(format!(
+            "this runner lost the lock before the target's transaction committed; {what}"
+        ))),
+        Err(error) => Some(UnitFailure::at(
+            format!(
+                "could not confirm the lock's lease before the target's transaction committed, so {what}"
+            ),
+            error,
+        )),
     }
 }

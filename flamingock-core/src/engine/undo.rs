@@ -16,7 +16,7 @@ use super::attempt::{Attempt, Written};
 use super::failure::{Tried, UnitFailure};
 use super::lease::Lease;
 use super::planned::{PlannedUnit, Route, blocked_units};
-use super::transaction::{Commit, Purpose, UnitTransaction};
+use super::transaction::{Commit, Purpose, UnitTransaction, confirm_lease};
 use crate::model::{AuditState, ChangeUnit};
 use crate::plan::Decision;
 
@@ -221,7 +221,9 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
             match transaction.run(attempt, rollback, Purpose::Undo).await {
                 Err(failure) => failure,
                 Ok(transaction) => {
-                    if let Some(failure) = transaction.confirm_lease(attempt, Purpose::Undo).await {
+                    if let Some(failure) =
+                        confirm_lease(transaction.is_separate(), attempt, Purpose::Undo).await
+                    {
                         let failure = transaction.roll_back(failure).await;
                         return record_rollback_failure(attempt, elapsed(), failure).await;
                     }
