@@ -60,9 +60,9 @@ where
     };
     let error = match tx.commit().await {
         Ok(()) => return Ok(()),
-        // The server answered: it did not commit.
-        Err(error @ sqlx::Error::Database(_)) => return Err(CommitFailure::NotCommitted(error)),
-        Err(error) => error,
+        Err(error) if crate::sql::reply_may_be_lost(&error) => error,
+        // The server answered (or nothing was sent): it did not commit.
+        Err(error) => return Err(CommitFailure::NotCommitted(error)),
     };
     let (Some(txid), Some(statement)) = (txid, DB::TRANSACTION_STATUS) else {
         return Err(CommitFailure::Unknown(error));

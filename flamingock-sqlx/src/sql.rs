@@ -22,6 +22,31 @@ pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> S
     }
 }
 
+/// Wraps the error of a write (an insert in autocommit, a commit): a write whose reply may have
+/// been lost on the way (the connection broke, the driver's worker died) is
+/// [`StoreError::OutcomeUnknown`], since the server may have carried it out, or still be doing
+/// so; one the server refused, or that was never sent, is a plain [`StoreError::Query`].
+pub(crate) fn write_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| {
+        if reply_may_be_lost(&source) {
+            StoreError::OutcomeUnknown {
+                action,
+                source: Box::new(source),
+            }
+        } else {
+            query_error(action)(source)
+        }
+    }
+}
+
+/// Whether a statement that failed with `error` may nonetheless have been carried out.
+pub(crate) fn reply_may_be_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+    )
+}
+
 /// Makes already validated SQL text executable (the only way dynamic SQL reaches sqlx here).
 pub(crate) fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(Arc::clone(text))

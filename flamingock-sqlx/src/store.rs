@@ -25,6 +25,7 @@ use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{
     TableKind, begin, ensure_table, inspect_table, query_error, serialize_creation, sql,
+    write_error,
 };
 use crate::target::SqlTarget;
 
@@ -241,13 +242,13 @@ where
             bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
                 .execute(&self.pool)
                 .await
-                .map_err(query_error("appending an audit entry"))?;
+                .map_err(write_error("appending an audit entry"))?;
             return Ok(());
         };
         let inserted = bind_fenced(sqlx::query(sql(self.lock.insert_fenced())), entry, fence)
             .execute(&self.pool)
             .await
-            .map_err(query_error("appending an audit entry under the lock"))?;
+            .map_err(write_error("appending an audit entry under the lock"))?;
         fenced_outcome(DB::rows_affected(&inserted), fence)
     }
 

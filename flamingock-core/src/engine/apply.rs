@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::model::AuditState;
 use crate::plan::Decision;
 use crate::report::UnitOutcome;
+use crate::store::StoreError;
 
 use super::attempt::{Attempt, Written};
 use super::failure::{Tried, UnitFailure};
@@ -80,11 +81,7 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         }
         let started_row = attempt.entry(AuditState::Started, None, None);
         if let Err(error) = attempt.append(&started_row).await {
-            // Nothing ran: the unit was not started without its STARTED row.
-            return Tried::failed(
-                UnitOutcome::Failed,
-                UnitFailure::at("could not record STARTED, so the unit was not run", error),
-            );
+            return not_started(attempt, error);
         }
         point(route, Step::AfterStarted);
     }
@@ -182,11 +179,7 @@ async fn failed(
 async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
     let started_row = attempt.entry(AuditState::Started, None, None);
     if let Err(error) = attempt.append(&started_row).await {
-        // Nothing ran: the unit was not started without its STARTED row.
-        return Tried::failed(
-            UnitOutcome::Failed,
-            UnitFailure::at("could not record STARTED, so the unit was not run", error),
-        );
+        return not_started(attempt, error);
     }
     crate::failpoint!("non_tx.after_started");
     let started = Instant::now();
@@ -257,4 +250,22 @@ async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
         .await
         .unwrap_or_else(|failure| failure);
     Tried::failed(outcome, failure)
+}
+
+/// The STARTED row could not be recorded: nothing ran (the unit is never started without it). If
+/// the write's reply was lost it may be there all the same; the next run then judges the unit as
+/// after a crash before its execution (a non-transactional one blocks for a person).
+fn not_started(attempt: &Attempt<'_>, error: StoreError) -> Tried<UnitOutcome> {
+    let failure = if matches!(error, StoreError::OutcomeUnknown { .. }) {
+        UnitFailure::at(
+            format!(
+                "could not confirm that STARTED was recorded (its reply was lost), so the unit was not run; if the row was written after all, the next run judges the unit as interrupted: a non-transactional one blocks, and `flamingock fix {} --rolled-back` records that it never ran",
+                attempt.id()
+            ),
+            error,
+        )
+    } else {
+        UnitFailure::at("could not record STARTED, so the unit was not run", error)
+    };
+    Tried::failed(UnitOutcome::Failed, failure)
 }
