@@ -432,7 +432,7 @@ mod checks {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_sqlite_unit_taking_the_pool_is_refused_before_the_run() {
     use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
-    use flamingock_core::{AuditStore, Engine, Error};
+    use flamingock_core::{Engine, Error};
 
     fn uses_both<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
         Box::pin(async { Ok(()) })

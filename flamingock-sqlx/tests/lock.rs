@@ -608,7 +608,7 @@ async fn a_frozen_sqlite_holder_is_named_within_the_lock_wait() {
 
     use flamingock_core::lock::{Fence, LockOptions};
     use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
-    use flamingock_core::{AuditStore, Engine, Error};
+    use flamingock_core::{Engine, Error};
     use sqlx::Connection;
 
     fn never<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
