@@ -3,11 +3,11 @@
 //! `lock` and `validate` all know the four units below.
 //!
 //! ```text
-//! cargo run --example cli -- plan            # what a run would do; writes nothing
-//! cargo run --example cli -- apply           # applies the four units
-//! cargo run --example cli -- undo --last 2   # rolls back the export and the email column
-//! cargo run --example cli -- status          # two applied, two pending (rolled back)
-//! cargo run --example cli -- history --format html > report.html
+//! cargo run --example cli --features cli -- plan            # what a run would do; writes nothing
+//! cargo run --example cli --features cli -- apply           # applies the four units
+//! cargo run --example cli --features cli -- undo --last 2   # rolls back the export and the email column
+//! cargo run --example cli --features cli -- status          # two applied, two pending (rolled back)
+//! cargo run --example cli --features cli -- history --format html > report.html
 //! ```
 //!
 //! The audit store and the data live in `flamingock-cli-example.db` in the working directory

@@ -4,8 +4,8 @@
 //! failure), and a table in MariaDB (`TX_SEPARATE`, with a marker row).
 //!
 //! ```text
-//! cargo run --example multi-target     # applies all five
-//! cargo run --example multi-target     # applies none: "nothing to apply"
+//! cargo run --example multi-target --features multi-target     # applies all five
+//! cargo run --example multi-target --features multi-target     # applies none: "nothing to apply"
 //! ```
 //!
 //! Where everything is, from the environment (defaults: the local services):

@@ -3,8 +3,8 @@
 //! database.
 //!
 //! ```text
-//! cargo run --example postgres     # applies all three
-//! cargo run --example postgres     # applies none: "nothing to apply"
+//! cargo run --example postgres --features postgres     # applies all three
+//! cargo run --example postgres --features postgres     # applies none: "nothing to apply"
 //! ```
 //!
 //! The database comes from `FLAMINGOCK_DATABASE_URL`, default the local test server

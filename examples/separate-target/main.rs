@@ -5,8 +5,8 @@
 //! without running it again.
 //!
 //! ```text
-//! cargo run --example separate-target     # applies both
-//! cargo run --example separate-target     # applies none: "nothing to apply"
+//! cargo run --example separate-target --features postgres     # applies both
+//! cargo run --example separate-target --features postgres     # applies none: "nothing to apply"
 //! ```
 //!
 //! The audit store comes from `FLAMINGOCK_DATABASE_URL`, default `sqlite://separate-target.db` in
