@@ -99,6 +99,13 @@ pub trait DistributedLock: Send + Sync {
     /// The engine calls this on the heartbeat's own thread and runtime, so whatever it opens (a
     /// database connection) belongs to that runtime.
     async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError>;
+
+    /// Whether the heartbeat may run on a thread and runtime of its own (the default). A lock
+    /// whose keeper can only share the run's own connections (SQLite in memory: its one
+    /// connection *is* the database) says no, and the heartbeat runs as a task of the run.
+    fn heartbeat_on_own_thread(&self) -> bool {
+        true
+    }
 }
 
 /// Extends one runner's lease on behalf of its heartbeat (see [`DistributedLock::keeper`]).

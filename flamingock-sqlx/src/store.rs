@@ -185,6 +185,13 @@ where
     async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError> {
         Ok(Box::new(SqlKeeper::beside(&self.pool, &self.lock)))
     }
+
+    fn heartbeat_on_own_thread(&self) -> bool {
+        // The keeper shares the store's pool there: a connection handed back to it from another
+        // runtime that ends may be dropped, and with an in-memory database's only connection
+        // the database goes too.
+        DB::second_connection_reaches_same_database(&self.pool.connect_options())
+    }
 }
 
 #[async_trait]

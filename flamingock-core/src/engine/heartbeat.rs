@@ -76,6 +76,9 @@ impl Heartbeat {
         lease: Duration,
         clock: Arc<LeaseClock>,
     ) -> Self {
+        let own_thread = store
+            .lock()
+            .is_some_and(|lock| lock.heartbeat_on_own_thread());
         let (stop, stopped) = oneshot::channel();
         let (finished, done) = oneshot::channel();
         let beat: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin({
@@ -85,6 +88,13 @@ impl Heartbeat {
                 let _ = finished.send(());
             }
         });
+        if !own_thread {
+            tokio::spawn(beat);
+            return Self {
+                stop: Some(stop),
+                done: Some(done),
+            };
+        }
         // The thread takes its work through a channel, so that the work is still here to run on
         // the current runtime if the system refuses a thread.
         let (hand, take) = std::sync::mpsc::channel::<Pin<Box<dyn Future<Output = ()> + Send>>>();

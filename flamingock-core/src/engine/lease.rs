@@ -205,9 +205,8 @@ impl Lease {
     pub(super) async fn release(mut self) {
         self.heartbeat.stop().await;
         self.released = true;
-        if self.is_lost() {
-            return;
-        }
+        // Even a lease counted lost (by this runner's own clock, say) is given back: the release
+        // removes the row only while it is still this runner's, so another holder's is safe.
         if let Some(lock) = self.store.lock() {
             match lock.release(&self.fence).await {
                 Ok(()) => tracing::info!(key = %self.fence.key, "lock released"),

@@ -29,7 +29,8 @@ pub(crate) struct SqlKeeper<DB: Dialect> {
 impl<DB: Dialect> SqlKeeper<DB> {
     /// A keeper beside the store's `pool`: a new one-connection pool with the same connect
     /// options, opened lazily on the current runtime; or the store's pool itself where a second
-    /// connection would reach another database (SQLite in memory).
+    /// connection would reach another database (SQLite in memory; the heartbeat then runs on the
+    /// run's own runtime, see `heartbeat_on_own_thread`).
     pub(crate) fn beside(pool: &Pool<DB>, lock: &Arc<LockTable>) -> Self {
         let options = pool.connect_options();
         if !DB::second_connection_reaches_same_database(&options) {
