@@ -72,6 +72,23 @@ pub trait Dialect: Database + sealed::Sealed + HistorySql + LockDialect {
     ) -> bool {
         true
     }
+
+    /// Selects, as text, the session setting that decides where an unqualified table name
+    /// resolves (PostgreSQL's `search_path`, MySQL's current database), so that a connection
+    /// opened beside a user's pool (whose `after_connect` may have changed it) finds the same
+    /// lock table (`None`: the connect options decide it alone).
+    #[doc(hidden)]
+    const NAME_RESOLUTION: Option<&'static str> = None;
+
+    /// `options` with the setting [`NAME_RESOLUTION`](Self::NAME_RESOLUTION) read from the
+    /// store's pool.
+    #[doc(hidden)]
+    fn resolving_names_as(
+        options: <Self::Connection as sqlx::Connection>::Options,
+        _setting: &str,
+    ) -> <Self::Connection as sqlx::Connection>::Options {
+        options
+    }
 }
 
 macro_rules! seal {

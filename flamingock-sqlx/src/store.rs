@@ -14,7 +14,7 @@ use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
 use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditStore, StoreError};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use crate::columns::{audit_column_names, bind_entry, bind_fenced};
 use crate::commit::{CommitFailure, commit_settled};
@@ -58,6 +58,9 @@ pub struct SqlAuditStore<DB: Dialect> {
     identity: String,
     /// Opened only to read (see [`StoreOptions::read_only`]).
     read_only: bool,
+    /// Where the pool's sessions resolve table names ([`Dialect::NAME_RESOLUTION`]), read on the
+    /// run's runtime when the lock is first taken, for the heartbeat's own connection.
+    name_resolution: Arc<tokio::sync::OnceCell<Option<String>>>,
 }
 
 impl<DB: Dialect> Clone for SqlAuditStore<DB> {
@@ -71,6 +74,7 @@ impl<DB: Dialect> Clone for SqlAuditStore<DB> {
             location: self.location.clone(),
             identity: self.identity.clone(),
             read_only: self.read_only,
+            name_resolution: Arc::clone(&self.name_resolution),
         }
     }
 }
@@ -114,6 +118,7 @@ impl<DB: Dialect> SqlAuditStore<DB> {
             location,
             identity,
             read_only: options.read_only,
+            name_resolution: Arc::default(),
         })
     }
 
@@ -135,6 +140,32 @@ impl<DB: Dialect> SqlAuditStore<DB> {
     /// The lock table's name (`flamingock_lock` beside the default audit table).
     pub fn lock_table(&self) -> &str {
         self.lock.name()
+    }
+
+    /// Reads, once, where the pool's sessions resolve table names (a user's pool may change it
+    /// in `after_connect`), so the heartbeat's own connection finds the same lock table.
+    async fn read_name_resolution(&self) -> Result<(), StoreError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        &'static str: ColumnIndex<DB::Row>,
+        String: Type<DB> + for<'r> Decode<'r, DB>,
+    {
+        let Some(query) = DB::NAME_RESOLUTION else {
+            return Ok(());
+        };
+        self.name_resolution
+            .get_or_try_init(|| async {
+                const ACTION: &str = "read where the session resolves table names";
+                let row = sqlx::query(query)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(query_error(ACTION))?;
+                row.try_get::<Option<String>, _>("setting")
+                    .map_err(query_error(ACTION))
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The leases of the lock table, through the store's pool.
@@ -163,6 +194,7 @@ where
         hostname: &str,
         lease: Duration,
     ) -> Result<Acquisition, StoreError> {
+        self.read_name_resolution().await?;
         self.leases().try_acquire(fence, hostname, lease).await
     }
 
@@ -183,7 +215,12 @@ where
     }
 
     async fn keeper(&self) -> Result<Box<dyn LeaseKeeper>, StoreError> {
-        Ok(Box::new(SqlKeeper::beside(&self.pool, &self.lock)))
+        let setting = self.name_resolution.get().cloned().flatten();
+        Ok(Box::new(SqlKeeper::beside(
+            &self.pool,
+            &self.lock,
+            setting.as_deref(),
+        )))
     }
 
     fn heartbeat_on_own_thread(&self) -> bool {

@@ -660,3 +660,112 @@ async fn a_frozen_sqlite_holder_is_named_within_the_lock_wait() {
     assert!(store.entries().await.unwrap().is_empty());
     db.cleanup(store.as_ref()).await;
 }
+
+/// A user's own pool whose `after_connect` moves where table names resolve (`SET search_path` on
+/// PostgreSQL, `USE` on MariaDB): the heartbeat's own connection must find the same lock table,
+/// or every extension fails and a long unit loses its lease.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod name_resolution {
+    use std::time::Duration;
+
+    use flamingock_core::lock::Fence;
+    use flamingock_core::{AuditStore, StoreError};
+    use flamingock_sqlx::{SqlAuditStore, StoreOptions};
+    use flamingock_testkit::{Backend, FreshDb};
+
+    /// Takes the lock through `store`, then extends it through a fresh keeper.
+    async fn extend_through_a_keeper(store: &dyn AuditStore) -> Result<bool, StoreError> {
+        store
+            .initialize()
+            .await
+            .expect("initialize in the moved place");
+        let lock = store.lock().expect("a lock");
+        let fence = Fence {
+            key: "flamingock".to_owned(),
+            owner: "runner-a".to_owned(),
+        };
+        let minute = Duration::from_secs(60);
+        lock.try_acquire(&fence, "host-a", minute)
+            .await
+            .expect("the lock is taken");
+        let keeper = lock.keeper().await.expect("a keeper");
+        let extended = keeper.extend(&fence, minute).await;
+        keeper.close().await;
+        extended
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_search_path_set_after_connect() {
+        use sqlx::Executor;
+        let Some(db) = FreshDb::create(Backend::Postgres, "keeper_path").await else {
+            return;
+        };
+        let setup = sqlx::PgPool::connect(&db.url).await.unwrap();
+        setup.execute("CREATE SCHEMA app").await.unwrap();
+        setup.close().await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET search_path TO app").await?;
+                    Ok(())
+                })
+            })
+            .connect(&db.url)
+            .await
+            .unwrap();
+        let store = SqlAuditStore::postgres(pool.clone(), StoreOptions::default()).unwrap();
+        let extended = extend_through_a_keeper(&store).await;
+        let in_app: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = 'app' AND table_name = 'flamingock_lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        db.drop_database().await;
+        assert_eq!(
+            in_app, 1,
+            "the store made its lock table where the pool resolves names"
+        );
+        assert!(
+            extended.expect("the keeper reaches the lock table in `app`"),
+            "the keeper extends the lease"
+        );
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_database_chosen_after_connect() {
+        use sqlx::Executor;
+        let Some(url_db) = FreshDb::create(Backend::MySql, "keeper_url").await else {
+            return;
+        };
+        let Some(used) = FreshDb::create(Backend::MySql, "keeper_use").await else {
+            url_db.drop_database().await;
+            return;
+        };
+        let statement = format!("USE {}", used.name);
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .after_connect(move |conn, _| {
+                let statement = statement.clone();
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(statement)).await?;
+                    Ok(())
+                })
+            })
+            .connect(&url_db.url)
+            .await
+            .unwrap();
+        let store = SqlAuditStore::mysql(pool.clone(), StoreOptions::default()).unwrap();
+        let extended = extend_through_a_keeper(&store).await;
+        pool.close().await;
+        url_db.drop_database().await;
+        used.drop_database().await;
+        assert!(
+            extended.expect("the keeper reaches the lock table in the database chosen by USE"),
+            "the keeper extends the lease"
+        );
+    }
+}

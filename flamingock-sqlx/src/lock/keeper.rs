@@ -31,7 +31,14 @@ impl<DB: Dialect> SqlKeeper<DB> {
     /// options, opened lazily on the current runtime; or the store's pool itself where a second
     /// connection would reach another database (SQLite in memory; the heartbeat then runs on the
     /// run's own runtime, see `heartbeat_on_own_thread`).
-    pub(crate) fn beside(pool: &Pool<DB>, lock: &Arc<LockTable>) -> Self {
+    ///
+    /// The store's pool may be a user's, whose `after_connect` changed where table names resolve
+    /// (`SET search_path`, `USE`): `name_resolution` is that setting as read from it.
+    pub(crate) fn beside(
+        pool: &Pool<DB>,
+        lock: &Arc<LockTable>,
+        name_resolution: Option<&str>,
+    ) -> Self {
         let options = pool.connect_options();
         if !DB::second_connection_reaches_same_database(&options) {
             return Self {
@@ -40,13 +47,17 @@ impl<DB: Dialect> SqlKeeper<DB> {
                 own: false,
             };
         }
+        let mut options = (*options).clone();
+        if let Some(setting) = name_resolution {
+            options = DB::resolving_names_as(options, setting);
+        }
         let own = PoolOptions::<DB>::new()
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(CONNECT_WAIT)
-            .connect_lazy_with((*options).clone());
+            .connect_lazy_with(options);
         Self {
             pool: own,
             lock: Arc::clone(lock),

@@ -33,6 +33,7 @@ impl Dialect for MySql {
          FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = ?";
     const DDL_COMMITS: bool = true;
+    const NAME_RESOLUTION: Option<&'static str> = Some("SELECT DATABASE() AS setting");
     // change_id VARCHAR(255) counts characters; TEXT holds 65,535 bytes.
     const LIMITS: StoreLimits = StoreLimits {
         change_id: TextLimit::Chars(255),
@@ -40,6 +41,10 @@ impl Dialect for MySql {
         order: TextLimit::Bytes(65_535),
         stage: TextLimit::Bytes(65_535),
     };
+
+    fn resolving_names_as(options: MySqlConnectOptions, database: &str) -> MySqlConnectOptions {
+        options.database(database)
+    }
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         // change_id is the only indexed text, hence the only VARCHAR (an index needs a bounded

@@ -43,6 +43,12 @@ impl Dialect for Postgres {
     const TRANSACTION_ID: Option<&'static str> = Some("SELECT txid_current()::text AS txid");
     const TRANSACTION_STATUS: Option<&'static str> =
         Some("SELECT txid_status(CAST($1 AS bigint)) AS status");
+    const NAME_RESOLUTION: Option<&'static str> =
+        Some("SELECT current_setting('search_path') AS setting");
+
+    fn resolving_names_as(options: PgConnectOptions, search_path: &str) -> PgConnectOptions {
+        options.options([("search_path", search_path)])
+    }
 
     fn create_schema(table: &str, index: &str) -> Vec<String> {
         vec![
