@@ -235,8 +235,12 @@ impl Engine {
             let result = self
                 .execute(&planned, &execution_id, lease.as_ref(), &mut report)
                 .await;
-            if let Some(lease) = lease {
-                lease.release().await;
+            match (lease, &result) {
+                (Some(lease), Err(Stop::InDoubt { change_id, .. })) => {
+                    lease.leave_to_expire(change_id).await
+                }
+                (Some(lease), _) => lease.release().await,
+                (None, _) => {}
             }
             report.duration_ms = started.elapsed().as_millis() as u64;
             match result {

@@ -219,8 +219,12 @@ pub enum Error {
 
     /// A write's reply was lost and its outcome could not be found out: nothing more was
     /// written for the unit and the run stopped there. The next run decides from the audit (and
-    /// the marker), or blocks the unit for a person; it never re-applies on a guess.
-    #[error("the outcome of change unit \"{change_id}\" is unknown: {failure}\n{report}")]
+    /// the marker), or blocks the unit for a person; it never re-applies on a guess. The lock is
+    /// not released but left to end with its lease, so the write has time to land (or not) before
+    /// another instance reads the audit.
+    #[error(
+        "the outcome of change unit \"{change_id}\" is unknown: {failure}\n(the lock this run held is left to end with its lease, so the write can land before another instance reads the audit)\n{report}"
+    )]
     InDoubt {
         change_id: String,
         #[source]

@@ -519,6 +519,20 @@ impl Place {
         engine.store().entries().await.expect("entries")
     }
 
+    /// Who holds the lock row now, if anyone (expired or not).
+    async fn lock_holder(&self) -> Option<String> {
+        let engine = Flamingock::builder()
+            .database_url(&self.audit_url)
+            .build()
+            .await
+            .expect("the audit store opens");
+        let lock = engine.store().lock().expect("SQL stores have a lock");
+        lock.read(flamingock::DEFAULT_LOCK_KEY)
+            .await
+            .expect("the lock row reads")
+            .map(|info| info.owner)
+    }
+
     async fn effect_rows(&self, stage: &str) -> i64 {
         let url = if stage.starts_with("separate") {
             &self.target_url
@@ -664,6 +678,11 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     }
     if case.lost.is_some() && !case.undo && place.effect_lines(&format!("undo {id}")) > 0 {
         return Err("a unit whose APPLIED may be recorded was rolled back".into());
+    }
+    if case.lost.is_some_and(|l| l.stops) && place.lock_holder().await.is_none() {
+        // A commit whose reply was lost may still land: releasing the lock at once would let
+        // another instance read the audit before it does and apply the unit again.
+        return Err("a run that stopped in doubt released the lock instead of leaving it to end with its lease".into());
     }
     let before = place.entries().await;
     let left = before.iter().rfind(|e| e.change_id == id).map(|e| e.state);

@@ -218,6 +218,23 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Stops extending the lease but keeps it: it ends on its own, `length` after the last
+    /// extension. For a run that stops with a write in doubt: a commit whose reply was lost may
+    /// still be landing, and another instance that took the lock at once could read the audit
+    /// before it lands and apply the unit a second time.
+    pub(super) async fn leave_to_expire(mut self, change_id: &str) {
+        self.heartbeat.stop().await;
+        self.released = true;
+        tracing::warn!(
+            key = %self.fence.key,
+            change_id,
+            lease_s = self.length.as_secs_f64(),
+            "lock kept until its lease ends: a write of this unit is in doubt and may still land"
+        );
+    }
+}
+
 impl Drop for Lease {
     /// A run that ends without `release` (a panic, a dropped future) still gives the lease up.
     fn drop(&mut self) {

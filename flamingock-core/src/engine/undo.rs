@@ -85,7 +85,14 @@ impl Engine {
             .instrument(span)
             .await;
         if let Some(lease) = lease {
-            lease.release().await;
+            match report
+                .units
+                .iter()
+                .find(|u| u.outcome == UndoOutcome::InDoubt)
+            {
+                Some(in_doubt) => lease.leave_to_expire(&in_doubt.change_id).await,
+                None => lease.release().await,
+            }
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         match result {
