@@ -102,6 +102,37 @@ async fn a_failing_non_transactional_unit_is_rolled_back_and_the_run_stops() {
     assert!(store.states_of("second").is_empty());
 }
 
+static ROLLBACK_CALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn note_rollback<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
+    ROLLBACK_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Box::pin(async { Ok(()) })
+}
+
+/// Rollback code runs only once its intent (FAILED) is in the audit: when FAILED cannot be
+/// recorded, the effect stays as the execution left it, STARTED stays the newest row, and the
+/// next run blocks the unit for a person.
+#[tokio::test]
+async fn no_rollback_runs_when_failed_cannot_be_recorded() {
+    let store = MemoryAuditStore::new();
+    store.refuse_appends_of(AuditState::Failed);
+    let units = [unit("publish", "1", false, fail, Some(note_rollback))];
+    let error = engine(&store).run(units).await.unwrap_err();
+    let Error::UnitFailed { report, .. } = &error else {
+        panic!("expected UnitFailed, got {error}");
+    };
+    assert_eq!(report.unit("publish").unwrap().outcome, UnitOutcome::Failed);
+    let message = error.to_string();
+    assert!(message.contains("the rollback was not run"), "{message}");
+    assert!(message.contains("flamingock fix publish"), "{message}");
+    assert!(!ROLLBACK_CALLED.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(store.states_of("publish"), [AuditState::Started]);
+
+    let blocked = engine(&store).run(units).await.unwrap_err();
+    assert!(matches!(blocked, Error::Blocked { .. }), "{blocked}");
+    assert!(!ROLLBACK_CALLED.load(std::sync::atomic::Ordering::SeqCst));
+}
+
 #[tokio::test]
 async fn a_rollback_that_fails_keeps_both_errors() {
     let store = MemoryAuditStore::new();

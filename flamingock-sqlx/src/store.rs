@@ -282,15 +282,22 @@ where
     }
 
     async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
+        // The connection first, on its own: a failure to connect means the insert was never
+        // sent, a plain error, not one whose outcome is unknown.
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_error("connecting to append an audit entry"))?;
         let Some(fence) = fence else {
             bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
-                .execute(&self.pool)
+                .execute(&mut *connection)
                 .await
                 .map_err(write_error("appending an audit entry"))?;
             return Ok(());
         };
         let inserted = bind_fenced(sqlx::query(sql(self.lock.insert_fenced())), entry, fence)
-            .execute(&self.pool)
+            .execute(&mut *connection)
             .await
             .map_err(write_error("appending an audit entry under the lock"))?;
         fenced_outcome(DB::rows_affected(&inserted), fence)

@@ -218,7 +218,26 @@ async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
         // that instance's work, and nothing could be recorded anyway.
         return Tried::failed(UnitOutcome::Failed, failure);
     }
-    let failure = attempt.record_failed(execution_ms, failure).await;
+    tracing::error!(change_id = attempt.id(), error = %failure, "change unit failed");
+    let failure = match attempt
+        .record(AuditState::Failed, execution_ms, failure, "")
+        .await
+    {
+        Ok(failure) => failure,
+        Err(failure) if attempt.unit.unit.rollback.is_some() => {
+            // Rollback code runs only after its intent is in the audit: STARTED stays the
+            // newest row and the next run blocks the unit for a person, who finds the effect
+            // as the execution left it.
+            return Tried::failed(
+                UnitOutcome::Failed,
+                failure.note(format!(
+                    "(the rollback was not run, since FAILED is not in the audit; the next run blocks the unit: `flamingock fix {}`)",
+                    attempt.id()
+                )),
+            );
+        }
+        Err(failure) => failure,
+    };
     crate::failpoint!("non_tx.after_failed");
     let Some(rollback) = &attempt.unit.unit.rollback else {
         return Tried::failed(UnitOutcome::Failed, failure);

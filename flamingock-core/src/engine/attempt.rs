@@ -210,7 +210,13 @@ impl<'a> Attempt<'a> {
                 }
             }
         }
-        Written::Unknown(error)
+        // A write refused by the server, or never sent (no connection could be had), is not in
+        // the audit whether or not the audit can be read now. A lost reply (no error) tells
+        // nothing.
+        match error {
+            Some(error) if settled => Written::No(Some(error)),
+            error => Written::Unknown(error),
+        }
     }
 
     /// Appends `FAILED` with `failure`, noting in it when even that failed.

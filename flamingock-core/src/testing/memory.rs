@@ -18,6 +18,8 @@ use crate::store::{AuditStore, SharedTransaction, StoreError, counts_as_try};
 pub struct MemoryAuditStore {
     rows: Arc<Mutex<Vec<AuditEntry>>>,
     leases: Arc<Mutex<HashMap<String, LockInfo>>>,
+    /// States whose appends are refused (see [`MemoryAuditStore::refuse_appends_of`]).
+    refused: Arc<Mutex<Vec<AuditState>>>,
 }
 
 /// The transaction [`MemoryAuditStore`] hands to `TX_SHARED` units: a scratch list of effects that
@@ -32,6 +34,15 @@ impl MemoryAuditStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on, appending a row in `state` fails (as a write the database refused: known
+    /// not to be recorded), for tests of what the engine does when the audit cannot record.
+    pub fn refuse_appends_of(&self, state: AuditState) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(state);
     }
 
     /// Every row, oldest first.
@@ -133,6 +144,14 @@ impl AuditStore for MemoryAuditStore {
     }
 
     async fn append(&self, entry: &AuditEntry, fence: Option<&Fence>) -> Result<(), StoreError> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.contains(&entry.state) {
+            return Err(StoreError::Query {
+                action: "appending an audit entry",
+                source: format!("the test store refuses {} rows", entry.state).into(),
+            });
+        }
+        drop(refused);
         self.fenced(fence)?;
         self.push(entry);
         Ok(())
