@@ -200,12 +200,14 @@ pub enum Error {
     },
 
     /// The lock could not be had in time; nothing ran.
-    #[error(
-        "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; if you are sure it is gone, `flamingock lock release --force` removes it now"
-    )]
+    #[error("{}", lock_timeout_message(holder, *waited, *unanswered))]
     LockTimeout {
         holder: Box<crate::lock::LockInfo>,
         waited: std::time::Duration,
+        /// Whether the last try got no answer within the wait: another connection holds the
+        /// lock row, or the database's write lock, in an open transaction (a frozen holder), so
+        /// removing the row would wait on it too.
+        unanswered: bool,
     },
 
     /// This runner lost its lease during the run and stopped; it wrote nothing after losing it.
@@ -264,6 +266,22 @@ fn list(title: &str, items: &[impl fmt::Display]) -> String {
     text
 }
 
+fn lock_timeout_message(
+    holder: &crate::lock::LockInfo,
+    waited: std::time::Duration,
+    unanswered: bool,
+) -> String {
+    if unanswered {
+        format!(
+            "could not take the lock within {waited:?}: the database did not answer, because another connection holds the lock row (or, on SQLite, the database's write lock) in an open transaction; the lease was last held by {holder}. Ending that connection or its process frees the lock (`flamingock lock release --force` would wait on it too)"
+        )
+    } else {
+        format!(
+            "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; if you are sure it is gone, `flamingock lock release --force` removes it now"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +299,7 @@ mod tests {
                 expired: false,
             }),
             waited: std::time::Duration::from_secs(180),
+            unanswered: false,
         };
         // The lease is running, and plain `lock release` leaves a running lease alone.
         let message = error.to_string();
@@ -288,5 +307,18 @@ mod tests {
             message.contains("`flamingock lock release --force` removes it now"),
             "{message}"
         );
+        // A holder frozen inside a transaction: removing its row would wait on it too.
+        let Error::LockTimeout { holder, waited, .. } = error else {
+            unreachable!()
+        };
+        let frozen = Error::LockTimeout {
+            holder,
+            waited,
+            unanswered: true,
+        }
+        .to_string();
+        assert!(frozen.contains("did not answer"), "{frozen}");
+        assert!(frozen.contains("would wait on it too"), "{frozen}");
+        assert!(!frozen.contains("removes it now"), "{frozen}");
     }
 }

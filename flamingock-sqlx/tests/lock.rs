@@ -646,8 +646,20 @@ async fn a_frozen_sqlite_holder_is_named_within_the_lock_wait() {
         .await
         .expect_err("the lock is not to be had");
     let waited = started.elapsed();
-    assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::LockTimeout {
+                unanswered: true,
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("frozen-runner"), "{error}");
+    // `lock release --force` would wait on the same write lock: not what the message offers.
+    assert!(error.to_string().contains("did not answer"), "{error}");
+    assert!(!error.to_string().contains("removes it now"), "{error}");
     assert!(
         waited < Duration::from_secs(20),
         "the waiter took {waited:?}, beyond its 2 s wait and up to SQLite's busy timeout"

@@ -89,6 +89,7 @@ impl Lease {
                         return Err(Error::LockTimeout {
                             holder: Box::new(holder),
                             waited,
+                            unanswered: false,
                         });
                     }
                     tracing::debug!(%holder, "waiting for the lock");
@@ -275,6 +276,7 @@ async fn gave_up_waiting(
         Some(holder) => Error::LockTimeout {
             holder: Box::new(holder),
             waited,
+            unanswered: true,
         },
         None => Error::Store(StoreError::Query {
             action: "taking the lock",
