@@ -54,6 +54,7 @@ pub const REPLY_POINTS: &[&str] = &[
     "undo.shared.commit",
     "undo.separate.commit",
     "undo.rolled_back",
+    "fix.recorded",
 ];
 
 /// Whether the write `name` just made should report an error as if its reply was lost: once per

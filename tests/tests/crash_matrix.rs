@@ -53,6 +53,9 @@ struct Case {
     failing: bool,
     /// Whether the crashed run is an undo of the applied unit (`undo --last 1`).
     undo: bool,
+    /// Whether the crashed run is a person's `fix <id> --applied` of the unit, which a crash
+    /// after its execution left STARTED.
+    fix: bool,
     /// `None`: the run crashes at `point`. `Some`: the write at `point` happens but its reply is
     /// lost (`FLAMINGOCK_LOSE_REPLY`).
     lost: Option<Lost>,
@@ -73,6 +76,7 @@ const fn case(
         point,
         failing,
         undo: false,
+        fix: false,
         lost: None,
         left,
         next,
@@ -102,6 +106,7 @@ const fn lost(
         point,
         failing: false,
         undo,
+        fix: false,
         lost: Some(lost),
         left,
         next,
@@ -124,6 +129,21 @@ const UNTOLD: Lost = Lost {
     stops: true,
 };
 
+/// A case whose run is `fix <id> --applied` of a unit a crash left STARTED, the fix's write
+/// losing its reply.
+const fn fix_case(stage: &'static str, lost: Lost) -> Case {
+    Case {
+        stage,
+        point: "fix.recorded",
+        failing: false,
+        undo: false,
+        fix: true,
+        lost: Some(lost),
+        left: Some(ManualMarkedAsApplied),
+        next: Next::Skips,
+    }
+}
+
 /// A case whose crashed run is an undo of the unit, applied just before.
 const fn undo_case(
     stage: &'static str,
@@ -136,13 +156,14 @@ const fn undo_case(
         point,
         failing: false,
         undo: true,
+        fix: false,
         lost: None,
         left,
         next,
     }
 }
 
-use AuditState::{Applied, Failed, RollbackStarted, RolledBack, Started};
+use AuditState::{Applied, Failed, ManualMarkedAsApplied, RollbackStarted, RolledBack, Started};
 use Next::*;
 
 const MATRIX: &[Case] = &[
@@ -423,6 +444,8 @@ const MATRIX: &[Case] = &[
         Some(RolledBack),
         Applies,
     ),
+    fix_case("non_tx", FOUND),
+    fix_case("non_tx", BLIND),
 ];
 
 fn strategy_of(stage: &str) -> &'static str {
@@ -635,6 +658,21 @@ async fn run_case(backend: Backend, case: &Case) -> Result<(), String> {
         if case.undo { " (undo)" } else { "" },
         case.point
     );
+    if case.fix {
+        // A crash after the execution leaves the unit STARTED with its effect in place: the
+        // person looks, finds it there, and records `fix --applied`.
+        let crashed = place.child(
+            case.stage,
+            &[("FLAMINGOCK_FAILPOINT", "non_tx.after_execute")],
+        );
+        if crashed.status.success() {
+            return Err(format!(
+                "{label}: the run before the fix did not crash:\n{}",
+                text(&crashed)
+            ));
+        }
+        env.push(("CRASH_MODE", "fix"));
+    }
     if case.undo {
         let applied = place.child(case.stage, &[]);
         if !applied.status.success() {
@@ -679,7 +717,9 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     if case.lost.is_some() && !case.undo && place.effect_lines(&format!("undo {id}")) > 0 {
         return Err("a unit whose APPLIED may be recorded was rolled back".into());
     }
-    if case.lost.is_some_and(|l| l.stops) && place.lock_holder().await.is_none() {
+    if case.fix {
+        check_fix_repeated(place, id).await?;
+    } else if case.lost.is_some_and(|l| l.stops) && place.lock_holder().await.is_none() {
         // A commit whose reply was lost may still land: releasing the lock at once would let
         // another instance read the audit before it does and apply the unit again.
         return Err("a run that stopped in doubt released the lock instead of leaving it to end with its lease".into());
@@ -699,7 +739,11 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
     let since = if case.undo { before.len() } else { 0 };
     let applied = after[since..]
         .iter()
-        .filter(|e| e.change_id == id && e.state == AuditState::Applied)
+        .filter(|e| {
+            e.change_id == id
+                && (e.state == AuditState::Applied
+                    || (case.fix && e.state == AuditState::ManualMarkedAsApplied))
+        })
         .count();
     if applied > 1 {
         return Err(format!("{applied} APPLIED rows"));
@@ -755,6 +799,34 @@ async fn check(place: &Place, case: &Case, id: &str, crashed: &Output) -> Result
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// After a fix whose reply was lost (known recorded, or not): the same fix, as the person would
+/// repeat it with the state they saw, is refused since the unit's state changed, and writes
+/// nothing; exactly one resolution is in the audit.
+async fn check_fix_repeated(place: &Place, id: &str) -> Result<(), String> {
+    let before = place.entries().await;
+    let again = place.child(id, &[("CRASH_MODE", "fix")]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    if again.status.code() != Some(1) || !stderr.contains("changed from STARTED") {
+        return Err(format!(
+            "a repeated fix on a state that changed was not refused:\n{}",
+            text(&again)
+        ));
+    }
+    let after = place.entries().await;
+    let resolutions = after
+        .iter()
+        .filter(|e| e.change_id == id && e.state == AuditState::ManualMarkedAsApplied)
+        .count();
+    if after.len() != before.len() || resolutions != 1 {
+        return Err(format!(
+            "{resolutions} resolutions, {} rows before the repeat and {} after",
+            before.len(),
+            after.len()
+        ));
     }
     Ok(())
 }
@@ -826,7 +898,10 @@ fn reliability_doc() -> String {
          MariaDB/MySQL, units on the audit store's own database run `TX_SEPARATE` (the server \
          commits before every DDL statement), so the `TX_SHARED` rows run on SQLite and \
          PostgreSQL only.\n\n\
-         Rows marked *(undo)* crash an `undo --last 1` of the applied unit instead of a run. Rows \
+         Rows marked *(undo)* crash an `undo --last 1` of the applied unit instead of a run; rows \
+         marked *(fix --applied)* record a person's `fix <id> --applied` of a unit a crash after its \
+         execution left `STARTED`, and then check that repeating that fix is refused (the state it \
+         was decided on changed) and writes nothing. Rows \
          \"reply of `...` lost\" do not crash: the write happens and then reports an error, as when \
          the database's answer is lost (`FLAMINGOCK_LOSE_REPLY`); the engine reads the audit (or the \
          marker) again before it writes anything else, and when that cannot be read either \
@@ -848,7 +923,13 @@ fn reliability_doc() -> String {
                 ),
             },
             strategy_of(case.stage),
-            if case.undo { " *(undo)*" } else { "" },
+            if case.undo {
+                " *(undo)*"
+            } else if case.fix {
+                " *(fix --applied)*"
+            } else {
+                ""
+            },
             if case.failing { "yes" } else { "no" },
             case.left.map_or("none".to_owned(), |s| format!("`{s}`")),
             case.next.describe(),

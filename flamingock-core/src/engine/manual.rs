@@ -16,6 +16,7 @@ use super::planned::PlannedUnit;
 use crate::error::Error;
 use crate::history::HistoryQuery;
 use crate::model::{AuditEntry, AuditState, ChangeUnit, metadata_keys};
+use crate::store::StoreError;
 
 /// What the person found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,12 +109,61 @@ pub enum FixError {
         seen: SeenState,
         now: SeenState,
     },
+    /// The resolution's row was sent but its reply was lost, and the audit could not be read
+    /// again to learn whether it is there.
+    #[error(
+        "whether the resolution of \"{change_id}\" was recorded is unknown (the reply of its write was lost and the audit could not be read again): look with `flamingock status`; repeating the fix with the state shown before is refused if it was recorded"
+    )]
+    OutcomeUnknown {
+        change_id: String,
+        #[source]
+        source: StoreError,
+    },
     /// The store, the lock or the unit's target failed.
     #[error(transparent)]
     Engine(#[from] Error),
 }
 
 impl Engine {
+    /// After the resolution's write failed with `error` (or lost its reply): `Ok` when its row
+    /// is the unit's newest (under the lock nobody else writes it), the error otherwise.
+    async fn find_out_fix(
+        &self,
+        entry: &AuditEntry,
+        error: Option<StoreError>,
+    ) -> Result<(), FixError> {
+        let error = match error {
+            Some(lost @ StoreError::LockLost { .. }) => return Err(FixError::Engine(lost.into())),
+            other => other,
+        };
+        let settled = !matches!(&error, None | Some(StoreError::OutcomeUnknown { .. }));
+        let query = HistoryQuery::new()
+            .change(&entry.change_id)
+            .newest_first()
+            .limit(1);
+        for pause in super::attempt::FIND_OUT_PAUSES {
+            tokio::time::sleep(pause).await;
+            if crate::failpoint::blind() {
+                continue;
+            }
+            if let Ok(rows) = self.store.history(&query).await {
+                let found = rows.first().is_some_and(|row| {
+                    row.execution_id == entry.execution_id && row.state == entry.state
+                });
+                tracing::warn!(change_id = %entry.change_id, found, "a fix's reply was lost; the audit tells");
+                return match (found, error) {
+                    (true, _) => Ok(()),
+                    (false, Some(error)) if settled => Err(FixError::Engine(error.into())),
+                    (false, error) => Err(unknown_fix(entry, error)),
+                };
+            }
+        }
+        match error {
+            Some(error) if settled => Err(FixError::Engine(error.into())),
+            error => Err(unknown_fix(entry, error)),
+        }
+    }
+
     /// Records a person's resolution of a unit, under the lock. `units` are the units this program
     /// declares (none, from the standalone binary): they describe a unit the audit has no row of.
     pub async fn fix(
@@ -217,10 +267,15 @@ impl Engine {
         entry.metadata = Some(serde_json::Value::Object(metadata));
         entry.author = request.operator.clone();
         entry.state = request.resolution.state();
-        self.store
+        let written = self
+            .store
             .append(&entry, lease.map(|lease| &lease.fence))
-            .await
-            .map_err(Error::from)?;
+            .await;
+        match written {
+            Ok(()) if !crate::failpoint::reply_lost("fix.recorded") => {}
+            Ok(()) => self.find_out_fix(&entry, None).await?,
+            Err(error) => self.find_out_fix(&entry, Some(error)).await?,
+        }
         tracing::info!(
             change_id = %entry.change_id,
             state = %entry.state,
@@ -228,5 +283,15 @@ impl Engine {
             "manual resolution recorded"
         );
         Ok(FixOutcome { previous, entry })
+    }
+}
+
+fn unknown_fix(entry: &AuditEntry, error: Option<StoreError>) -> FixError {
+    FixError::OutcomeUnknown {
+        change_id: entry.change_id.clone(),
+        source: error.unwrap_or_else(|| StoreError::OutcomeUnknown {
+            action: "recording a manual resolution",
+            source: "the reply of the write was lost (failure point)".into(),
+        }),
     }
 }

@@ -8,6 +8,7 @@
 //!   while `CRASH_UNIT_FAILS=1`);
 //! - `CRASH_INSIDE=execution|rollback` aborts inside the unit's own code, after its effect;
 //! - `CRASH_MODE=undo` rolls the stage's applied unit back (`undo --last 1`) instead of applying.
+//! - `CRASH_MODE=fix` records `fix <unit> --applied`, as seen STARTED, instead of applying.
 //!
 //! Transactional units insert their id into `crash_effects` (in the audit database for `shared`,
 //! in the target database for `separate`); non-transactional ones append a line to the effects
@@ -298,6 +299,9 @@ async fn main() -> std::process::ExitCode {
     if std::env::var("CRASH_MODE").is_ok_and(|mode| mode == "undo") {
         return undo(builder).await;
     }
+    if std::env::var("CRASH_MODE").is_ok_and(|mode| mode == "fix") {
+        return fix(builder, stage).await;
+    }
     match flamingock::run!(builder).await {
         Ok(report) => {
             println!("{}", report.to_json());
@@ -307,6 +311,39 @@ async fn main() -> std::process::ExitCode {
             if let Some(report) = error.report() {
                 println!("{}", report.to_json());
             }
+            eprintln!("crash_child: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `fix <stage's unit> --applied`, as a person who saw it STARTED and found its effect in place.
+async fn fix(builder: FlamingockBuilder, id: &str) -> std::process::ExitCode {
+    let engine = match builder.build().await {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("crash_child: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let request = flamingock::FixRequest {
+        change_id: id.to_owned(),
+        resolution: flamingock::Resolution::Applied,
+        operator: "crash-matrix".to_owned(),
+        reason: "the effect is in place".to_owned(),
+        expected: Some(flamingock::SeenState::State(
+            flamingock::AuditState::Started,
+        )),
+    };
+    match engine
+        .fix(flamingock::ChangeUnit::registered(), &request)
+        .await
+    {
+        Ok(outcome) => {
+            println!("fixed {}", outcome.entry.state);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
             eprintln!("crash_child: {error}");
             std::process::ExitCode::FAILURE
         }
