@@ -1,4 +1,5 @@
-//! The engine through the reply-loss proxy (issue 12): a unit's commit or APPLIED insert reaches
+//! The engine through the reply-loss proxy (issue 12): a unit's commit or APPLIED insert (or a
+//! person's `fix`) reaches
 //! PostgreSQL or MariaDB and its reply is lost. The run finds the outcome out, or stops in doubt
 //! naming the unit; then a normal run (direct URL) leaves at most one APPLIED per unit, each
 //! effect exactly once, a non-transactional rollback never called, and no audit row lost.
@@ -81,6 +82,19 @@ mod non_tx {
         #[rollback_execution]
         fn rollback(file: &EffectsFile) -> std::io::Result<()> {
             append_line(file, "undo publish")
+        }
+    }
+}
+
+/// A non-transactional unit without rollback that fails: FAILED, then blocked for a person.
+mod non_tx_failing {
+    use flamingock::prelude::*;
+
+    #[change_unit(id = "publish-fails", order = "1", author = "t", transactional = false)]
+    mod publish {
+        #[execution]
+        fn execute() -> std::io::Result<()> {
+            Err(std::io::Error::other("the broker refused the message"))
         }
     }
 }
@@ -435,13 +449,18 @@ async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
     db.drop_database().await;
 }
 
-/// Case 3 on each server (stamped by `flamingock_testkit::for_each_backend!`, servers only).
+/// Case 3, and a lost fix reply, on each server (stamped by `flamingock_testkit::for_each_backend!`, servers only).
 macro_rules! non_tx_suite {
     ($name:ident, $db:ty, $backend:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn non_tx_lost_applied_reply_stops_in_doubt_without_rollback() {
                 super::non_tx_lost_applied_reply_stops_in_doubt($backend, "rle_nontx").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fix_lost_reply_is_unknown_and_not_repeated() {
+                super::fix_lost_reply_is_unknown_and_not_repeated($backend, "rle_fix").await;
             }
         }
     };
@@ -537,6 +556,96 @@ async fn mariadb_separate_lost_commit_reply_unreadable_marker_stops_in_doubt() {
         &db,
         &first_rows,
         &[AuditState::Started, AuditState::Applied],
+    )
+    .await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+/// `fix --applied` of a blocked unit whose resolution row reaches the server and loses its
+/// reply, reconnects refused until after the fix: the fix says its outcome is unknown (it did
+/// land); repeating it with the state the person saw is refused and writes nothing; the next
+/// run skips the unit. Exactly one resolution is in the audit.
+async fn fix_lost_reply_is_unknown_and_not_repeated(server: Server, hint: &str) {
+    let Some((db, proxy)) = setup(server, hint).await else {
+        return;
+    };
+    let module = "reply_loss_engine::non_tx_failing";
+    let failed = flamingock::run!(builder(&db.url, module).await).await;
+    assert!(
+        matches!(failed, Err(Error::UnitFailed { .. })),
+        "{failed:?}"
+    );
+    let request = flamingock::FixRequest {
+        change_id: "publish-fails".to_owned(),
+        resolution: flamingock::Resolution::Applied,
+        operator: "ana".to_owned(),
+        reason: "the message was sent by hand".to_owned(),
+        expected: Some(flamingock::SeenState::State(AuditState::Failed)),
+    };
+    proxy
+        .arm(
+            Trigger::statement_contains("flamingock_audit_log")
+                .and_contains("INSERT")
+                .and_param("MANUAL_MARKED_AS_APPLIED"),
+        )
+        .refuse_reconnects_until_released()
+        .cut_other_connections();
+    let engine = builder(&proxy.url_for(&db.url), module)
+        .await
+        .build()
+        .await
+        .expect("the engine");
+    let fixed = engine
+        .fix(flamingock::ChangeUnit::registered(), &request)
+        .await;
+    proxy.accept_reconnects();
+    print_executions(&proxy);
+    assert!(proxy.fired(), "the resolution's reply was not lost");
+    match fixed {
+        Err(flamingock::FixError::OutcomeUnknown { change_id, .. }) => {
+            assert_eq!(change_id, "publish-fails")
+        }
+        other => panic!("expected the fix's outcome to be unknown, got {other:?}"),
+    }
+    let rows = audit(&db.url).await;
+    assert_eq!(
+        states(&rows),
+        [
+            AuditState::Started,
+            AuditState::Failed,
+            AuditState::ManualMarkedAsApplied
+        ],
+        "the resolution landed once"
+    );
+
+    let engine = builder(&db.url, module)
+        .await
+        .build()
+        .await
+        .expect("engine");
+    let again = engine
+        .fix(flamingock::ChangeUnit::registered(), &request)
+        .await;
+    assert!(
+        matches!(again, Err(flamingock::FixError::StateChanged { .. })),
+        "{again:?}"
+    );
+    let run = flamingock::run!(builder(&db.url, module).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        run.unit("publish-fails").map(|u| u.outcome),
+        Some(UnitOutcome::AlreadyApplied)
+    );
+    assert_audit(
+        &db,
+        &rows,
+        &[
+            AuditState::Started,
+            AuditState::Failed,
+            AuditState::ManualMarkedAsApplied,
+        ],
     )
     .await;
     drop(proxy);
