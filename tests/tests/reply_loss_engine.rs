@@ -1,6 +1,5 @@
 //! The engine through the reply-loss proxy (issue 12): a unit's commit or APPLIED insert (or a
-//! person's `fix`) reaches
-//! PostgreSQL or MariaDB and its reply is lost. The run finds the outcome out, or stops in doubt
+//! person's `fix`) reaches PostgreSQL or MariaDB and its reply is lost. The run finds the outcome out, or stops in doubt
 //! naming the unit; then a normal run (direct URL) leaves at most one APPLIED per unit, each
 //! effect exactly once, a non-transactional rollback never called, and no audit row lost.
 //!
