@@ -144,7 +144,9 @@ impl Engine {
         // start-up makes. Tables are created (and checked) only when it fails or work is due.
         let mut states = match self.store.unit_states().await {
             Ok(states) => states,
-            Err(_) => match self.initialize().await {
+            // The audit store alone: a store opened read-only only checks, and no target's
+            // marker table is created for a plan.
+            Err(_) => match self.store.initialize().await.map_err(Error::from) {
                 // A store opened only to read, that nothing ran against yet: every unit is new.
                 Err(Error::Store(StoreError::NoAuditTable { .. })) => HashMap::new(),
                 Err(error) => return Err(error),
@@ -160,13 +162,18 @@ impl Engine {
                 unit.current.as_ref().map(|s| s.state),
             );
         }
+        Ok(planned)
+    }
+
+    /// Before work under the lock: the audit, lock and marker tables (a plan creates none).
+    async fn prepare_for_work(&self, planned: &[PlannedUnit]) -> Result<(), Error> {
         if planned.iter().any(|p| p.decision != Decision::Skip) {
             match self.initialize().await {
                 Err(Error::Store(StoreError::NoAuditTable { .. })) | Ok(()) => {}
                 Err(error) => return Err(error),
             }
         }
-        Ok(planned)
+        Ok(())
     }
 
     /// Creates and checks the audit, lock and marker tables, once per engine.
@@ -198,6 +205,7 @@ impl Engine {
             let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
             let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
+            self.prepare_for_work(&planned).await?;
             let mut lease = None;
             // A unit that looks blocked (STARTED, FAILED) may be one another instance is applying
             // right now: only a plan made under the lock can tell a crash's leftovers from work

@@ -58,6 +58,10 @@ impl Engine {
         let execution_id = uuid::Uuid::now_v7().to_string();
         let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
         let mut range = self.undo_plan(units.iter().copied(), scope).await?;
+        if !range.is_empty() {
+            // The lock and marker tables (a plan creates none).
+            self.initialize().await?;
+        }
         let mut lease = None;
         if !range.is_empty() {
             lease = Lease::acquire_always(

@@ -408,9 +408,23 @@ mod scenarios {
         let Some(app) = App::new(backend, "cli_app::separate").await else {
             return;
         };
+        let warehouse = format!("sqlite://{}", app.dir.path().join("warehouse.db").display());
+        // Read-only commands create nothing, not even the target's marker table.
+        app.expect(&["plan"], 0);
+        app.expect(&["status"], 0);
+        let pool = sqlx::SqlitePool::connect(&format!("{warehouse}?mode=rwc"))
+            .await
+            .expect("warehouse");
+        let markers: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'flamingock_marker'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        pool.close().await;
+        assert_eq!(markers, 0, "plan and status created the marker table");
         let report = app.json(&["apply"]);
         assert_eq!(report["units"][0]["tx_strategy"], "TX_SEPARATE", "{report}");
-        let warehouse = format!("sqlite://{}", app.dir.path().join("warehouse.db").display());
         let count = |sql: &'static str| {
             let url = warehouse.clone();
             async move {
@@ -440,6 +454,24 @@ mod scenarios {
         );
         let last = app.history(&["--newest-first", "--limit", "1"]);
         assert_eq!(states(&last), pairs(&[("create-stock", "ROLLED_BACK")]));
+
+        // A target whose marker table is not there yet (new to this audit store): plan and
+        // status, which read only, leave it so.
+        let pool = sqlx::SqlitePool::connect(&warehouse)
+            .await
+            .expect("warehouse");
+        sqlx::query("DROP TABLE flamingock_marker")
+            .execute(&pool)
+            .await
+            .expect("drop the marker table");
+        pool.close().await;
+        app.expect(&["plan"], 0);
+        app.expect(&["status"], 0);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'flamingock_marker'").await,
+            0,
+            "plan and status created the target's marker table"
+        );
 
         app.expect(&["apply"], 0);
         assert_eq!(count(stock).await, 1, "a run applies it again");
