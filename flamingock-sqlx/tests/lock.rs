@@ -781,3 +781,91 @@ mod name_resolution {
         );
     }
 }
+
+/// A frozen holder on a server: its lease has ended, but an open transaction of its still holds
+/// the lock row (`SELECT ... FOR UPDATE`), so the waiter's statement blocks in the server (up to
+/// MariaDB's 50 s `innodb_lock_wait_timeout`, or forever on PostgreSQL). The waiter honours its
+/// own lock wait (2 s) and names the holder.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod frozen_holder {
+    use std::time::{Duration, Instant};
+
+    use flamingock_core::lock::{Fence, LockOptions};
+    use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
+    use flamingock_core::{Engine, Error};
+    use flamingock_testkit::Backend;
+    use sqlx::Connection;
+
+    fn never<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
+        Box::pin(async { Err("the unit must not run while another holds the lock".into()) })
+    }
+
+    async fn a_frozen_holder_is_named_within_the_lock_wait<C: Connection>(backend: Backend)
+    where
+        for<'c> &'c mut C: sqlx::Executor<'c>,
+    {
+        let Some(db) = crate::common::TestDb::new(backend).await else {
+            return;
+        };
+        let store = db.initialized_store().await;
+        let frozen = Fence {
+            key: "flamingock".to_owned(),
+            owner: "frozen-runner".to_owned(),
+        };
+        store
+            .lock()
+            .expect("a lock")
+            .try_acquire(&frozen, "frozen-host", Duration::from_millis(300))
+            .await
+            .expect("the frozen holder takes the lock");
+        let mut holder = C::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+        // The lock table beside the test's audit table (short enough not to be hashed).
+        let lock_table = format!("{}_lock", db.table);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT owner FROM {lock_table} WHERE lock_key = 'flamingock' FOR UPDATE"
+        )))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+        let engine = Engine::new(store.clone()).with_lock_options(LockOptions {
+            wait: Duration::from_secs(2),
+            ..LockOptions::default()
+        });
+        let started = Instant::now();
+        let error = engine
+            .run([UnitBuilder::new("waits", "1", "test")
+                .execute(never)
+                .build()])
+            .await
+            .expect_err("the lock is not to be had");
+        let waited = started.elapsed();
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        holder.close().await.unwrap();
+        assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
+        assert!(error.to_string().contains("frozen-runner"), "{error}");
+        assert!(
+            waited < Duration::from_secs(15),
+            "the waiter took {waited:?}, beyond its 2 s wait"
+        );
+        assert!(store.entries().await.unwrap().is_empty());
+        db.cleanup(store.as_ref()).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::PgConnection>(Backend::Postgres)
+            .await;
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb() {
+        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::MySqlConnection>(Backend::MySql)
+            .await;
+    }
+}
