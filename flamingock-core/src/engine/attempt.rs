@@ -23,6 +23,34 @@ pub(super) const FIND_OUT_PAUSES: [Duration; 4] = [
     Duration::from_millis(1250),
 ];
 
+/// Reads the evidence of a write whose reply was lost, after each of [`FIND_OUT_PAUSES`], until
+/// a read answers; `None` when none does (or the `failpoints` feature makes every read fail).
+/// `what` names the evidence in the log.
+pub(super) async fn read_evidence<T, E, F, Fut>(
+    change_id: &str,
+    what: &str,
+    mut read: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    for pause in FIND_OUT_PAUSES {
+        tokio::time::sleep(pause).await;
+        if crate::failpoint::blind() {
+            continue;
+        }
+        match read().await {
+            Ok(evidence) => return Some(evidence),
+            Err(error) => {
+                tracing::warn!(change_id, %error, "cannot read the {what} yet to learn a lost reply's outcome")
+            }
+        }
+    }
+    None
+}
+
 /// Whether a row whose write may have lost its reply is in the audit.
 pub(super) enum Written {
     Yes,
@@ -186,29 +214,19 @@ impl<'a> Attempt<'a> {
             .change(self.id())
             .newest_first()
             .limit(1);
-        for pause in FIND_OUT_PAUSES {
-            tokio::time::sleep(pause).await;
-            if crate::failpoint::blind() {
-                continue;
-            }
-            match self.engine.store.history(&query).await {
-                Ok(rows) => {
-                    let found = rows.first().is_some_and(|row| {
-                        row.execution_id == self.context.execution_id && row.state == state
-                    });
-                    tracing::warn!(change_id = self.id(), %state, found, "a write's reply was lost; the audit tells");
-                    return if found {
-                        Written::Yes
-                    } else if settled {
-                        Written::No(error)
-                    } else {
-                        Written::Unknown(error)
-                    };
-                }
-                Err(read) => {
-                    tracing::warn!(change_id = self.id(), error = %read, "cannot read the audit yet to learn a lost reply's outcome")
-                }
-            }
+        let newest = read_evidence(self.id(), "audit", || self.engine.store.history(&query)).await;
+        if let Some(rows) = newest {
+            let found = rows.first().is_some_and(|row| {
+                row.execution_id == self.context.execution_id && row.state == state
+            });
+            tracing::warn!(change_id = self.id(), %state, found, "a write's reply was lost; the audit tells");
+            return if found {
+                Written::Yes
+            } else if settled {
+                Written::No(error)
+            } else {
+                Written::Unknown(error)
+            };
         }
         // A write refused by the server, or never sent (no connection could be had), is not in
         // the audit whether or not the audit can be read now. A lost reply (no error) tells

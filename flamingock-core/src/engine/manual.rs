@@ -141,22 +141,19 @@ impl Engine {
             .change(&entry.change_id)
             .newest_first()
             .limit(1);
-        for pause in super::attempt::FIND_OUT_PAUSES {
-            tokio::time::sleep(pause).await;
-            if crate::failpoint::blind() {
-                continue;
-            }
-            if let Ok(rows) = self.store.history(&query).await {
-                let found = rows.first().is_some_and(|row| {
-                    row.execution_id == entry.execution_id && row.state == entry.state
-                });
-                tracing::warn!(change_id = %entry.change_id, found, "a fix's reply was lost; the audit tells");
-                return match (found, error) {
-                    (true, _) => Ok(()),
-                    (false, Some(error)) if settled => Err(FixError::Engine(error.into())),
-                    (false, error) => Err(unknown_fix(entry, error)),
-                };
-            }
+        let newest =
+            super::attempt::read_evidence(&entry.change_id, "audit", || self.store.history(&query))
+                .await;
+        if let Some(rows) = newest {
+            let found = rows.first().is_some_and(|row| {
+                row.execution_id == entry.execution_id && row.state == entry.state
+            });
+            tracing::warn!(change_id = %entry.change_id, found, "a fix's reply was lost; the audit tells");
+            return match (found, error) {
+                (true, _) => Ok(()),
+                (false, Some(error)) if settled => Err(FixError::Engine(error.into())),
+                (false, error) => Err(unknown_fix(entry, error)),
+            };
         }
         match error {
             Some(error) if settled => Err(FixError::Engine(error.into())),

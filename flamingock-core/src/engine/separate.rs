@@ -138,28 +138,17 @@ pub(super) async fn committed_by_marker(
     attempt: &Attempt<'_>,
     target: &dyn TransactionalTarget,
 ) -> Option<bool> {
-    for pause in super::attempt::FIND_OUT_PAUSES {
-        tokio::time::sleep(pause).await;
-        if crate::failpoint::blind() {
-            continue;
-        }
-        match target.marker(attempt.id()).await {
-            Ok(marker) => {
-                let committed = marker
-                    .is_some_and(|m| m.committed && m.execution_id == attempt.context.execution_id);
-                tracing::warn!(
-                    change_id = attempt.id(),
-                    committed,
-                    "a commit's reply was lost; the marker tells"
-                );
-                return Some(committed);
-            }
-            Err(error) => {
-                tracing::warn!(change_id = attempt.id(), %error, "cannot read the marker yet to learn a lost reply's outcome")
-            }
-        }
-    }
-    None
+    let marker =
+        super::attempt::read_evidence(attempt.id(), "marker", || target.marker(attempt.id()))
+            .await?;
+    let committed =
+        marker.is_some_and(|m| m.committed && m.execution_id == attempt.context.execution_id);
+    tracing::warn!(
+        change_id = attempt.id(),
+        committed,
+        "a commit's reply was lost; the marker tells"
+    );
+    Some(committed)
 }
 
 /// Removes a marker once its outcome is recorded. Failing here loses nothing: a leftover marker of
