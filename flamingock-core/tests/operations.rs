@@ -296,6 +296,17 @@ async fn fix_unblocks_a_unit_with_who_and_why() {
         engine(&store).fix(units, &request("  ")).await,
         Err(FixError::Missing(_))
     ));
+    // An id no unit can have (MariaDB would find "u7-a" for it, padding the space) is refused.
+    let padded = FixRequest {
+        change_id: "u7-a ".into(),
+        ..request("checked by hand")
+    };
+    let refused = engine(&store).fix(units, &padded).await;
+    assert!(
+        matches!(&refused, Err(FixError::InvalidId { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.rows().len(), rows_before);
     let outcome = engine(&store)
         .fix(units, &request("checked by hand"))
         .await

@@ -97,6 +97,9 @@ pub enum FixError {
         "no change unit \"{0}\" is known: the audit has no row of it and this program declares none; check the id with `flamingock status` or `flamingock history`"
     )]
     UnknownUnit(String),
+    /// The id cannot be a unit's (see [`text_problem`](crate::plan::text_problem)).
+    #[error("no change unit id may {problem}; got {change_id:?}")]
+    InvalidId { change_id: String, problem: String },
     /// The reason (or who) is missing.
     #[error("{0} must not be empty: the audit keeps who resolved a unit and why")]
     Missing(&'static str),
@@ -174,6 +177,12 @@ impl Engine {
         if request.operator.trim().is_empty() {
             return Err(FixError::Missing("who resolved it"));
         }
+        if let Some(problem) = crate::plan::text_problem("id", &request.change_id) {
+            return Err(FixError::InvalidId {
+                change_id: request.change_id.clone(),
+                problem,
+            });
+        }
         self.store.initialize().await.map_err(Error::from)?;
         let lease = Lease::acquire_always(
             &self.store,
@@ -205,7 +214,9 @@ impl Engine {
             )
             .await
             .map_err(Error::from)?
-            .pop();
+            .pop()
+            // MariaDB compares with trailing spaces padded: only the very id is this unit's.
+            .filter(|row| row.change_id == request.change_id);
         let execution_id = uuid::Uuid::now_v7().to_string();
         let previous = newest.as_ref().map(|row| row.state);
         if let Some(seen) = request.expected
