@@ -9,37 +9,58 @@ use crate::store::{StoreError, TextLimit};
 /// A problem with the registered units themselves, found before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValidationProblem {
+    /// Two units have the same id.
     DuplicateId {
+        /// The id both have.
         id: String,
+        /// Where the first is declared.
         first: SourceLocation,
+        /// Where the second is declared.
         second: SourceLocation,
     },
+    /// Two units have the same order.
     DuplicateOrder {
+        /// The order both have.
         order: String,
+        /// The first unit's id.
         first_id: String,
+        /// Where the first is declared.
         first: SourceLocation,
+        /// The second unit's id.
         second_id: String,
+        /// Where the second is declared.
         second: SourceLocation,
     },
+    /// A unit's order is empty.
     EmptyOrder {
+        /// The unit's id.
         id: String,
+        /// Where it is declared.
         location: SourceLocation,
     },
     /// An id or author that a database would store, compare or show otherwise than written
     /// (whitespace at an end, control or invisible characters).
     UnsafeText {
+        /// The unit's id.
         id: String,
+        /// Which key: `"id"` or `"author"`.
         field: &'static str,
+        /// Where the unit is declared.
         location: SourceLocation,
         /// What is wrong, as "must not ..." continues.
         problem: String,
     },
     /// An id, author, order or stage longer than the store's column for it.
     TooLong {
+        /// The unit's id.
         id: String,
+        /// Which key: `"id"`, `"author"`, `"order"` or `"stage"`.
         field: &'static str,
+        /// Where the unit is declared.
         location: SourceLocation,
+        /// The value's length, in the limit's unit.
         length: usize,
+        /// The longest value the store's column keeps.
         limit: TextLimit,
     },
 }
@@ -95,10 +116,15 @@ impl fmt::Display for ValidationProblem {
 /// A parameter no dependency or transaction can fill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingDependency {
+    /// The unit's id.
     pub change_id: String,
+    /// Where the unit is declared.
     pub location: SourceLocation,
+    /// The method's name (`execute`).
     pub method: &'static str,
+    /// The parameter's pattern, as written (`pool`).
     pub parameter: &'static str,
+    /// The parameter's type, as written (`&sqlx::PgPool`).
     pub written_type: &'static str,
     /// Why it cannot be filled and what to do.
     pub reason: String,
@@ -122,10 +148,13 @@ impl fmt::Display for MissingDependency {
 /// A unit that blocks its stage until a person resolves it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BlockedUnit {
+    /// The unit's id.
     pub change_id: String,
+    /// The stage it blocks.
     pub stage: String,
     /// Its current audit state (`STARTED`, `FAILED`, `ROLLBACK_FAILED`).
     pub state: String,
+    /// The error of its last try, if it recorded one.
     pub last_error: Option<String>,
 }
 
@@ -164,9 +193,13 @@ pub enum Error {
         known.join(", ")
     )]
     UnknownTarget {
+        /// The unit's id.
         change_id: String,
+        /// Where the unit is declared.
         location: SourceLocation,
+        /// The name it gives in `target_system = "..."`.
         target: String,
+        /// The names of the target systems the builder has.
         known: Vec<String>,
     },
 
@@ -195,7 +228,9 @@ pub enum Error {
         )
     )]
     Blocked {
+        /// The units that need a person, each with the `flamingock fix` command to run.
         blocked: Vec<BlockedUnit>,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
 
@@ -204,7 +239,9 @@ pub enum Error {
         "could not take the lock within {waited:?}: {holder}. If that runner is gone, its lease ends by itself; if you are sure it is gone, `flamingock lock release --force` removes it now"
     )]
     LockTimeout {
+        /// Who holds the lock, and until when.
         holder: Box<crate::lock::LockInfo>,
+        /// How long this run waited.
         waited: std::time::Duration,
     },
 
@@ -213,7 +250,9 @@ pub enum Error {
         "this runner lost the lock during the run (its lease ended or was taken over) and stopped before \"{change_id}\"; units it had not recorded are left to the instance that holds the lock now, as docs/architecture.md#lock explains\n{report}"
     )]
     LockLost {
+        /// The unit the run stopped before.
         change_id: String,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
 
@@ -222,18 +261,23 @@ pub enum Error {
     /// the marker), or blocks the unit for a person; it never re-applies on a guess.
     #[error("the outcome of change unit \"{change_id}\" is unknown: {failure}\n{report}")]
     InDoubt {
+        /// The unit whose outcome is unknown.
         change_id: String,
+        /// The write that failed, with its cause as `source()`.
         #[source]
         failure: Box<crate::engine::UnitFailure>,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
     /// A unit failed; the run stopped there.
     #[error("change unit \"{change_id}\" failed: {failure}\n{report}")]
     UnitFailed {
+        /// The unit that failed.
         change_id: String,
         /// What went wrong, with its cause as `source()`.
         #[source]
         failure: Box<crate::engine::UnitFailure>,
+        /// What the run did, this unit included (recorded `FAILED`, or rolled back).
         report: Box<RunReport>,
     },
 }

@@ -132,12 +132,16 @@ pub enum Requirement {
     Context,
     /// `&T`: a dependency of this type on the unit's target or the builder.
     Dependency {
+        /// The dependency's type.
         type_id: TypeId,
+        /// Its name, for messages.
         type_name: &'static str,
     },
     /// `&mut T`: the target system's open transaction, of this type.
     Transaction {
+        /// The transaction's type.
         type_id: TypeId,
+        /// Its name, for messages.
         type_name: &'static str,
     },
 }
@@ -159,7 +163,9 @@ pub struct ParamSpec {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot inject a `{type_name}`: {reason}")]
 pub struct ParamError {
+    /// The parameter's type.
     pub type_name: &'static str,
+    /// Why it could not be filled.
     pub reason: &'static str,
 }
 

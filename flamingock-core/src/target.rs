@@ -27,9 +27,11 @@ pub trait TargetSystem: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("target system \"{target}\": {action} failed: {source}")]
 pub struct TargetError {
+    /// The target system's name.
     pub target: String,
     /// What was being done (`"writing the marker"`).
     pub action: &'static str,
+    /// What the driver or system said.
     #[source]
     pub source: BoxError,
 }

@@ -27,6 +27,9 @@
 //! }
 //! ```
 
+// Every public item is documented: this crate's are what users of `flamingock` read.
+#![warn(missing_docs)]
+
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;

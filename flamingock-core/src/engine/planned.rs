@@ -67,8 +67,11 @@ impl SeparateTarget {
 /// One selected unit with everything decided about it before anything runs.
 #[derive(Clone)]
 pub struct PlannedUnit {
+    /// The unit, as registered.
     pub unit: &'static ChangeUnit,
+    /// What the run does with it.
     pub decision: Decision,
+    /// Its current state in the audit (its newest row), `None` if it never ran.
     pub current: Option<UnitState>,
     pub(super) route: Route,
 }
