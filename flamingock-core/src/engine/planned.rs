@@ -43,8 +43,8 @@ impl Route {
     }
 }
 
-/// A target system known to be transactional: only [`SeparateTarget::new`] makes one, after
-/// checking, so [`transactional`](Self::transactional) cannot fail.
+/// A target system known to be transactional: only the engine makes one (`SeparateTarget::new`),
+/// after checking, so [`transactional`](Self::transactional) cannot fail.
 #[derive(Clone)]
 pub struct SeparateTarget {
     system: Arc<dyn TargetSystem>,
