@@ -181,6 +181,37 @@ impl fmt::Display for BlockedUnit {
 }
 
 /// Everything a run (or its set-up) can fail with.
+///
+/// Its `Display` is the message for a person: what went wrong, which unit and where it is
+/// declared, and what to do next (often the `flamingock` command to run). Errors raised after
+/// units were considered carry the run's [`report`](Self::report).
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+/// use flamingock::{Error, ValidationProblem};
+///
+/// #[change_unit(id = "create-clients", order = "1", author = "ana", transactional = false)]
+/// mod create_clients {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// #[change_unit(id = "seed-clients", order = "1", author = "bo", transactional = false)]
+/// mod seed_clients {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// fn main() {
+///     // `validate()` checks the units without a database; a run checks the same first.
+///     let error = flamingock::validate().expect_err("two units have order 1");
+///     let Error::Validation(problems) = &error else { panic!("{error}") };
+///     assert!(matches!(problems[..], [ValidationProblem::DuplicateOrder { .. }]));
+///     let message = error.to_string();
+///     assert!(message.contains("\"create-clients\"") && message.contains("\"seed-clients\""));
+///     eprintln!("error: {error}");
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The registered units are inconsistent; nothing ran.

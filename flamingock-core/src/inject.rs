@@ -22,6 +22,31 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type UnitFuture<'s> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 's>>;
 
 /// What the running unit can know about itself: `&ChangeContext` as a parameter.
+///
+/// ```standalone_crate
+/// use std::sync::Mutex;
+///
+/// use flamingock::prelude::*;
+///
+/// static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+///
+/// #[change_unit(id = "note-attempt", order = "1", author = "ana", transactional = false)]
+/// mod note_attempt {
+///     use super::*;
+///
+///     #[execution]
+///     pub fn execute(ctx: &ChangeContext) {
+///         let line = format!("{} (attempt {}, stage {})", ctx.change_id, ctx.attempt, ctx.stage);
+///         SEEN.lock().expect("not poisoned").push(line);
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let report = flamingock::run!(Flamingock::builder().database_url("sqlite::memory:")).await?;
+/// assert_eq!(*SEEN.lock().unwrap(), ["note-attempt (attempt 1, stage default)"]);
+/// assert_eq!(report.units[0].change_id, "note-attempt");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeContext {
     /// The unit's id.

@@ -71,7 +71,27 @@ pub struct UnitReport {
     pub error: Option<String>,
 }
 
-/// The report of one run.
+/// The report of one run: what it did with each selected unit. `Display` prints it as a table
+/// (what `flamingock apply` shows), `Serialize` as JSON.
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+/// use flamingock::UnitOutcome;
+///
+/// #[change_unit(id = "seed", order = "1", author = "ana", transactional = false)]
+/// mod seed {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let report = flamingock::run!(Flamingock::builder().database_url("sqlite::memory:")).await?;
+/// assert_eq!(report.applied(), ["seed"]);
+/// assert_eq!(report.count(UnitOutcome::Applied), 1);
+/// assert_eq!(report.units[0].outcome, UnitOutcome::Applied);
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
     /// The id (UUID v7) shared by every audit row this run wrote.
