@@ -16,7 +16,6 @@
 
 // Every public item is documented: this crate's are what users of `flamingock` read.
 #![warn(missing_docs)]
-
 // A build with no backend is legal (the facade's features pick them) but leaves the shared code
 // unused.
 #![cfg_attr(
