@@ -9,37 +9,58 @@ use crate::store::{StoreError, TextLimit};
 /// A problem with the registered units themselves, found before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValidationProblem {
+    /// Two units have the same id.
     DuplicateId {
+        /// The id both have.
         id: String,
+        /// Where the first is declared.
         first: SourceLocation,
+        /// Where the second is declared.
         second: SourceLocation,
     },
+    /// Two units have the same order.
     DuplicateOrder {
+        /// The order both have.
         order: String,
+        /// The first unit's id.
         first_id: String,
+        /// Where the first is declared.
         first: SourceLocation,
+        /// The second unit's id.
         second_id: String,
+        /// Where the second is declared.
         second: SourceLocation,
     },
+    /// A unit's order is empty.
     EmptyOrder {
+        /// The unit's id.
         id: String,
+        /// Where it is declared.
         location: SourceLocation,
     },
     /// An id or author that a database would store, compare or show otherwise than written
     /// (whitespace at an end, control or invisible characters).
     UnsafeText {
+        /// The unit's id.
         id: String,
+        /// Which key: `"id"` or `"author"`.
         field: &'static str,
+        /// Where the unit is declared.
         location: SourceLocation,
         /// What is wrong, as "must not ..." continues.
         problem: String,
     },
     /// An id, author, order or stage longer than the store's column for it.
     TooLong {
+        /// The unit's id.
         id: String,
+        /// Which key: `"id"`, `"author"`, `"order"` or `"stage"`.
         field: &'static str,
+        /// Where the unit is declared.
         location: SourceLocation,
+        /// The value's length, in the limit's unit.
         length: usize,
+        /// The longest value the store's column keeps.
         limit: TextLimit,
     },
 }
@@ -95,10 +116,15 @@ impl fmt::Display for ValidationProblem {
 /// A parameter no dependency or transaction can fill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingDependency {
+    /// The unit's id.
     pub change_id: String,
+    /// Where the unit is declared.
     pub location: SourceLocation,
+    /// The method's name (`execute`).
     pub method: &'static str,
+    /// The parameter's pattern, as written (`pool`).
     pub parameter: &'static str,
+    /// The parameter's type, as written (`&sqlx::PgPool`).
     pub written_type: &'static str,
     /// Why it cannot be filled and what to do.
     pub reason: String,
@@ -122,10 +148,13 @@ impl fmt::Display for MissingDependency {
 /// A unit that blocks its stage until a person resolves it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BlockedUnit {
+    /// The unit's id.
     pub change_id: String,
+    /// The stage it blocks.
     pub stage: String,
     /// Its current audit state (`STARTED`, `FAILED`, `ROLLBACK_FAILED`).
     pub state: String,
+    /// The error of its last try, if it recorded one.
     pub last_error: Option<String>,
 }
 
@@ -152,6 +181,37 @@ impl fmt::Display for BlockedUnit {
 }
 
 /// Everything a run (or its set-up) can fail with.
+///
+/// Its `Display` is the message for a person: what went wrong, which unit and where it is
+/// declared, and what to do next (often the `flamingock` command to run). Errors raised after
+/// units were considered carry the run's [`report`](Self::report).
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+/// use flamingock::{Error, ValidationProblem};
+///
+/// #[change_unit(id = "create-clients", order = "1", author = "ana", transactional = false)]
+/// mod create_clients {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// #[change_unit(id = "seed-clients", order = "1", author = "bo", transactional = false)]
+/// mod seed_clients {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// fn main() {
+///     // `validate()` checks the units without a database; a run checks the same first.
+///     let error = flamingock::validate().expect_err("two units have order 1");
+///     let Error::Validation(problems) = &error else { panic!("{error}") };
+///     assert!(matches!(problems[..], [ValidationProblem::DuplicateOrder { .. }]));
+///     let message = error.to_string();
+///     assert!(message.contains("\"create-clients\"") && message.contains("\"seed-clients\""));
+///     eprintln!("error: {error}");
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The registered units are inconsistent; nothing ran.
@@ -164,9 +224,13 @@ pub enum Error {
         known.join(", ")
     )]
     UnknownTarget {
+        /// The unit's id.
         change_id: String,
+        /// Where the unit is declared.
         location: SourceLocation,
+        /// The name it gives in `target_system = "..."`.
         target: String,
+        /// The names of the target systems the builder has.
         known: Vec<String>,
     },
 
@@ -195,14 +259,18 @@ pub enum Error {
         )
     )]
     Blocked {
+        /// The units that need a person, each with the `flamingock fix` command to run.
         blocked: Vec<BlockedUnit>,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
 
     /// The lock could not be had in time; nothing ran.
     #[error("{}", lock_timeout_message(holder, *waited, *unanswered))]
     LockTimeout {
+        /// Who holds the lock, and until when.
         holder: Box<crate::lock::LockInfo>,
+        /// How long this run waited.
         waited: std::time::Duration,
         /// Whether the last try got no answer within the wait: another connection holds the
         /// lock row, or the database's write lock, in an open transaction (a frozen holder), so
@@ -215,7 +283,9 @@ pub enum Error {
         "this runner lost the lock during the run (its lease ended or was taken over) and stopped before \"{change_id}\"; units it had not recorded are left to the instance that holds the lock now, as docs/architecture.md#lock explains\n{report}"
     )]
     LockLost {
+        /// The unit the run stopped before.
         change_id: String,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
 
@@ -228,18 +298,23 @@ pub enum Error {
         "the outcome of change unit \"{change_id}\" is unknown: {failure}\n(the lock this run held is left to end with its lease, so the write can land before another instance reads the audit)\n{report}"
     )]
     InDoubt {
+        /// The unit whose outcome is unknown.
         change_id: String,
+        /// The write that failed, with its cause as `source()`.
         #[source]
         failure: Box<crate::engine::UnitFailure>,
+        /// What the run did before it stopped.
         report: Box<RunReport>,
     },
     /// A unit failed; the run stopped there.
     #[error("change unit \"{change_id}\" failed: {failure}\n{report}")]
     UnitFailed {
+        /// The unit that failed.
         change_id: String,
         /// What went wrong, with its cause as `source()`.
         #[source]
         failure: Box<crate::engine::UnitFailure>,
+        /// What the run did, this unit included (recorded `FAILED`, or rolled back).
         report: Box<RunReport>,
     },
 }

@@ -1,7 +1,7 @@
 //! Named failure points at every step of each strategy, for crash tests.
 //!
 //! Compiled in only with the `failpoints` cargo feature, which only tests enable: in a production
-//! build [`failpoint!`](crate::failpoint) expands to nothing. With the feature, a point whose name
+//! build `failpoint!` expands to nothing. With the feature, a point whose name
 //! equals the `FLAMINGOCK_FAILPOINT` environment variable aborts the process on the spot (no
 //! destructor, no rollback, no release: what a SIGKILL or a power cut leaves behind).
 

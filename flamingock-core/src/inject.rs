@@ -22,6 +22,31 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type UnitFuture<'s> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 's>>;
 
 /// What the running unit can know about itself: `&ChangeContext` as a parameter.
+///
+/// ```standalone_crate
+/// use std::sync::Mutex;
+///
+/// use flamingock::prelude::*;
+///
+/// static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+///
+/// #[change_unit(id = "note-attempt", order = "1", author = "ana", transactional = false)]
+/// mod note_attempt {
+///     use super::*;
+///
+///     #[execution]
+///     pub fn execute(ctx: &ChangeContext) {
+///         let line = format!("{} (attempt {}, stage {})", ctx.change_id, ctx.attempt, ctx.stage);
+///         SEEN.lock().expect("not poisoned").push(line);
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let report = flamingock::run!(Flamingock::builder().database_url("sqlite::memory:")).await?;
+/// assert_eq!(*SEEN.lock().unwrap(), ["note-attempt (attempt 1, stage default)"]);
+/// assert_eq!(report.units[0].change_id, "note-attempt");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeContext {
     /// The unit's id.
@@ -132,12 +157,16 @@ pub enum Requirement {
     Context,
     /// `&T`: a dependency of this type on the unit's target or the builder.
     Dependency {
+        /// The dependency's type.
         type_id: TypeId,
+        /// Its name, for messages.
         type_name: &'static str,
     },
     /// `&mut T`: the target system's open transaction, of this type.
     Transaction {
+        /// The transaction's type.
         type_id: TypeId,
+        /// Its name, for messages.
         type_name: &'static str,
     },
 }
@@ -159,7 +188,9 @@ pub struct ParamSpec {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot inject a `{type_name}`: {reason}")]
 pub struct ParamError {
+    /// The parameter's type.
     pub type_name: &'static str,
+    /// Why it could not be filled.
     pub reason: &'static str,
 }
 

@@ -2,6 +2,9 @@
 //! drivers implement (audit store, target systems). It knows nothing of SQL or of macros; the
 //! `flamingock` crate glues it to `flamingock-sqlx` and `flamingock-macros`.
 
+// Every public item is documented: this crate's are what users of `flamingock` read.
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod error;
 #[doc(hidden)]

@@ -21,12 +21,15 @@ pub const DEFAULT_LOCK_KEY: &str = "flamingock";
 /// The lease holder as stored, with the database's view of whether the lease has ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockInfo {
+    /// The lock's key (its row).
     pub key: String,
     /// The holder's runner id.
     pub owner: String,
     /// The holder's host name.
     pub hostname: String,
+    /// When the holder took the lease, by the database clock.
     pub acquired_at: DateTime<Utc>,
+    /// When the lease ends unless its holder extends it, by the database clock.
     pub expires_at: DateTime<Utc>,
     /// Whether `expires_at` had passed by the database clock when this was read.
     pub expired: bool,
@@ -63,7 +66,9 @@ pub enum Acquisition {
 /// Who must hold which lease for a fenced write to succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
+    /// The lock's key.
     pub key: String,
+    /// The runner id that must hold it.
     pub owner: String,
 }
 

@@ -93,12 +93,19 @@ impl fmt::Display for TxStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuditState {
+    /// A non-transactional or separate-target unit began; newest, the try was interrupted.
     Started,
+    /// The unit's change is in place.
     Applied,
+    /// The unit failed; a transactional unit's change was rolled back by its database.
     Failed,
+    /// The unit's `#[rollback_execution]` undid it (after a failure, or by `undo`).
     RolledBack,
+    /// The rollback failed too: the unit blocks its stage until a person resolves it.
     RollbackFailed,
+    /// A person recorded with `flamingock fix --applied` that the change is in place.
     ManualMarkedAsApplied,
+    /// A person recorded with `flamingock fix --rolled-back` that it is not.
     ManualMarkedAsRolledBack,
     /// An undo is rolling the unit back (written before non-transactional rollback code, or a
     /// separate target's rollback transaction, runs). Newest, it means the undo was interrupted
@@ -183,21 +190,33 @@ impl fmt::Debug for UnitMethod {
 /// Everything here is `'static` and const-constructible, so that a registration is a plain static.
 #[derive(Debug, Clone, Copy)]
 pub struct ChangeUnit {
+    /// `id = "..."`: identifies the unit in the audit store forever.
     pub id: &'static str,
+    /// `order = "..."`: its position among all units (digit runs compare as numbers).
     pub order: &'static str,
+    /// `author = "..."`: who wrote it.
     pub author: &'static str,
     /// The named target system; `None` is the audit store's own database.
     pub target_system: Option<&'static str>,
+    /// `transactional = ...` (default `true`): whether it runs in its target's transaction.
     pub transactional: bool,
+    /// `recovery = "..."`: what the next run does after it failed or was interrupted.
     pub recovery: RecoveryStrategy,
+    /// `run_always = true`: applied on every run.
     pub run_always: bool,
+    /// `system_version = "..."`: the version of the system the change belongs to.
     pub system_version: Option<&'static str>,
+    /// `stage = "..."`; `None` is the stage `"default"`.
     pub stage: Option<&'static str>,
+    /// `description = "..."`.
     pub description: Option<&'static str>,
+    /// Where the unit is declared.
     pub source: SourceLocation,
     /// A hash of the unit's source tokens, computed at compile time.
     pub checksum: &'static str,
+    /// The `#[execution]` method.
     pub execution: UnitMethod,
+    /// The `#[rollback_execution]` method, if the unit has one.
     pub rollback: Option<UnitMethod>,
 }
 
@@ -251,26 +270,43 @@ pub mod metadata_keys {
 pub struct AuditEntry {
     /// Row id, assigned by the store; `0` before insertion.
     pub id: i64,
+    /// The run (or undo, or fix) that wrote the row.
     pub execution_id: String,
+    /// The unit's id.
     pub change_id: String,
+    /// The unit's author; on a `MANUAL_MARKED_*` row, the person who decided.
     pub author: String,
+    /// The unit's order.
     pub change_order: String,
+    /// The unit's stage.
     pub stage: String,
+    /// The state the row records.
     pub state: AuditState,
     /// The database clock at insertion; `None` before insertion.
     pub created_at: Option<DateTime<Utc>>,
+    /// Time spent in the unit's method, on the rows that end a try.
     pub execution_ms: Option<i64>,
+    /// The host of the runner that wrote the row.
     pub hostname: String,
+    /// The runner (one `Flamingock` instance) that wrote the row.
     pub runner_id: String,
+    /// The unit's target system.
     pub target_system: String,
+    /// How the unit runs.
     pub tx_strategy: TxStrategy,
+    /// The unit's recovery strategy.
     pub recovery_strategy: RecoveryStrategy,
+    /// The application's name (`run!()` records the calling crate's).
     pub app_name: Option<String>,
+    /// The application's version.
     pub app_version: Option<String>,
+    /// Where the unit is declared: module path, file and line.
     pub source: String,
+    /// The unit's checksum when the row was written.
     pub checksum: Option<String>,
     /// The error message and its cause chain, one cause per line.
     pub error: Option<String>,
+    /// Everything else, as a JSON object (see [`metadata_keys`]).
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -320,10 +356,15 @@ impl AuditEntry {
 /// The newest row of one unit, with how often it has been tried: what planning needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitState {
+    /// The unit's id.
     pub change_id: String,
+    /// The state its newest row records.
     pub state: AuditState,
+    /// The run that wrote that row.
     pub execution_id: String,
+    /// When it was written, by the database clock.
     pub created_at: Option<DateTime<Utc>>,
+    /// That row's error, if any.
     pub error: Option<String>,
     /// How many times the unit has been tried so far (see [`ChangeContext::attempt`]).
     ///

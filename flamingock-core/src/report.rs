@@ -51,25 +51,58 @@ impl UnitOutcome {
 /// One unit's line in the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitReport {
+    /// The unit's id.
     pub change_id: String,
+    /// The unit's order.
     pub order: String,
+    /// The unit's author.
     pub author: String,
+    /// The unit's stage.
     pub stage: String,
+    /// The target system's name (`"default"`: the audit store's own database).
     pub target_system: String,
+    /// How it runs: in the audit store's transaction, in its target's, or without one.
     pub tx_strategy: TxStrategy,
+    /// What the run did with it.
     pub outcome: UnitOutcome,
     /// Time spent executing (and rolling back), for units this run touched.
     pub duration_ms: Option<u64>,
+    /// The unit's error and its causes, when it failed.
     pub error: Option<String>,
 }
 
-/// The report of one run.
+/// The report of one run: what it did with each selected unit. `Display` prints it as a table
+/// (what `flamingock apply` shows), `Serialize` as JSON.
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+/// use flamingock::UnitOutcome;
+///
+/// #[change_unit(id = "seed", order = "1", author = "ana", transactional = false)]
+/// mod seed {
+///     #[execution]
+///     pub fn execute() {}
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let report = flamingock::run!(Flamingock::builder().database_url("sqlite::memory:")).await?;
+/// assert_eq!(report.applied(), ["seed"]);
+/// assert_eq!(report.count(UnitOutcome::Applied), 1);
+/// assert_eq!(report.units[0].outcome, UnitOutcome::Applied);
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
+    /// The id (UUID v7) shared by every audit row this run wrote.
     pub execution_id: String,
+    /// The runner (one `Flamingock` instance) that ran.
     pub runner_id: String,
+    /// The audit store, described for people (kind, database, table; no credentials).
     pub audit_store: String,
+    /// How long the run took, lock and start-up read included.
     pub duration_ms: u64,
+    /// One line per selected unit, in order.
     pub units: Vec<UnitReport>,
 }
 

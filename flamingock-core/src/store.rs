@@ -19,6 +19,7 @@ pub enum StoreError {
     Connect {
         /// The URL with any password redacted.
         url: String,
+        /// The driver's error.
         #[source]
         source: BoxError,
     },
@@ -27,34 +28,58 @@ pub enum StoreError {
     Query {
         /// What was being done (`"reading unit states"`).
         action: &'static str,
+        /// The driver's error.
         #[source]
         source: BoxError,
     },
     /// A configured table name is not a plain SQL identifier.
     #[error("`{name}` is not a valid table name: {reason}")]
-    InvalidIdentifier { name: String, reason: &'static str },
+    InvalidIdentifier {
+        /// The name as configured.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A table exists under the configured name but is not one of ours.
     #[error(
         "table `{table}` exists but is not a Flamingock {kind} table ({detail}); configure another table name or remove it"
     )]
     ForeignTable {
+        /// The table's name.
         table: String,
+        /// Which table it was meant to be: `"audit"`, `"lock"` or `"marker"`.
         kind: &'static str,
+        /// How it differs (a missing column, say).
         detail: String,
     },
     /// A row could not be understood.
     #[error("audit table `{table}` holds a row Flamingock cannot read: {detail}")]
-    CorruptRow { table: String, detail: String },
+    CorruptRow {
+        /// The audit table's name.
+        table: String,
+        /// What could not be read.
+        detail: String,
+    },
     /// A store opened only to read has no audit table to read (and creates none).
     #[error(
         "there is no audit table `{table}` in {store}: nothing has run against this store yet, or another database or audit table is meant (a command that only reads creates nothing)"
     )]
-    NoAuditTable { table: String, store: String },
+    NoAuditTable {
+        /// The audit table's name.
+        table: String,
+        /// The store, described for people.
+        store: String,
+    },
     /// A lease row of the lock table could not be understood (`detail` says what could be read).
     #[error(
         "lock table `{table}` holds a row Flamingock cannot read: {detail}; `flamingock lock release --force` removes it"
     )]
-    CorruptLockRow { table: String, detail: String },
+    CorruptLockRow {
+        /// The lock table's name.
+        table: String,
+        /// What could be read of the row.
+        detail: String,
+    },
     /// The database URL names no supported backend, or a backend this build lacks.
     #[error("{0}")]
     Unsupported(String),
@@ -62,7 +87,12 @@ pub enum StoreError {
     #[error(
         "the lock \"{key}\" is no longer held by this runner ({owner}): another instance may have taken over, so this one records and runs nothing more"
     )]
-    LockLost { key: String, owner: String },
+    LockLost {
+        /// The lock's key.
+        key: String,
+        /// This runner's id.
+        owner: String,
+    },
     /// A write was sent (a commit, typically) and its reply was lost, and the store could not
     /// learn whether it took effect: it may have, or not. Unlike every other error, this one does
     /// not mean "nothing happened".
@@ -70,6 +100,7 @@ pub enum StoreError {
     OutcomeUnknown {
         /// What was being done (`"committing a shared transaction"`).
         action: &'static str,
+        /// The driver's error.
         #[source]
         source: BoxError,
     },
@@ -228,9 +259,13 @@ impl fmt::Display for TextLimit {
 /// The sizes of the audit columns a unit's own values go in (see [`AuditStore::limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreLimits {
+    /// The `change_id` column.
     pub change_id: TextLimit,
+    /// The `author` column.
     pub author: TextLimit,
+    /// The `change_order` column.
     pub order: TextLimit,
+    /// The `stage` column.
     pub stage: TextLimit,
 }
 

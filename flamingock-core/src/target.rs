@@ -27,9 +27,11 @@ pub trait TargetSystem: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("target system \"{target}\": {action} failed: {source}")]
 pub struct TargetError {
+    /// The target system's name.
     pub target: String,
     /// What was being done (`"writing the marker"`).
     pub action: &'static str,
+    /// What the driver or system said.
     #[source]
     pub source: BoxError,
 }
@@ -119,12 +121,39 @@ pub trait TargetTransaction: Send {
 /// A target without transactions (a cache, a broker, an HTTP API): its units run as `NON_TX`,
 /// and a failure is undone by the unit's `#[rollback_execution]`.
 ///
-/// ```
-/// use flamingock_core::target::{NonTxTarget, TargetSystem};
+/// ```standalone_crate
+/// use std::sync::{Arc, Mutex};
 ///
-/// struct FlagClient { base_url: String }
-/// let cache = NonTxTarget::new("cache").with(FlagClient { base_url: "http://127.0.0.1:9".into() });
-/// assert_eq!(cache.name(), "cache");
+/// use flamingock::NonTxTarget;
+/// use flamingock::prelude::*;
+///
+/// /// Stands for a client of the cache (a `redis::Client`, say), offered to units as `&Cache`.
+/// pub struct Cache(pub Mutex<Vec<String>>);
+///
+/// #[change_unit(id = "warm-cache", order = "1", author = "ana", target_system = "cache")]
+/// mod warm_cache {
+///     use super::*;
+///
+///     #[execution]
+///     pub fn execute(cache: &Cache) {
+///         cache.0.lock().expect("not poisoned").push("clients".to_owned());
+///     }
+///
+///     #[rollback_execution]
+///     pub fn rollback(cache: &Cache) {
+///         cache.0.lock().expect("not poisoned").clear();
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let cache = Arc::new(Cache(Mutex::new(Vec::new())));
+/// let builder = Flamingock::builder()
+///     .database_url("sqlite::memory:")
+///     .target(NonTxTarget::new("cache").with_arc(cache.clone()));
+/// let report = flamingock::run!(builder).await?;
+/// assert_eq!(report.applied(), ["warm-cache"]);
+/// assert_eq!(*cache.0.lock().unwrap(), ["clients"]);
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct NonTxTarget {

@@ -87,7 +87,9 @@ use proc_macro::TokenStream;
 /// they are free functions. They may not be generic, `unsafe` or `extern`.
 ///
 /// They return `()` or `Result<(), E>`, where `E` is any `std::error::Error + Send + Sync +
-/// 'static`, or `anyhow::Error` (so `anyhow::Result<()>` works).
+/// 'static`, or `anyhow::Error` (so `anyhow::Result<()>` works). A boxed error must say so:
+/// `Box<dyn std::error::Error + Send + Sync>`; `Box<dyn std::error::Error>` is a compile error that
+/// says which to write.
 ///
 /// # Parameters are injected by type
 ///

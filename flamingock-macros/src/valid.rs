@@ -373,6 +373,87 @@ fn check_signature(sig: &Signature, in_impl: bool, errors: &Errors) {
             FnArg::Typed(typed) => check_param_type(&typed.ty, errors),
         }
     }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        check_return_type(ty, errors);
+    }
+}
+
+/// Reports `Result<(), Box<dyn Error>>`, the one return type users commonly reach for that
+/// cannot work: a unit's error crosses threads, so it must be `Send + Sync`. Without this, the
+/// trait check behind the generated call reports three errors about `Unique`, `Sized` and `From`.
+/// A type alias hides the box from the macro; the trait check still rejects it then.
+fn check_return_type(ty: &Type, errors: &Errors) {
+    let Some(error_type) = result_error_type(ty) else {
+        return;
+    };
+    let Some(object) = boxed_trait_object(error_type) else {
+        return;
+    };
+    let has = |name: &str| {
+        object.bounds.iter().any(|bound| {
+            matches!(bound, syn::TypeParamBound::Trait(t)
+                if t.path.segments.last().is_some_and(|s| s.ident == name))
+        })
+    };
+    if !has("Error") {
+        return;
+    }
+    if has("Send") && has("Sync") {
+        return;
+    }
+    errors.error_spanned_by(
+        error_type,
+        format_args!(
+            "`{}` cannot be the error of a change unit: the error is sent across threads, so it \
+             must be `Send + Sync`; return `Result<(), Box<dyn std::error::Error + Send + Sync>>`, \
+             or `anyhow::Result<()>`",
+            render(error_type),
+        ),
+    );
+}
+
+/// `E` of a return type written `Result<T, E>` (any path ending in `Result`, two arguments).
+fn result_error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    match (types.next(), types.next(), types.next()) {
+        (Some(_), Some(error), None) => Some(error),
+        _ => None,
+    }
+}
+
+/// `dyn ...` of a type written `Box<dyn ...>`.
+fn boxed_trait_object(ty: &Type) -> Option<&syn::TypeTraitObject> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Box" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(Type::TraitObject(object)) => Some(object),
+        syn::GenericArgument::Type(Type::Paren(paren)) => match &*paren.elem {
+            Type::TraitObject(object) => Some(object),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn check_param_type(ty: &Type, errors: &Errors) {

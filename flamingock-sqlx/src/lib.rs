@@ -14,6 +14,8 @@
 //! - generic: `lock/`, `history`, `target/`;
 //! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
+// Every public item is documented: this crate's are what users of `flamingock` read.
+#![warn(missing_docs)]
 // A build with no backend is legal (the facade's features pick them) but leaves the shared code
 // unused.
 #![cfg_attr(

@@ -17,7 +17,18 @@ pub const AUDIT_TABLE_ENV: &str = "FLAMINGOCK_AUDIT_TABLE";
 /// The audit store used when no URL is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
 
-/// The entry point: `Flamingock::builder()`.
+/// The entry point: `Flamingock::builder()`, then [`run!`](crate::run!) (or
+/// [`run_blocking!`](crate::run_blocking!)) with the builder.
+///
+/// ```standalone_crate
+/// use flamingock::Flamingock;
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let builder = Flamingock::builder().database_url("sqlite::memory:");
+/// let report = flamingock::run!(builder).await?;
+/// assert!(report.applied().is_empty(), "this program declares no change unit");
+/// # Ok(()) }
+/// ```
 pub struct Flamingock;
 
 impl Flamingock {
@@ -30,17 +41,30 @@ impl Flamingock {
 
 /// Configures and starts a run. Every setting has a default; see each method.
 ///
-/// ```no_run
-/// # async fn example() -> Result<(), flamingock::Error> {
-/// #[derive(Debug)]
-/// struct AppConfig { greeting: String }
+/// ```standalone_crate
+/// use flamingock::prelude::*;
 ///
-/// let builder = flamingock::Flamingock::builder()
-///     .database_url("sqlite://app.db")
-///     .dependency(AppConfig { greeting: "hello".into() })
-///     .stage("schema");
+/// pub struct AppConfig {
+///     pub greeting: String,
+/// }
+///
+/// #[change_unit(id = "greet", order = "1", author = "ana", stage = "schema", transactional = false)]
+/// mod greet {
+///     use super::*;
+///
+///     #[execution]
+///     pub fn execute(config: &AppConfig) {
+///         println!("{}", config.greeting);
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
+/// let builder = Flamingock::builder()
+///     .database_url("sqlite::memory:") // default: FLAMINGOCK_DATABASE_URL, or ./flamingock.db
+///     .dependency(AppConfig { greeting: "hello".into() }) // a `&AppConfig` parameter
+///     .stage("schema"); // only the units of this stage
 /// let report = flamingock::run!(builder).await?;
-/// println!("{report}");
+/// assert_eq!(report.applied(), ["greet"]);
 /// # Ok(()) }
 /// ```
 #[derive(Default)]

@@ -2,7 +2,7 @@
 //!
 //! Declare change units with [`macro@change_unit`], then bring every target up to date at start-up:
 //!
-//! ```no_run
+//! ```no_run,standalone_crate
 //! use flamingock::prelude::*;
 //!
 //! #[derive(Default)]
@@ -26,6 +26,9 @@
 //!     Ok(())
 //! }
 //! ```
+
+// Every public item is documented: this crate's are what users of `flamingock` read.
+#![warn(missing_docs)]
 
 mod builder;
 #[cfg(feature = "cli")]
@@ -67,7 +70,7 @@ pub use lock_config::{
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:
 ///
-/// ```
+/// ```standalone_crate
 /// // in a test of your own: #[test] fn change_units_are_consistent() { ... }
 /// flamingock::validate().expect("change units are consistent");
 /// ```
@@ -86,7 +89,37 @@ pub fn validate_selection(selection: &Selection) -> Result<(), Error> {
 ///
 /// The audit store comes from `FLAMINGOCK_DATABASE_URL` (default: a `flamingock.db` SQLite file in
 /// the working directory). `run!(builder)` takes a [`Flamingock::builder()`] instead. Either form
-/// records the calling crate's name and version in every audit entry.
+/// records the calling crate's name and version in every audit entry. It returns a future of
+/// `Result<`[`RunReport`]`, `[`Error`]`>`; from a sync `main`, use [`run_blocking!`].
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+///
+/// #[derive(Default)]
+/// pub struct CreateClients;
+///
+/// #[change_unit(id = "create-clients", order = "0001", author = "ana")]
+/// impl CreateClients {
+///     #[execution]
+///     async fn execute(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+///         sqlx::query("CREATE TABLE clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+///             .execute(&mut **tx)
+///             .await?;
+///         Ok(())
+///     }
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), flamingock::Error> {
+///     // `flamingock::run!()` reads FLAMINGOCK_DATABASE_URL (default: ./flamingock.db); this
+///     // example keeps its audit store in memory.
+///     let builder = Flamingock::builder().database_url("sqlite::memory:");
+///     let report = flamingock::run!(builder).await?;
+///     assert_eq!(report.applied(), ["create-clients"]);
+///     println!("{report}");
+///     Ok(())
+/// }
+/// ```
 #[macro_export]
 macro_rules! run {
     () => {
@@ -102,7 +135,28 @@ macro_rules! run {
 }
 
 /// [`run!`] for a sync `main`: runs on a private single-threaded tokio runtime and returns the
-/// result directly.
+/// result directly. Called inside an async runtime it refuses with [`Error::Config`] (use
+/// `run!().await` there).
+///
+/// ```standalone_crate
+/// use flamingock::prelude::*;
+///
+/// #[change_unit(id = "announce", order = "1", author = "ana", transactional = false)]
+/// mod announce {
+///     use super::*;
+///
+///     #[execution]
+///     pub fn execute(ctx: &ChangeContext) {
+///         println!("applying {}", ctx.change_id);
+///     }
+/// }
+///
+/// fn main() -> Result<(), flamingock::Error> {
+///     let report = flamingock::run_blocking!(Flamingock::builder().database_url("sqlite::memory:"))?;
+///     assert_eq!(report.applied(), ["announce"]);
+///     Ok(())
+/// }
+/// ```
 #[macro_export]
 macro_rules! run_blocking {
     () => {

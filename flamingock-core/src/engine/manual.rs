@@ -43,6 +43,7 @@ impl Resolution {
 pub struct FixRequest {
     /// The unit.
     pub change_id: String,
+    /// What the person found: the change is in place, or it is not.
     pub resolution: Resolution,
     /// Who decided (recorded as the row's author).
     pub operator: String,
@@ -108,8 +109,11 @@ pub enum FixError {
         "the state of \"{change_id}\" changed from {seen} to {now} since it was read (another run or fix wrote to it meanwhile); nothing was recorded: look at it again with `flamingock status` and repeat the fix if it still holds"
     )]
     StateChanged {
+        /// The unit.
         change_id: String,
+        /// The state the person saw.
         seen: SeenState,
+        /// The state the audit has now.
         now: SeenState,
     },
     /// The resolution's row was sent but its reply was lost, and the audit could not be read

@@ -43,8 +43,8 @@ impl Route {
     }
 }
 
-/// A target system known to be transactional: only [`SeparateTarget::new`] makes one, after
-/// checking, so [`transactional`](Self::transactional) cannot fail.
+/// A target system known to be transactional: only the engine makes one (`SeparateTarget::new`),
+/// after checking, so [`transactional`](Self::transactional) cannot fail.
 #[derive(Clone)]
 pub struct SeparateTarget {
     system: Arc<dyn TargetSystem>,
@@ -67,8 +67,11 @@ impl SeparateTarget {
 /// One selected unit with everything decided about it before anything runs.
 #[derive(Clone)]
 pub struct PlannedUnit {
+    /// The unit, as registered.
     pub unit: &'static ChangeUnit,
+    /// What the run does with it.
     pub decision: Decision,
+    /// Its current state in the audit (its newest row), `None` if it never ran.
     pub current: Option<UnitState>,
     pub(super) route: Route,
 }

@@ -23,7 +23,8 @@ pub struct MemoryAuditStore {
 }
 
 /// The transaction [`MemoryAuditStore`] hands to `TX_SHARED` units: a scratch list of effects that
-/// becomes visible in [`MemoryAuditStore::effects`] only on commit.
+/// is recorded only on commit, in the `effects` key of the `APPLIED` row's
+/// [`metadata`](crate::AuditEntry::metadata).
 #[derive(Debug, Default)]
 pub struct MemoryTransaction {
     /// Effects recorded by the unit.

@@ -56,13 +56,39 @@ const MARKER_TABLE: TableKind = TableKind {
 /// more. The marker table (`flamingock_marker`, see [`with_marker_table`](Self::with_marker_table))
 /// is created on the first run.
 ///
-/// ```no_run
-/// # async fn example() -> Result<(), flamingock_core::target::TargetError> {
-/// use flamingock_sqlx::SqlTarget;
+/// [`connect`](Self::connect) opens the database at a URL
+/// (`SqlTarget::<sqlx::Postgres>::connect("orders", "postgres://app@db/orders")`);
+/// [`new`](Self::new) takes a pool the application already has:
 ///
-/// let orders = SqlTarget::<sqlx::Postgres>::connect("orders", "postgres://app@db/orders").await?;
-/// // Flamingock::builder().target(orders) ... units say `target_system = "orders"`.
-/// # let _ = orders; Ok(()) }
+/// ```standalone_crate
+/// use flamingock::SqlTarget;
+/// use flamingock::prelude::*;
+///
+/// #[derive(Default)]
+/// pub struct CreateOrders;
+///
+/// #[change_unit(id = "create-orders", order = "1", author = "ana", target_system = "orders")]
+/// impl CreateOrders {
+///     #[execution]
+///     async fn execute(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+///         sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)").execute(&mut **tx).await?;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // One connection: each connection to `sqlite::memory:` is a database of its own.
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new()
+///     .max_connections(1)
+///     .connect("sqlite::memory:")
+///     .await?;
+/// let builder = Flamingock::builder()
+///     .database_url("sqlite::memory:") // the audit store: another database
+///     .target(SqlTarget::new("orders", pool.clone()));
+/// let report = flamingock::run!(builder).await?;
+/// assert_eq!(report.applied(), ["create-orders"]);
+/// sqlx::query("SELECT id FROM orders").fetch_all(&pool).await?; // the table is there
+/// # Ok(()) }
 /// ```
 pub struct SqlTarget<DB: TargetDialect> {
     name: String,

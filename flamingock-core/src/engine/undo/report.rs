@@ -36,14 +36,21 @@ impl UndoOutcome {
 /// One unit's line in an [`UndoReport`], in the order the undo took them (newest first).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UndoLine {
+    /// The unit's id.
     pub change_id: String,
+    /// The unit's order.
     pub order: String,
+    /// The unit's author.
     pub author: String,
+    /// The unit's stage.
     pub stage: String,
+    /// How its rollback ran: in a transaction of its target, or not.
     pub tx_strategy: TxStrategy,
+    /// What the undo did with it.
     pub outcome: UndoOutcome,
     /// Time spent in the rollback method and its commit.
     pub duration_ms: Option<u64>,
+    /// The rollback's error and its causes, when it failed.
     pub error: Option<String>,
 }
 
@@ -52,9 +59,13 @@ pub struct UndoLine {
 pub struct UndoReport {
     /// The id shared by every row this undo wrote.
     pub execution_id: String,
+    /// The runner (one `Flamingock` instance) that did the undo.
     pub runner_id: String,
+    /// The audit store, described for people (kind, database, table; no credentials).
     pub audit_store: String,
+    /// How long the undo took, lock included.
     pub duration_ms: u64,
+    /// One line per unit in range, newest first.
     pub units: Vec<UndoLine>,
 }
 
@@ -127,7 +138,9 @@ impl fmt::Display for UndoReport {
 pub enum UndoRefusal {
     /// The unit has no `#[rollback_execution]`.
     NoRollback {
+        /// The unit's id.
         change_id: String,
+        /// Where it is declared.
         location: SourceLocation,
     },
     /// The unit needs manual intervention first.
@@ -167,16 +180,24 @@ pub enum UndoError {
     #[error(
         "undo --last {requested}: only {applied} selected unit(s) are applied; nothing was rolled back"
     )]
-    NotEnoughApplied { requested: usize, applied: usize },
+    NotEnoughApplied {
+        /// How many `--last` asked for.
+        requested: usize,
+        /// How many are applied.
+        applied: usize,
+    },
     /// Planning, the lock or the audit store failed before anything ran.
     #[error(transparent)]
     Engine(#[from] Error),
     /// A rollback failed; the undo stopped there.
     #[error("undo stopped at \"{change_id}\": {failure}\n{report}")]
     Failed {
+        /// The unit whose rollback failed.
         change_id: String,
+        /// What went wrong, with its cause as `source()`.
         #[source]
         failure: Box<crate::engine::UnitFailure>,
+        /// What the undo did, this unit included.
         report: Box<UndoReport>,
     },
     /// The lease was lost during the undo; nothing more was done.
@@ -184,7 +205,9 @@ pub enum UndoError {
         "this runner lost the lock during the undo and stopped before \"{change_id}\"; run the undo again once the lock is free\n{report}"
     )]
     LockLost {
+        /// The unit the undo stopped before.
         change_id: String,
+        /// What the undo did before it stopped.
         report: Box<UndoReport>,
     },
 }
