@@ -100,7 +100,12 @@ pub enum FixError {
     UnknownUnit(String),
     /// The id cannot be a unit's (see [`text_problem`](crate::plan::text_problem)).
     #[error("no change unit id may {problem}; got {change_id:?}")]
-    InvalidId { change_id: String, problem: String },
+    InvalidId {
+        /// The id as given.
+        change_id: String,
+        /// What is wrong with it, as "no change unit id may ..." continues.
+        problem: String,
+    },
     /// The reason (or who) is missing.
     #[error("{0} must not be empty: the audit keeps who resolved a unit and why")]
     Missing(&'static str),
@@ -122,7 +127,9 @@ pub enum FixError {
         "whether the resolution of \"{change_id}\" was recorded is unknown (the reply of its write was lost and the audit could not be read again): look with `flamingock status`; repeating the fix with the state shown before is refused if it was recorded"
     )]
     OutcomeUnknown {
+        /// The unit whose resolution may or may not be recorded.
         change_id: String,
+        /// The write's error (or the lost reply).
         #[source]
         source: StoreError,
     },
