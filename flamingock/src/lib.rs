@@ -31,6 +31,8 @@ mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod lock_config;
+mod store_url;
+mod unit_crate;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
@@ -63,6 +65,8 @@ pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };
+pub use store_url::SQLX_DATABASE_URL_ENV;
+pub use unit_crate::UnitCrate;
 
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:
