@@ -88,8 +88,10 @@ pub fn validate_selection(selection: &Selection) -> Result<(), Error> {
 
 /// Brings every change unit up to date: `flamingock::run!().await?`.
 ///
-/// The audit store comes from `FLAMINGOCK_DATABASE_URL` (default: a `flamingock.db` SQLite file in
-/// the working directory). `run!(builder)` takes a [`Flamingock::builder()`] instead. Either form
+/// The audit store comes from `FLAMINGOCK_DATABASE_URL`, else `DATABASE_URL` (default: a
+/// `flamingock.db` SQLite file in the working directory). A run that selects no change unit is an
+/// error ([`Error::NoUnitsSelected`]); units in a library crate need [`export_units!`] there and
+/// `.units(my_units::change_units())` on the builder. `run!(builder)` takes a [`Flamingock::builder()`] instead. Either form
 /// records the calling crate's name and version in every audit entry.
 #[macro_export]
 macro_rules! run {
