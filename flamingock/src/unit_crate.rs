@@ -87,7 +87,20 @@ fn in_crate(unit: &ChangeUnit, root: &str) -> bool {
 /// ```
 ///
 /// Invoke it once per crate, anywhere (the crate root reads best): the function it declares is
-/// public at that place.
+/// public at that place. What it hands out also lists the crate's units:
+///
+/// ```
+/// flamingock::export_units!();
+///
+/// fn main() {
+///     let units = change_units();
+///     for unit in units.units() {
+///         println!("{} at {}", unit.id, unit.source); // this crate's units only
+///         assert!(unit.source.module_path.starts_with(units.root_module()));
+///     }
+///     let _builder = flamingock::Flamingock::builder().units(units);
+/// }
+/// ```
 #[macro_export]
 macro_rules! export_units {
     () => {
