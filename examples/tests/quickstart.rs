@@ -11,6 +11,8 @@ fn quickstart_applies_everything_once_then_nothing() {
     std::env::set_current_dir(dir.path()).unwrap();
     // SAFETY: this test binary has a single test, so nothing reads the environment concurrently.
     unsafe { std::env::remove_var(flamingock::DATABASE_URL_ENV) };
+    // SAFETY: as above.
+    unsafe { std::env::remove_var(flamingock::SQLX_DATABASE_URL_ENV) };
 
     quickstart::main().expect("first run");
     quickstart::main().expect("second run");

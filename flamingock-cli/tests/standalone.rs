@@ -44,6 +44,7 @@ fn flamingock(url: Option<&str>, args: &[&str]) -> Output {
     command
         .args(args)
         .env_remove("FLAMINGOCK_DATABASE_URL")
+        .env_remove("DATABASE_URL")
         .env_remove("FLAMINGOCK_AUDIT_TABLE")
         .env_remove("USER");
     if let Some(url) = url {
@@ -279,6 +280,29 @@ async fn history_filters_by_author_and_date_range(backend: Backend) {
         "{csv}"
     );
     db.finish().await;
+}
+
+#[tokio::test]
+async fn database_url_is_the_store_when_flamingock_database_url_is_unset() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    seed(&url).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_flamingock"))
+        .args(["history", "--format", "json"])
+        .env_remove("FLAMINGOCK_DATABASE_URL")
+        .env_remove("FLAMINGOCK_AUDIT_TABLE")
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("flamingock runs");
+    assert!(output.status.success(), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("note: audit store from DATABASE_URL (sqlite://")
+            && stderr.contains("as FLAMINGOCK_DATABASE_URL is unset"),
+        "{stderr}"
+    );
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::model::SourceLocation;
+use crate::plan::Selection;
 use crate::report::RunReport;
 use crate::store::{StoreError, TextLimit};
 
@@ -212,7 +213,10 @@ impl fmt::Display for BlockedUnit {
 ///     eprintln!("error: {error}");
 /// }
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display` (see the `impl Debug` below), so that
+/// `fn main() -> Result<(), flamingock::Error>` shows a failure as a person reads it.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The registered units are inconsistent; nothing ran.
     #[error("{}", list("invalid change units; nothing ran", .0))]
@@ -237,6 +241,19 @@ pub enum Error {
     /// Some parameters of pending units cannot be injected; nothing ran.
     #[error("{}", list("missing dependencies; nothing ran", .0))]
     MissingDependencies(Vec<MissingDependency>),
+
+    /// The run selected no change unit, which is almost always a mistake (units in a library
+    /// crate the program never names, or a stage or module selection that matches nothing);
+    /// nothing ran. `Flamingock::builder().allow_no_units()` accepts such a run.
+    #[error("{}", no_units_message(*.registered, .selection, .empty_crates))]
+    NoUnitsSelected {
+        /// How many units this program registers, selected or not.
+        registered: usize,
+        /// The selection that matched none of them (empty: everything).
+        selection: Selection,
+        /// Crates named with `.units(..)` that declare no registered unit.
+        empty_crates: Vec<String>,
+    },
 
     /// The audit store failed.
     #[error(transparent)]
@@ -332,6 +349,63 @@ impl Error {
     }
 }
 
+/// `Debug` is `Display`: a run's errors are read by people far more often than by code that
+/// inspects their fields (which `match` reaches), and the derived form put a whole report on one
+/// line of escaped text where `main() -> Result<(), Error>` prints it.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What [`Error::NoUnitsSelected`] says: what was found, then the likely causes, each with its fix.
+fn no_units_message(registered: usize, selection: &Selection, empty_crates: &[String]) -> String {
+    let mut text = if registered == 0 {
+        "no change units are registered in this program, so a run would do nothing; nothing ran"
+            .to_owned()
+    } else {
+        let mut filters = Vec::new();
+        filters.extend(
+            selection
+                .stages
+                .iter()
+                .map(|stage| format!("stage \"{stage}\"")),
+        );
+        filters.extend(
+            selection
+                .module_prefixes
+                .iter()
+                .map(|module| format!("module \"{module}\"")),
+        );
+        format!(
+            "none of the {registered} change units registered in this program is selected by {}; nothing ran",
+            if filters.is_empty() {
+                "the selection".to_owned()
+            } else {
+                filters.join(" and ")
+            }
+        )
+    };
+    if !empty_crates.is_empty() {
+        text.push_str(&format!(
+            "\n  - named with `.units(..)` but declaring no registered unit: {}",
+            empty_crates.join(", ")
+        ));
+    }
+    if registered > 0 {
+        text.push_str(
+            "\n  - check the stage and module selection (`.stage(..)`, `.module(..)`, or `--stage`, `--module`): a unit's stage is the `stage` of its #[change_unit] (default \"default\"), its module the path it is declared in",
+        );
+    }
+    text.push_str(
+        "\n  - units declared in a library crate are registered only if the program names that crate (a dependency nothing names is not linked, and its units with it): put `flamingock::export_units!();` in the library's lib.rs and pass `.units(my_units::change_units())` to `Flamingock::builder()`",
+    );
+    text.push_str(
+        "\n  - if a run with no units is intended: `Flamingock::builder().allow_no_units()`",
+    );
+    text
+}
+
 fn list(title: &str, items: &[impl fmt::Display]) -> String {
     let mut text = format!("{title}:");
     for item in items {
@@ -360,6 +434,42 @@ fn lock_timeout_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_prints_the_same_readable_text_as_display() {
+        // What `fn main() -> Result<(), flamingock::Error>` prints: one problem a line.
+        let location = SourceLocation {
+            module_path: "app::schema",
+            file: "src/schema.rs",
+            line: 7,
+        };
+        let error = Error::Validation(vec![
+            ValidationProblem::DuplicateId {
+                id: "create-clients".into(),
+                first: location,
+                second: location,
+            },
+            ValidationProblem::EmptyOrder {
+                id: "seed".into(),
+                location,
+            },
+        ]);
+        let debug = format!("{error:?}");
+        assert_eq!(debug, error.to_string());
+        assert_eq!(debug.lines().count(), 3, "{debug}");
+        assert!(
+            debug.starts_with("invalid change units; nothing ran:\n  - two change units"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("Validation(") && !debug.contains("\\n"),
+            "{debug}"
+        );
+        assert_eq!(
+            format!("{:#?}", Error::Config("x".into())),
+            "configuration: x"
+        );
+    }
 
     #[test]
     fn the_lock_timeout_names_the_command_that_removes_a_running_lease() {

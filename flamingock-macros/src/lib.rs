@@ -19,8 +19,9 @@ use proc_macro::TokenStream;
 /// Put it on an inherent `impl` block of a type that implements `Default`, or on an inline `mod`
 /// of free functions. Inside, mark the function that applies the change with
 /// [`#[execution]`](macro@execution) (exactly one) and, optionally, the one that undoes it with
-/// [`#[rollback_execution]`](macro@rollback_execution). Other items are left alone. Linking the
-/// crate is enough for the unit to run: it registers itself with `inventory`.
+/// [`#[rollback_execution]`](macro@rollback_execution). Other items are left alone. The unit
+/// registers itself with `inventory`; in a library crate, add `flamingock::export_units!()` there
+/// and pass `.units(my_units::change_units())` to the program's builder, so that it is linked.
 ///
 /// ```
 /// use flamingock::prelude::*;

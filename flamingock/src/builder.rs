@@ -10,7 +10,8 @@ use flamingock_core::store::AuditStore;
 use flamingock_core::target::TargetSystem;
 use flamingock_core::{ChangeUnit, Dependencies, Error, RunReport};
 
-/// The environment variable holding the audit store's URL.
+/// The environment variable holding the audit store's URL. When it is unset,
+/// [`SQLX_DATABASE_URL_ENV`](crate::SQLX_DATABASE_URL_ENV) (`DATABASE_URL`) is used if set.
 pub const DATABASE_URL_ENV: &str = "FLAMINGOCK_DATABASE_URL";
 /// The environment variable holding the audit table's name.
 pub const AUDIT_TABLE_ENV: &str = "FLAMINGOCK_AUDIT_TABLE";
@@ -32,8 +33,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
 pub struct Flamingock;
 
 impl Flamingock {
-    /// A builder with nothing set: the audit store comes from `FLAMINGOCK_DATABASE_URL`, or is a
-    /// local `flamingock.db` SQLite file.
+    /// A builder with nothing set: the audit store comes from `FLAMINGOCK_DATABASE_URL`, else
+    /// from `DATABASE_URL`, else is a local `flamingock.db` SQLite file.
     pub fn builder() -> FlamingockBuilder {
         FlamingockBuilder::default()
     }
@@ -82,11 +83,12 @@ pub struct FlamingockBuilder {
     app_name: Option<String>,
     app_version: Option<String>,
     read_only: bool,
+    units_expected: crate::unit_crate::UnitsExpected,
 }
 
 impl FlamingockBuilder {
     /// The audit store's URL (`sqlite://file.db`, `postgres://...`, `mysql://...`). Takes
-    /// precedence over `FLAMINGOCK_DATABASE_URL`.
+    /// precedence over `FLAMINGOCK_DATABASE_URL` and `DATABASE_URL`.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
         self
@@ -170,6 +172,38 @@ impl FlamingockBuilder {
         self
     }
 
+    /// Links the change units of a library crate into the program, from the
+    /// `change_units()` its [`export_units!`](crate::export_units) declares (may be called once
+    /// per crate). A crate the program never names is not linked, and its units are never seen:
+    ///
+    /// ```ignore
+    /// let builder = flamingock::Flamingock::builder()
+    ///     .units(billing_units::change_units())
+    ///     .units(search_units::change_units());
+    /// ```
+    ///
+    /// It does not narrow the run: units of the program itself, and of every other linked crate,
+    /// run too (`.module(..)` narrows).
+    pub fn units(mut self, units: crate::UnitCrate) -> Self {
+        self.units_expected.crates.push(units);
+        self
+    }
+
+    /// Lets a run that selects no change unit succeed, doing nothing. Without it such a run
+    /// fails with [`Error::NoUnitsSelected`] before it connects: finding no unit almost always
+    /// means units in a library crate the program does not name (see
+    /// [`units`](Self::units)), or a stage or module selection that matches nothing.
+    pub fn allow_no_units(mut self) -> Self {
+        self.units_expected.allow_none = true;
+        self
+    }
+
+    /// What the CLI needs to refuse an `apply` that selects nothing, as [`run`](Self::run) does.
+    #[cfg(feature = "cli")]
+    pub(crate) fn units_check(&self) -> (crate::unit_crate::UnitsExpected, Selection) {
+        (self.units_expected.clone(), self.selection.clone())
+    }
+
     /// The application's name and version, recorded in every audit entry. `run!()` sets them
     /// from the calling crate unless set here.
     pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
@@ -199,11 +233,7 @@ impl FlamingockBuilder {
         let store = match self.store {
             Some(store) => store,
             None => {
-                let url = match self.database_url {
-                    Some(url) => url,
-                    None => env_var(DATABASE_URL_ENV)?
-                        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-                };
+                let (url, _) = crate::store_url::audit_store_url(self.database_url, env_var)?;
                 let mut options =
                     flamingock_sqlx::StoreOptions::default().with_read_only(self.read_only);
                 if let Some(table) = self.audit_table.or(env_var(AUDIT_TABLE_ENV)?) {
@@ -231,9 +261,15 @@ impl FlamingockBuilder {
 
     /// Brings every selected change unit up to date. Prefer `flamingock::run!(builder)`, which
     /// also records the calling crate's name and version.
+    ///
+    /// A run that selects no unit fails with [`Error::NoUnitsSelected`], before it connects,
+    /// unless [`allow_no_units`](Self::allow_no_units) was called.
     pub async fn run(self) -> Result<RunReport, Error> {
+        let registered: Vec<&'static ChangeUnit> = ChangeUnit::registered().collect();
+        self.units_expected
+            .check(&registered, &self.selection, None)?;
         let engine = self.build().await?;
-        engine.run(ChangeUnit::registered()).await
+        engine.run(registered).await
     }
 
     /// [`run`](Self::run) for a sync `main`: starts a single-threaded tokio runtime for the run.

@@ -34,6 +34,8 @@ mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod lock_config;
+mod store_url;
+mod unit_crate;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
@@ -66,6 +68,8 @@ pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };
+pub use store_url::SQLX_DATABASE_URL_ENV;
+pub use unit_crate::UnitCrate;
 
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:
@@ -87,9 +91,12 @@ pub fn validate_selection(selection: &Selection) -> Result<(), Error> {
 
 /// Brings every change unit up to date: `flamingock::run!().await?`.
 ///
-/// The audit store comes from `FLAMINGOCK_DATABASE_URL` (default: a `flamingock.db` SQLite file in
-/// the working directory). `run!(builder)` takes a [`Flamingock::builder()`] instead. Either form
-/// records the calling crate's name and version in every audit entry. It returns a future of
+/// The audit store comes from `FLAMINGOCK_DATABASE_URL`, else `DATABASE_URL` (default: a
+/// `flamingock.db` SQLite file in the working directory). A run that selects no change unit is an
+/// error ([`Error::NoUnitsSelected`]); units in a library crate need [`export_units!`] there and
+/// `.units(my_units::change_units())` on the builder. `run!(builder)` takes a
+/// [`Flamingock::builder()`] instead. Either form records the calling crate's name and version in
+/// every audit entry. It returns a future of
 /// `Result<`[`RunReport`]`, `[`Error`]`>`; from a sync `main`, use [`run_blocking!`].
 ///
 /// ```standalone_crate

@@ -15,12 +15,26 @@ use super::output::{Table, html_only_for_history, json, out, outln, terminal_saf
 use super::status::{StatusLine, current_rows, line_from_row, print_status, status_label};
 use super::{Failure, Session};
 
-/// The session's units narrowed by `--stage` / `--module`.
-fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
-    let selection = Selection {
+/// `--stage` / `--module` as a selection.
+fn selection(args: &SelectionArgs) -> Selection {
+    Selection {
         stages: args.stages.clone(),
         module_prefixes: args.modules.clone(),
-    };
+    }
+}
+
+/// Refuses, as a run does, a `plan` or `apply` that the builder's selection and `--stage` /
+/// `--module` together leave without a unit (unless the builder allows none).
+fn check_some_selected(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    let (expected, builder_selection) = &session.units_check;
+    expected
+        .check(&session.units, builder_selection, Some(&selection(args)))
+        .map_err(|error| Failure::Failed(error.to_string()))
+}
+
+/// The session's units narrowed by `--stage` / `--module`.
+fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
+    let selection = selection(args);
     session
         .units
         .iter()
@@ -103,6 +117,7 @@ fn action(decision: Decision) -> &'static str {
 
 /// `plan`: each unit's decision; writes nothing. Fails when a run would not get through.
 pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    check_some_selected(session, args)?;
     let planned = plan_units(session, selected(session, args)).await?;
     let lines: Vec<PlanLine> = planned
         .iter()
@@ -169,6 +184,7 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
 
 /// `apply`: a run, with a progress bar on a terminal.
 pub async fn apply(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    check_some_selected(session, args)?;
     let units = selected(session, args);
     let pending = plan_units(session, units.clone())
         .await?

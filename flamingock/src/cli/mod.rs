@@ -135,10 +135,12 @@ where
 
 impl AppInvocation {
     async fn run(self) -> Result<(), Failure> {
+        let units_check = self.builder.units_check();
         let engine = self.builder.build().await.map_err(Failure::from_engine)?;
         let session = Session {
             engine,
             units: ChangeUnit::registered().collect(),
+            units_check,
             format: self.cli.global.format,
             progress: self.progress,
         };
@@ -168,9 +170,9 @@ where
         Ok(cli) => cli,
         Err(error) => return clap_exit(error),
     };
-    let Some(url) = cli.global.database_url.clone() else {
+    let Some(url) = standalone_url(&cli) else {
         return report(Failure::Usage(
-            "which audit store? pass --database-url URL or set FLAMINGOCK_DATABASE_URL".into(),
+            "which audit store? pass --database-url URL or set FLAMINGOCK_DATABASE_URL (or DATABASE_URL)".into(),
         ));
     };
     if let Err(failure) = store_commands::check_arguments(&cli.command, cli.global.format) {
@@ -190,11 +192,31 @@ where
         let session = Session {
             engine,
             units: Vec::new(),
+            units_check: Default::default(),
             format: cli.global.format,
             progress,
         };
         store_command(&session, &cli.command).await
     })
+}
+
+/// The standalone binary's audit store: `--database-url` or `FLAMINGOCK_DATABASE_URL`, else
+/// `DATABASE_URL` (said on stderr, as the operator did not name it for Flamingock), as a run
+/// chooses it; there is no default file, since an operator's command must name its store.
+fn standalone_url(cli: &StoreCli) -> Option<String> {
+    if let Some(url) = &cli.global.database_url {
+        return Some(url.clone());
+    }
+    let url = std::env::var(crate::SQLX_DATABASE_URL_ENV)
+        .ok()
+        .filter(|url| !url.trim().is_empty())?;
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: audit store from DATABASE_URL ({}), as FLAMINGOCK_DATABASE_URL is unset",
+        flamingock_sqlx::redact_url(&url)
+    );
+    Some(url)
 }
 
 /// Whether a store-only command only reads: its store is opened read-only (no file, table or
@@ -279,6 +301,12 @@ pub(crate) struct Session {
     engine: Engine,
     /// The program's units (none in the standalone binary).
     units: Vec<&'static ChangeUnit>,
+    /// What `plan` and `apply` check before they run: the builder's `allow_no_units` and
+    /// `.units(..)` crates, and its selection.
+    units_check: (
+        crate::unit_crate::UnitsExpected,
+        flamingock_core::plan::Selection,
+    ),
     format: Format,
     progress: progress::Progress,
 }

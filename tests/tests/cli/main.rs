@@ -26,6 +26,7 @@ macro_rules! cli_suite {
                 history_filters_by_author_and_date_range,
                 lock_show_and_release,
                 usage_errors_exit_with_two,
+                plan_and_apply_that_select_no_unit_fail,
                 undo_of_a_separate_target_removes_its_marker,
             );
         }
@@ -401,6 +402,29 @@ mod scenarios {
         );
         let valid = app.json(&["validate"]);
         assert_eq!(valid["units"], 4);
+        app.finish().await;
+    }
+
+    pub async fn plan_and_apply_that_select_no_unit_fail(backend: Backend) {
+        let Some(app) = App::new(backend, schema_module(backend)).await else {
+            return;
+        };
+        for command in ["plan", "apply"] {
+            let output = app.run(&[command, "--stage", "no-such-stage"]);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{command}\n{}",
+                show(&output)
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("is selected by stage \"no-such-stage\""),
+                "{command}\n{stderr}"
+            );
+            assert!(stderr.contains("--stage"), "{command}\n{stderr}");
+        }
+        assert!(app.history(&[]).is_empty(), "nothing was written");
         app.finish().await;
     }
 

@@ -15,6 +15,7 @@ async fn an_audit_store_on_a_closed_port_fails_after_bounded_retries_without_its
         let error = flamingock::Flamingock::builder()
             .database_url(url)
             .module("conformance::connect::nothing")
+            .allow_no_units()
             .run()
             .await
             .unwrap_err();
