@@ -123,6 +123,13 @@ impl<'s> Scope<'s> {
     pub fn context(&self) -> &'s ChangeContext {
         self.context
     }
+
+    /// Takes the open transaction whatever its type (`None` for a unit without one, or once
+    /// taken): for callers that only learn at run time which database they are on, as an SQL
+    /// file's unit does.
+    pub fn take_transaction(&mut self) -> Option<&'s mut (dyn Any + Send)> {
+        self.transaction.take()
+    }
 }
 
 /// What a parameter needs from the run.

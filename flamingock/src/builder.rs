@@ -58,6 +58,7 @@ pub struct FlamingockBuilder {
     app_name: Option<String>,
     app_version: Option<String>,
     read_only: bool,
+    placeholders: flamingock_core::sql_unit::SqlPlaceholders,
 }
 
 impl FlamingockBuilder {
@@ -127,6 +128,15 @@ impl FlamingockBuilder {
         self
     }
 
+    /// The value of `${name}` in the SQL files of [`sql_units!`](crate::sql_units) (replaced
+    /// before a file runs; its checksum is of the file as written). The environment variable
+    /// `FLAMINGOCK_PLACEHOLDER_<NAME>` (`${schema}`: `FLAMINGOCK_PLACEHOLDER_SCHEMA`) overrides
+    /// it. A placeholder of a selected file with no value is an error before anything runs.
+    pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.placeholders.insert(name, value);
+        self
+    }
+
     /// Adds a target system that units name with `target_system = "..."`.
     pub fn target(mut self, target: impl TargetSystem + 'static) -> Self {
         self.targets.push(Arc::new(target));
@@ -166,6 +176,10 @@ impl FlamingockBuilder {
     /// Connects to the audit store and builds the engine, without running anything.
     pub async fn build(self) -> Result<Engine, Error> {
         check_target_names(&self.targets)?;
+        let placeholders =
+            crate::sql_files::resolve_placeholders(self.placeholders, &self.selection)?;
+        let mut dependencies = self.dependencies;
+        dependencies.insert(placeholders);
         let lock_options = crate::lock_config::lock_options(
             self.lock_key,
             self.lock_lease,
@@ -193,7 +207,7 @@ impl FlamingockBuilder {
         };
         let mut engine = Engine::new(store)
             .with_lock_options(lock_options)
-            .with_dependencies(self.dependencies)
+            .with_dependencies(dependencies)
             .with_options(RunOptions {
                 selection: self.selection,
                 app_name: self.app_name,

@@ -31,6 +31,7 @@ mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod lock_config;
+mod sql_files;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
@@ -58,6 +59,9 @@ pub use flamingock_core::{
     RunReport, TxStrategy, UnitOutcome, UnitReport,
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
+pub use sql_files::{PendingSql, SqlFileError, SqlLayout, pending_sql, sql_unit};
+#[doc = include_str!("sql_units.md")]
+pub use flamingock_macros::sql_units;
 pub use flamingock_sqlx as sqlx_store;
 pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
@@ -129,6 +133,7 @@ pub mod __private {
         IntoUnitResult, Param, ParamSpec, Scope, UnitFuture, run_sync,
     };
     pub use flamingock_core::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
+    pub use crate::sql_files::private as sql;
     pub use inventory;
 
     /// Fails to compile, at the span of the type the macro passes, unless `T: Default`.

@@ -16,7 +16,7 @@ use super::status::{StatusLine, current_rows, line_from_row, print_status, statu
 use super::{Failure, Session};
 
 /// The session's units narrowed by `--stage` / `--module`.
-fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
+pub(super) fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
     let selection = Selection {
         stages: args.stages.clone(),
         module_prefixes: args.modules.clone(),
@@ -29,7 +29,7 @@ fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit>
         .collect()
 }
 
-async fn plan_units(
+pub(super) async fn plan_units(
     session: &Session,
     units: Vec<&'static ChangeUnit>,
 ) -> Result<Vec<PlannedUnit>, Failure> {
@@ -138,6 +138,12 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
         }),
         Format::Html => return Err(html_only_for_history()),
     };
+    would_get_through(session, &planned)?;
+    printed
+}
+
+/// Fails when a run of `planned` would not get through: a blocked unit, a missing dependency.
+pub(super) fn would_get_through(session: &Session, planned: &[PlannedUnit]) -> Result<(), Failure> {
     let blocked: Vec<BlockedUnit> = planned
         .iter()
         .filter(|p| p.decision == Decision::Block)
@@ -164,7 +170,7 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
         .engine
         .check_plan(&planned)
         .map_err(|error| Failure::Failed(error.to_string()))?;
-    printed
+    Ok(())
 }
 
 /// `apply`: a run, with a progress bar on a terminal.
