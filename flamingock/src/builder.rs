@@ -131,7 +131,8 @@ impl FlamingockBuilder {
     /// The value of `${name}` in the SQL files of [`sql_units!`](crate::sql_units) (replaced
     /// before a file runs; its checksum is of the file as written). The environment variable
     /// `FLAMINGOCK_PLACEHOLDER_<NAME>` (`${schema}`: `FLAMINGOCK_PLACEHOLDER_SCHEMA`) overrides
-    /// it. A placeholder of a selected file with no value is an error before anything runs.
+    /// it. A placeholder with no value in a file a run would apply (or undo) is refused before
+    /// anything runs.
     pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.placeholders.insert(name, value);
         self
@@ -176,10 +177,8 @@ impl FlamingockBuilder {
     /// Connects to the audit store and builds the engine, without running anything.
     pub async fn build(self) -> Result<Engine, Error> {
         check_target_names(&self.targets)?;
-        let placeholders =
-            crate::sql_files::resolve_placeholders(self.placeholders, &self.selection)?;
         let mut dependencies = self.dependencies;
-        dependencies.insert(placeholders);
+        dependencies.insert(self.placeholders);
         let lock_options = crate::lock_config::lock_options(
             self.lock_key,
             self.lock_lease,

@@ -1,14 +1,11 @@
 //! SQL files as change units, at run time: what the code `sql_units!` generates calls to run a
-//! file (placeholders replaced, in the unit's transaction or statement by statement), the
-//! placeholder values a run resolves before anything runs, and the statements `plan --sql` shows.
+//! file (placeholders replaced, in the unit's transaction or statement by statement), the check
+//! that its placeholders have values (before anything runs), and the statements `plan --sql`
+//! shows.
 
-use std::collections::HashMap;
-
-use flamingock_core::Error;
+use flamingock_core::Dependencies;
 use flamingock_core::engine::{Engine, PlannedUnit};
-use flamingock_core::inject::{Param, ParamSpec, Scope, UnitFuture};
-use flamingock_core::model::ChangeUnit;
-use flamingock_core::plan::Selection;
+use flamingock_core::inject::{DependencyCheck, Param, ParamSpec, Requirement, Scope, UnitFuture};
 use flamingock_core::sql_unit::{
     Direction, SqlFile, SqlMigration, SqlPlaceholders, placeholder_env_var, placeholders_in,
     substitute, unknown_placeholders,
@@ -32,19 +29,51 @@ pub struct SqlFileError {
 pub mod private {
     pub use flamingock_core::sql_unit::{Direction, SqlFile, SqlLayout, SqlMigration};
 
-    pub use super::{params, run};
+    pub use super::{check, params, run};
+    pub use flamingock_core::Dependencies;
 }
 
 /// The parameters of an SQL file's unit: the database that runs it ([`SqlScripts`], which the
 /// SQL audit store and every `SqlTarget` offer), so that a unit aimed at another kind of target
-/// is refused before anything runs.
+/// is refused before anything runs, and `check` (the file's placeholders have values).
 #[doc(hidden)]
-pub fn params() -> Vec<ParamSpec> {
-    vec![ParamSpec {
-        name: "sql",
-        written_type: "&SqlScripts (SQL files run on an SQL audit store's database or an SqlTarget)",
-        requirement: <&SqlScripts as Param<'_>>::requirement(),
-    }]
+pub fn params(check: fn(&Dependencies, &Dependencies) -> Result<(), String>) -> Vec<ParamSpec> {
+    vec![
+        ParamSpec {
+            name: "sql",
+            written_type: "&SqlScripts (SQL files run on an SQL audit store's database or an SqlTarget)",
+            requirement: <&SqlScripts as Param<'_>>::requirement(),
+        },
+        ParamSpec {
+            name: "placeholders",
+            written_type: "${..}",
+            requirement: Requirement::Check(DependencyCheck(check)),
+        },
+    ]
+}
+
+/// Whether every placeholder of `migration`'s file of `direction` has a value, from the
+/// builder's dependencies or the environment.
+#[doc(hidden)]
+pub fn check(
+    migration: &'static SqlMigration,
+    direction: Direction,
+    _target: &Dependencies,
+    builder: &Dependencies,
+) -> Result<(), String> {
+    let Some(file) = migration.file(direction) else {
+        return Ok(());
+    };
+    let values = values_for(file, builder.get::<SqlPlaceholders>());
+    let unknown: Vec<String> = unknown_placeholders(file, &values)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unknown.join("; "))
+    }
 }
 
 /// Runs `migration`'s file of `direction`: placeholders replaced; in the unit's transaction as
@@ -63,11 +92,8 @@ pub fn run<'s>(
             )
         })?;
         let scripts = <&SqlScripts as Param<'s>>::take(&mut scope)?;
-        let sql = match <&SqlPlaceholders as Param<'s>>::take(&mut scope) {
-            Ok(values) => substitute(file, values)?,
-            // An engine built by hand, not by the builder: the environment only.
-            Err(_) => substitute(file, &from_environment(file, SqlPlaceholders::new()))?,
-        };
+        let given = <&SqlPlaceholders as Param<'s>>::take(&mut scope).ok();
+        let sql = substitute(file, &values_for(file, given))?;
         let ran = match scope.take_transaction() {
             Some(transaction) => scripts.run_in_transaction(transaction, &sql).await,
             None => {
@@ -83,60 +109,17 @@ pub fn run<'s>(
     })
 }
 
-/// `values` with every placeholder of `file` that has an environment variable
-/// (`FLAMINGOCK_PLACEHOLDER_<NAME>`) set to it: the environment wins over the builder, so that
-/// one program takes each environment's values.
-fn from_environment(file: &SqlFile, mut values: SqlPlaceholders) -> SqlPlaceholders {
+/// The values `file`'s placeholders get: those given on the builder, each overridden by its
+/// environment variable (`FLAMINGOCK_PLACEHOLDER_<NAME>`) when set, so that one program takes
+/// each environment's values.
+fn values_for(file: &SqlFile, given: Option<&SqlPlaceholders>) -> SqlPlaceholders {
+    let mut values = given.cloned().unwrap_or_default();
     for used in placeholders_in(file.text) {
         if let Ok(value) = std::env::var(placeholder_env_var(used.name)) {
             values.insert(used.name, value);
         }
     }
     values
-}
-
-/// The SQL migrations among the selected units.
-fn selected_migrations(selection: &Selection) -> Vec<&'static SqlMigration> {
-    let units: HashMap<&str, &ChangeUnit> =
-        ChangeUnit::registered().map(|unit| (unit.id, unit)).collect();
-    SqlMigration::registered()
-        .filter(|migration| {
-            units
-                .get(migration.id)
-                .is_some_and(|unit| selection.includes(unit))
-        })
-        .collect()
-}
-
-/// The placeholder values of a run: those given on the builder, overridden by the environment,
-/// checked against every selected SQL file (up and down) so that a placeholder without a value
-/// is an error before anything runs.
-pub(crate) fn resolve_placeholders(
-    given: SqlPlaceholders,
-    selection: &Selection,
-) -> Result<SqlPlaceholders, Error> {
-    let migrations = selected_migrations(selection);
-    let mut values = given;
-    for file in migrations.iter().flat_map(|m| m.files()) {
-        values = from_environment(file, values);
-    }
-    let unknown: Vec<String> = migrations
-        .iter()
-        .flat_map(|migration| {
-            migration
-                .files()
-                .flat_map(|file| unknown_placeholders(file, &values))
-                .map(move |unknown| format!("change unit \"{}\": {unknown}", migration.id))
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(values)
-    } else {
-        Err(Error::Config(format!(
-            "SQL units use placeholders that have no value; nothing ran\n  - {}",
-            unknown.join("\n  - ")
-        )))
-    }
 }
 
 /// The SQL a pending SQL unit would run, for `plan --sql`.
@@ -167,14 +150,8 @@ pub fn pending_sql(engine: &Engine, planned: &[PlannedUnit]) -> Result<Vec<Pendi
                 unit.unit.target_name()
             ));
         };
-        let sql = match engine.dependencies().get::<SqlPlaceholders>() {
-            Some(values) => substitute(&migration.up, values),
-            None => substitute(
-                &migration.up,
-                &from_environment(&migration.up, SqlPlaceholders::new()),
-            ),
-        }
-        .map_err(|unknown| format!("change unit \"{}\": {unknown}", unit.unit.id))?;
+        let values = values_for(&migration.up, engine.dependencies().get::<SqlPlaceholders>());
+        let sql = substitute(&migration.up, &values).map_err(|unknown| format!("change unit \"{}\": {unknown}", unit.unit.id))?;
         pending.push(PendingSql {
             change_id: unit.unit.id.to_owned(),
             file: migration.up.path,

@@ -90,6 +90,20 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
     let up_path = &up.shown;
     let rollback_fn = down.as_ref().map(|_| {
         quote! {
+            fn __flamingock_rollback_check(
+                target: &::flamingock::__private::sql::Dependencies,
+                builder: &::flamingock::__private::sql::Dependencies,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                ::flamingock::__private::sql::check(
+                    &__FLAMINGOCK_MIGRATION,
+                    ::flamingock::__private::sql::Direction::Down,
+                    target,
+                    builder,
+                )
+            }
+            fn __flamingock_rollback_params() -> ::std::vec::Vec<::flamingock::__private::ParamSpec> {
+                ::flamingock::__private::sql::params(__flamingock_rollback_check)
+            }
             fn __flamingock_rollback<'s>(
                 scope: ::flamingock::__private::Scope<'s>,
             ) -> ::flamingock::__private::UnitFuture<'s> {
@@ -107,7 +121,7 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
             quote! {
                 ::core::option::Option::Some(::flamingock::__private::UnitMethod {
                     name: #path,
-                    params: &::flamingock::__private::sql::params,
+                    params: &__flamingock_rollback_params,
                     call: &__flamingock_rollback,
                 })
             }
@@ -136,6 +150,20 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
                     ::flamingock::__private::sql::Direction::Up,
                 )
             }
+            fn __flamingock_execution_check(
+                target: &::flamingock::__private::sql::Dependencies,
+                builder: &::flamingock::__private::sql::Dependencies,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                ::flamingock::__private::sql::check(
+                    &__FLAMINGOCK_MIGRATION,
+                    ::flamingock::__private::sql::Direction::Up,
+                    target,
+                    builder,
+                )
+            }
+            fn __flamingock_execution_params() -> ::std::vec::Vec<::flamingock::__private::ParamSpec> {
+                ::flamingock::__private::sql::params(__flamingock_execution_check)
+            }
             #rollback_fn
             ::flamingock::__private::inventory::submit! { __FLAMINGOCK_MIGRATION }
             ::flamingock::__private::inventory::submit! {
@@ -158,7 +186,7 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
                     checksum: #checksum,
                     execution: ::flamingock::__private::UnitMethod {
                         name: #up_path,
-                        params: &::flamingock::__private::sql::params,
+                        params: &__flamingock_execution_params,
                         call: &__flamingock_execution,
                     },
                     rollback: #rollback,
