@@ -259,6 +259,38 @@ macro_rules! sql_units_suite {
                 db.drop().await;
             }
 
+            #[tokio::test]
+            async fn plan_sql_lists_the_statements_of_pending_files_after_placeholders() {
+                let Some(db) = fresh("sqlplan").await else {
+                    return;
+                };
+                let sqlx_module = module("sqlx_layout");
+                let builder = || db.builder(&sqlx_module).placeholder("first_title", "Dune");
+                let engine = builder().build().await.unwrap();
+                let planned = engine.plan(units_of(&sqlx_module)).await.unwrap();
+                let pending = flamingock::pending_sql(&engine, &planned).unwrap();
+                let files: Vec<(&str, bool)> = pending
+                    .iter()
+                    .map(|p| (p.change_id.as_str(), p.transactional))
+                    .collect();
+                assert_eq!(files, [("1_create_books", true), ("3_shelve_books", true)]);
+                assert_eq!(
+                    pending[1].statements,
+                    ["-- Runs after the code unit of order 2, which writes book 2: this copies it only if it is there.\nINSERT INTO books (id, title) SELECT 3, 'Dune; the sequel' FROM books WHERE id = 2"]
+                );
+                flamingock::run!(builder()).await.unwrap();
+                let planned = engine.plan(units_of(&sqlx_module)).await.unwrap();
+                assert_eq!(flamingock::pending_sql(&engine, &planned).unwrap(), []);
+
+                let diesel_module = module("diesel_layout");
+                let engine = db.builder(&diesel_module).build().await.unwrap();
+                let planned = engine.plan(units_of(&diesel_module)).await.unwrap();
+                let pending = flamingock::pending_sql(&engine, &planned).unwrap();
+                assert!(!pending[1].transactional);
+                assert_eq!(pending[1].statements.len(), 3, "{:?}", pending[1].statements);
+                db.drop().await;
+            }
+
             flamingock_testkit::if_backend!(postgres, $name, {
                 pub mod concurrently {
                     flamingock::sql_units!("fixtures/sql/pg_concurrently", author = "fixtures");
