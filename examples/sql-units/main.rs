@@ -31,7 +31,9 @@ impl SeedClients {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM clients").execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM clients")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }

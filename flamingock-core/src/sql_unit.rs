@@ -179,7 +179,8 @@ pub fn placeholders_in(text: &str) -> Vec<PlaceholderUse<'_>> {
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 let start = i + 2;
                 let mut end = start;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
                 {
                     end += 1;
                 }
@@ -276,7 +277,9 @@ mod tests {
         assert_eq!(error.line, 2);
         assert_eq!(error.env, "FLAMINGOCK_PLACEHOLDER_ROLE");
         assert!(
-            error.to_string().starts_with("migrations/1_a.sql:2: placeholder ${role} has no value"),
+            error
+                .to_string()
+                .starts_with("migrations/1_a.sql:2: placeholder ${role} has no value"),
             "{error}"
         );
         assert_eq!(unknown_placeholders(&sql, &values), [error]);

@@ -58,15 +58,15 @@ pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, UnitOutcome, UnitReport,
 };
-pub use flamingock_macros::{change_unit, execution, rollback_execution};
-pub use sql_files::{PendingSql, SqlFileError, SqlLayout, pending_sql, sql_unit};
 #[doc = include_str!("sql_units.md")]
 pub use flamingock_macros::sql_units;
+pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
 pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };
+pub use sql_files::{PendingSql, SqlFileError, SqlLayout, pending_sql, sql_unit};
 
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:
@@ -129,11 +129,11 @@ pub mod prelude {
 /// What the macros' generated code names. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::sql_files::private as sql;
     pub use flamingock_core::inject::{
         IntoUnitResult, Param, ParamSpec, Scope, UnitFuture, run_sync,
     };
     pub use flamingock_core::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
-    pub use crate::sql_files::private as sql;
     pub use inventory;
 
     /// Fails to compile, at the span of the type the macro passes, unless `T: Default`.

@@ -150,8 +150,12 @@ pub fn pending_sql(engine: &Engine, planned: &[PlannedUnit]) -> Result<Vec<Pendi
                 unit.unit.target_name()
             ));
         };
-        let values = values_for(&migration.up, engine.dependencies().get::<SqlPlaceholders>());
-        let sql = substitute(&migration.up, &values).map_err(|unknown| format!("change unit \"{}\": {unknown}", unit.unit.id))?;
+        let values = values_for(
+            &migration.up,
+            engine.dependencies().get::<SqlPlaceholders>(),
+        );
+        let sql = substitute(&migration.up, &values)
+            .map_err(|unknown| format!("change unit \"{}\": {unknown}", unit.unit.id))?;
         pending.push(PendingSql {
             change_id: unit.unit.id.to_owned(),
             file: migration.up.path,

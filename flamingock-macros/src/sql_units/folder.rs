@@ -248,9 +248,7 @@ impl Reader<'_> {
                 && version.bytes().all(|b| b.is_ascii_digit())
                 && version.parse::<i64>().is_ok();
             let name_ok = !description.is_empty()
-                && description
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_');
+                && description.chars().all(|c| c.is_alphanumeric() || c == '_');
             (version_ok && name_ok).then_some((version, description))
         });
         let Some((version, description)) = parsed else {
@@ -285,8 +283,10 @@ impl Reader<'_> {
         let shown = format!("{}/{name}", self.shown);
         let parsed = name.split_once('_').and_then(|(version, description)| {
             let digits = version.replace('-', "");
-            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !description.is_empty())
-                .then_some((digits, description))
+            (!digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !description.is_empty())
+            .then_some((digits, description))
         });
         let Some((version, description)) = parsed else {
             self.errors.push(format!(
@@ -372,7 +372,9 @@ impl Reader<'_> {
             version: pending.version,
             description: pending.description,
             checksum: checksum(&up.text),
-            source_checksum: pending.sqlx_checksum.then(|| hex(&Sha384::digest(up.text.as_bytes()))),
+            source_checksum: pending
+                .sqlx_checksum
+                .then(|| hex(&Sha384::digest(up.text.as_bytes()))),
             transactional,
             author,
             up,
@@ -467,8 +469,14 @@ mod tests {
             checksum("CREATE TABLE a (x INT);  \r\nINSERT INTO a VALUES (1);\r\n\r\n"),
             lf
         );
-        assert_ne!(checksum("CREATE TABLE a (x INT);\nINSERT INTO a VALUES (2);\n"), lf);
-        assert_ne!(checksum("CREATE TABLE a  (x INT);\nINSERT INTO a VALUES (1);\n"), lf);
+        assert_ne!(
+            checksum("CREATE TABLE a (x INT);\nINSERT INTO a VALUES (2);\n"),
+            lf
+        );
+        assert_ne!(
+            checksum("CREATE TABLE a  (x INT);\nINSERT INTO a VALUES (1);\n"),
+            lf
+        );
         assert_eq!(lf.len(), 64);
     }
 
@@ -480,13 +488,18 @@ mod tests {
         );
         assert_eq!(author_line("SELECT 1;\n-- author: late"), Ok(None));
         assert!(author_line("-- author:\nSELECT 1;").is_err());
-        assert!(no_transaction("-- no-transaction\nCREATE INDEX CONCURRENTLY i ON a (x);"));
+        assert!(no_transaction(
+            "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON a (x);"
+        ));
         assert!(!no_transaction("SELECT 1;\n-- no-transaction"));
     }
 
     #[test]
     fn diesel_metadata_says_whether_to_run_in_a_transaction() {
-        assert_eq!(run_in_transaction("run_in_transaction = false\n"), Ok(Some(false)));
+        assert_eq!(
+            run_in_transaction("run_in_transaction = false\n"),
+            Ok(Some(false))
+        );
         assert_eq!(run_in_transaction("# nothing\n"), Ok(None));
         assert!(run_in_transaction("run_in_transaction = maybe").is_err());
     }

@@ -24,7 +24,9 @@ pub fn sql_units(input: TokenStream) -> TokenStream {
     let span = args.folder.span();
     let error = |message: String| syn::Error::new(span, message).to_compile_error();
     let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
-        return error("CARGO_MANIFEST_DIR is not set: `sql_units!` must be expanded by cargo".into());
+        return error(
+            "CARGO_MANIFEST_DIR is not set: `sql_units!` must be expanded by cargo".into(),
+        );
     };
     let shown = args.folder.value();
     let path = PathBuf::from(manifest_dir).join(&shown);

@@ -17,9 +17,7 @@ pub use split::{ScriptDialect, ScriptStatement, split_statements};
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
     /// The unit's transaction is not one of this database: the unit reached the wrong target.
-    #[error(
-        "the unit's transaction is not a {expected} transaction, so the file cannot run in it"
-    )]
+    #[error("the unit's transaction is not a {expected} transaction, so the file cannot run in it")]
     WrongTransaction { expected: &'static str },
     /// No connection could be had for a file that runs outside a transaction.
     #[error("could not get a connection to run the file on")]
@@ -115,8 +113,11 @@ script_backend!("mysql", sqlx::MySql, MySql);
 #[async_trait]
 pub trait ScriptRunner: Send + Sync {
     fn dialect(&self) -> ScriptDialect;
-    async fn run_in(&self, transaction: &mut (dyn Any + Send), sql: &str)
-    -> Result<(), ScriptError>;
+    async fn run_in(
+        &self,
+        transaction: &mut (dyn Any + Send),
+        sql: &str,
+    ) -> Result<(), ScriptError>;
     async fn run_each(&self, statements: &[ScriptStatement]) -> Result<(), ScriptError>;
 }
 

@@ -73,7 +73,10 @@ fn print_sql(lines: &[PendingLine]) -> Result<(), Failure> {
                 }
                 statements += line.statements.len();
             }
-            None => outln!("-- {}: a code unit (Rust code, no SQL to show)", line.change_id)?,
+            None => outln!(
+                "-- {}: a code unit (Rust code, no SQL to show)",
+                line.change_id
+            )?,
         }
         outln!("")?;
     }

@@ -39,7 +39,9 @@ mod crlf {
 #[test]
 fn a_crlf_copy_of_a_file_has_the_same_checksum() {
     let lf = ChangeUnit::registered()
-        .find(|u| u.id == "1_create_books" && u.source.module_path.ends_with("::sqlite::sqlx_layout"))
+        .find(|u| {
+            u.id == "1_create_books" && u.source.module_path.ends_with("::sqlite::sqlx_layout")
+        })
         .expect("the sqlx folder's first unit");
     let crlf = unit("conformance::sql_units::crlf", "1_create_books");
     assert_eq!(lf.checksum, crlf.checksum);
@@ -47,13 +49,20 @@ fn a_crlf_copy_of_a_file_has_the_same_checksum() {
     let migration = flamingock::sql_unit::SqlMigration::registered()
         .find(|m| m.up.path == "fixtures/sql/sqlx_crlf/1_create_books.up.sql")
         .expect("the CRLF copy is registered");
-    assert!(migration.up.text.contains("\r\n"), "the copy really is CRLF");
+    assert!(
+        migration.up.text.contains("\r\n"),
+        "the copy really is CRLF"
+    );
     // sqlx's own checksum is of the bytes, so the copies differ there.
     let lf_migration = flamingock::sql_unit::SqlMigration::registered()
         .find(|m| m.up.path == "fixtures/sql/sqlx/1_create_books.up.sql")
         .expect("the LF file is registered");
     assert_ne!(migration.source_checksum, lf_migration.source_checksum);
-    assert_eq!(lf_migration.source_checksum.map(str::len), Some(96), "SHA-384 in hex");
+    assert_eq!(
+        lf_migration.source_checksum.map(str::len),
+        Some(96),
+        "SHA-384 in hex"
+    );
 }
 
 macro_rules! sql_units_suite {
