@@ -168,7 +168,7 @@ pub(super) fn would_get_through(session: &Session, planned: &[PlannedUnit]) -> R
     // A plan that would not get through fails even when nobody reads the table any more.
     session
         .engine
-        .check_plan(&planned)
+        .check_plan(planned)
         .map_err(|error| Failure::Failed(error.to_string()))?;
     Ok(())
 }
