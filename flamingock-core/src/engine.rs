@@ -129,6 +129,16 @@ impl Engine {
         &self.store
     }
 
+    /// The dependencies every unit may take as `&T` (those of the builder).
+    pub fn dependencies(&self) -> &Dependencies {
+        &self.dependencies
+    }
+
+    /// What the unit's target offers as `&T` (for its own database, the audit store's).
+    pub fn dependencies_of<'a>(&'a self, unit: &'a PlannedUnit) -> &'a Dependencies {
+        self.target_dependencies(unit)
+    }
+
     /// Plans a run without writing anything: selection, validation, targets and decisions.
     pub async fn plan(
         &self,

@@ -148,6 +148,13 @@ impl<'s> Scope<'s> {
     pub fn context(&self) -> &'s ChangeContext {
         self.context
     }
+
+    /// Takes the open transaction whatever its type (`None` for a unit without one, or once
+    /// taken): for callers that only learn at run time which database they are on, as an SQL
+    /// file's unit does.
+    pub fn take_transaction(&mut self) -> Option<&'s mut (dyn Any + Send)> {
+        self.transaction.take()
+    }
 }
 
 /// What a parameter needs from the run.
@@ -169,6 +176,35 @@ pub enum Requirement {
         /// Its name, for messages.
         type_name: &'static str,
     },
+    /// What the unit needs from the values it will be given, checked by the unit's own function
+    /// (an SQL file's placeholders need values).
+    Check(DependencyCheck),
+}
+
+/// A check of what a unit will be given, before anything runs: called with the dependencies of
+/// the unit's target and those of the builder; `Err` says what is missing and how to supply it.
+#[derive(Clone, Copy)]
+pub struct DependencyCheck(pub fn(&Dependencies, &Dependencies) -> Result<(), String>);
+
+impl DependencyCheck {
+    /// Runs the check.
+    pub fn check(&self, target: &Dependencies, builder: &Dependencies) -> Result<(), String> {
+        (self.0)(target, builder)
+    }
+}
+
+impl PartialEq for DependencyCheck {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for DependencyCheck {}
+
+impl fmt::Debug for DependencyCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DependencyCheck(..)")
+    }
 }
 
 #[doc(hidden)]

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod sql_unit;
 pub mod store;
 pub mod target;
 pub mod testing;

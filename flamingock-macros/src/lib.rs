@@ -10,6 +10,7 @@ mod attr;
 mod errors;
 mod expand;
 mod source_text;
+mod sql_units;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -183,4 +184,17 @@ pub fn execution(_args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn rollback_execution(_args: TokenStream, item: TokenStream) -> TokenStream {
     expand::marker_outside(attr::Role::Rollback, item.into()).into()
+}
+
+/// Registers every SQL migration of a folder as a change unit, embedded at compile time.
+///
+/// `flamingock::sql_units!("migrations")` reads the folder (relative to the calling crate's
+/// `Cargo.toml`) in the layout of sqlx, refinery or diesel (detected, or named with
+/// `layout = "..."`), and registers one unit per migration: its id is what that tool calls it,
+/// its order its version (so code units and SQL files share one order), its rollback the down
+/// file. Options: `target_system`, `stage`, `author` (for files without a `-- author:` line),
+/// `layout`. See the facade's `sql_units!` for the whole story.
+#[proc_macro]
+pub fn sql_units(input: TokenStream) -> TokenStream {
+    sql_units::sql_units(input.into()).into()
 }

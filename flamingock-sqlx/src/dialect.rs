@@ -1,6 +1,7 @@
 //! Leaf: the dialect traits, what each backend folder (`sqlite/`, `postgres/`, `mysql/`)
 //! implements so that the generic store, lock, history and target run on it: its spelling of
-//! placeholders, quotes and clocks, and its SQL statements. Imports nothing of this crate.
+//! placeholders, quotes and clocks, and its SQL statements. Imports nothing of this crate but
+//! the leaf that names the quoting rules of its SQL files (`script::ScriptBackend`).
 
 use chrono::{DateTime, Utc};
 use sqlx::Database;
@@ -13,7 +14,9 @@ mod sealed {
 /// each behind its cargo feature. Sealed; its items are the store's internals.
 ///
 /// Every SQL function takes a name that passed [`validate_identifier`](crate::validate_identifier).
-pub trait Dialect: Database + sealed::Sealed + HistorySql + LockDialect {
+pub trait Dialect:
+    Database + sealed::Sealed + HistorySql + LockDialect + crate::script::ScriptBackend
+{
     /// The database's name for people (`"SQLite"`).
     #[doc(hidden)]
     const LABEL: &'static str;

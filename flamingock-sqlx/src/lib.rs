@@ -11,7 +11,7 @@
 //!   once), `sql` (running SQL, `ensure_table`), `pool`, `row`, `identifier`, `url`, `options`;
 //! - backends: `sqlite/`, `postgres/`, `mysql/`, each with all of its SQL (audit, fenced insert,
 //!   lock, marker, history) and the opening of its pool;
-//! - generic: `lock/`, `history`, `target/`;
+//! - generic: `lock/`, `history`, `target/`, `script/` (the SQL files of `sql_units!`);
 //! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
 // Every public item is documented: this crate's are what users of `flamingock` read.
@@ -33,6 +33,7 @@ mod lock;
 mod options;
 mod pool;
 mod row;
+pub mod script;
 mod sql;
 mod store;
 mod target;

@@ -348,6 +348,7 @@ where
     fn dependencies(&self) -> Dependencies {
         let mut dependencies = Dependencies::new();
         dependencies.insert(self.pool.clone());
+        dependencies.insert(crate::script::SqlScripts::new(self.pool.clone()));
         dependencies
     }
 

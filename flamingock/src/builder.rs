@@ -84,6 +84,7 @@ pub struct FlamingockBuilder {
     app_version: Option<String>,
     read_only: bool,
     units_expected: crate::unit_crate::UnitsExpected,
+    placeholders: flamingock_core::sql_unit::SqlPlaceholders,
 }
 
 impl FlamingockBuilder {
@@ -150,6 +151,16 @@ impl FlamingockBuilder {
     /// Offers `value` to every change unit as a `&T` parameter.
     pub fn dependency<T: Any + Send + Sync>(mut self, value: T) -> Self {
         self.dependencies.insert(value);
+        self
+    }
+
+    /// The value of `${name}` in the SQL files of [`sql_units!`](crate::sql_units) (replaced
+    /// before a file runs; its checksum is of the file as written). The environment variable
+    /// `FLAMINGOCK_PLACEHOLDER_<NAME>` (`${schema}`: `FLAMINGOCK_PLACEHOLDER_SCHEMA`) overrides
+    /// it. A placeholder with no value in a file a run would apply (or undo) is refused before
+    /// anything runs.
+    pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.placeholders.insert(name, value);
         self
     }
 
@@ -224,6 +235,8 @@ impl FlamingockBuilder {
     /// Connects to the audit store and builds the engine, without running anything.
     pub async fn build(self) -> Result<Engine, Error> {
         check_target_names(&self.targets)?;
+        let mut dependencies = self.dependencies;
+        dependencies.insert(self.placeholders);
         let lock_options = crate::lock_config::lock_options(
             self.lock_key,
             self.lock_lease,
@@ -247,7 +260,7 @@ impl FlamingockBuilder {
         };
         let mut engine = Engine::new(store)
             .with_lock_options(lock_options)
-            .with_dependencies(self.dependencies)
+            .with_dependencies(dependencies)
             .with_options(RunOptions {
                 selection: self.selection,
                 app_name: self.app_name,

@@ -34,6 +34,7 @@ mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod lock_config;
+mod sql_files;
 mod store_url;
 mod unit_crate;
 
@@ -62,12 +63,15 @@ pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, UnitOutcome, UnitReport,
 };
+#[doc = include_str!("sql_units.md")]
+pub use flamingock_macros::sql_units;
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
 pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };
+pub use sql_files::{PendingSql, SqlFileError, SqlLayout, pending_sql, sql_unit};
 pub use store_url::SQLX_DATABASE_URL_ENV;
 pub use unit_crate::UnitCrate;
 
@@ -186,6 +190,7 @@ pub mod prelude {
 /// What the macros' generated code names. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::sql_files::private as sql;
     pub use flamingock_core::inject::{
         IntoUnitResult, Param, ParamSpec, Scope, UnitFuture, run_sync,
     };

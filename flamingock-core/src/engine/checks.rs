@@ -90,6 +90,9 @@ impl Engine {
         let target_name = unit.unit.target_name();
         match requirement {
             Requirement::Context => None,
+            Requirement::Check(check) => check
+                .check(self.target_dependencies(unit), &self.dependencies)
+                .err(),
             Requirement::Dependency { type_id, type_name } => {
                 if matches!(unit.route, Route::Shared(None))
                     && let Some(why) = self.store.unusable_in_shared_transaction(type_id)

@@ -120,6 +120,7 @@ impl<DB: TargetDialect> SqlTarget<DB> {
             TableName::new(DEFAULT_MARKER_TABLE).expect("the default marker table name is valid");
         let mut dependencies = Dependencies::new();
         dependencies.insert(pool.clone());
+        dependencies.insert(crate::script::SqlScripts::new(pool.clone()));
         Self {
             name: name.into(),
             sql: MarkerStatements::new::<DB>(&marker_table),

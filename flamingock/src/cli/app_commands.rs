@@ -33,7 +33,7 @@ fn check_some_selected(session: &Session, args: &SelectionArgs) -> Result<(), Fa
 }
 
 /// The session's units narrowed by `--stage` / `--module`.
-fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
+pub(super) fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit> {
     let selection = selection(args);
     session
         .units
@@ -43,7 +43,7 @@ fn selected(session: &Session, args: &SelectionArgs) -> Vec<&'static ChangeUnit>
         .collect()
 }
 
-async fn plan_units(
+pub(super) async fn plan_units(
     session: &Session,
     units: Vec<&'static ChangeUnit>,
 ) -> Result<Vec<PlannedUnit>, Failure> {
@@ -153,6 +153,12 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
         }),
         Format::Html => return Err(html_only_for_history()),
     };
+    would_get_through(session, &planned)?;
+    printed
+}
+
+/// Fails when a run of `planned` would not get through: a blocked unit, a missing dependency.
+pub(super) fn would_get_through(session: &Session, planned: &[PlannedUnit]) -> Result<(), Failure> {
     let blocked: Vec<BlockedUnit> = planned
         .iter()
         .filter(|p| p.decision == Decision::Block)
@@ -177,9 +183,9 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
     // A plan that would not get through fails even when nobody reads the table any more.
     session
         .engine
-        .check_plan(&planned)
+        .check_plan(planned)
         .map_err(|error| Failure::Failed(error.to_string()))?;
-    printed
+    Ok(())
 }
 
 /// `apply`: a run, with a progress bar on a terminal.

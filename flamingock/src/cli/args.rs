@@ -59,6 +59,18 @@ pub struct SelectionArgs {
     pub modules: Vec<String>,
 }
 
+/// `plan` options.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
+    /// Print, in order, the SQL statements the pending SQL-file units would run (placeholders
+    /// replaced) instead of the table.
+    #[arg(long)]
+    pub sql: bool,
+}
+
 const STORE_EXAMPLES: &str = "\
 Examples:
   flamingock status
@@ -168,8 +180,9 @@ pub enum AppCommand {
 
     /// What a run would do with each unit; writes nothing.
     #[command(after_help = "Example:\n  my-app plan --format json\n\n\
+        my-app plan --sql\n\n\
         Exits 1 when a run would not get through (a blocked unit, a missing dependency).")]
-    Plan(SelectionArgs),
+    Plan(PlanArgs),
 
     /// Bring every selected unit up to date (what `flamingock::run!()` does).
     #[command(after_help = "Example:\n  my-app apply --stage schema")]

@@ -24,6 +24,7 @@ mod app_commands;
 mod args;
 mod html;
 mod output;
+mod plan_sql;
 mod progress;
 mod status;
 mod store_commands;
@@ -147,7 +148,10 @@ impl AppInvocation {
         match &self.cli.command {
             AppCommand::Store(StoreCommand::Status) => app_commands::status(&session).await,
             AppCommand::Store(command) => store_command(&session, command).await,
-            AppCommand::Plan(selection) => app_commands::plan(&session, selection).await,
+            AppCommand::Plan(plan) if plan.sql => {
+                plan_sql::plan_sql(&session, &plan.selection).await
+            }
+            AppCommand::Plan(plan) => app_commands::plan(&session, &plan.selection).await,
             AppCommand::Apply(selection) => app_commands::apply(&session, selection).await,
             AppCommand::Undo(undo) => app_commands::undo(&session, undo).await,
             AppCommand::Validate(selection) => app_commands::validate(&session, selection),

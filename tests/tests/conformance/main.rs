@@ -7,6 +7,7 @@ mod connect;
 mod mysql_ddl;
 mod separate;
 mod servers_smoke;
+mod sql_units;
 mod store_unreachable;
 mod suite;
 mod targets;
