@@ -69,8 +69,11 @@ pub struct SqlMigration {
     /// The description or name part of the file name, as the source tool records it (sqlx:
     /// underscores turned into spaces).
     pub description: &'static str,
+    /// The folder layout the file was found in (which tool's naming rules apply).
     pub layout: SqlLayout,
+    /// The file that applies the migration.
     pub up: SqlFile,
+    /// The file that reverts it, the unit's rollback (`None`: undo refuses the unit).
     pub down: Option<SqlFile>,
     /// `false` when the file says `-- no-transaction` (or diesel's `run_in_transaction = false`):
     /// it runs statement by statement, outside any transaction.
@@ -150,8 +153,11 @@ impl SqlPlaceholders {
     "{file}:{line}: placeholder ${{{name}}} has no value; give it one with `Flamingock::builder().placeholder(\"{name}\", ..)` or the environment variable {env}"
 )]
 pub struct UnknownPlaceholder {
+    /// The file, as the crate sees it.
     pub file: &'static str,
+    /// The 1-based line the placeholder is on.
     pub line: u32,
+    /// The placeholder's name (without `${` and `}`).
     pub name: String,
     /// The environment variable that would give it a value.
     pub env: String,
@@ -160,7 +166,9 @@ pub struct UnknownPlaceholder {
 /// A `${name}` in a text: its name and the 1-based line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceholderUse<'t> {
+    /// The placeholder's name (without `${` and `}`).
     pub name: &'t str,
+    /// The 1-based line it is on.
     pub line: u32,
     /// Byte range of `${name}` in the text.
     range: std::ops::Range<usize>,

@@ -20,6 +20,7 @@ pub use flamingock_core::sql_unit::{self, SqlLayout};
 pub struct SqlFileError {
     /// The file, as the crate sees it (`migrations/20240101120000_create_users.sql`).
     pub file: &'static str,
+    /// What failed.
     #[source]
     pub source: ScriptError,
 }
@@ -125,6 +126,7 @@ fn values_for(file: &SqlFile, given: Option<&SqlPlaceholders>) -> SqlPlaceholder
 /// The SQL a pending SQL unit would run, for `plan --sql`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingSql {
+    /// The unit's id.
     pub change_id: String,
     /// The up file.
     pub file: &'static str,

@@ -18,7 +18,10 @@ pub use split::{ScriptDialect, ScriptStatement, split_statements};
 pub enum ScriptError {
     /// The unit's transaction is not one of this database: the unit reached the wrong target.
     #[error("the unit's transaction is not a {expected} transaction, so the file cannot run in it")]
-    WrongTransaction { expected: &'static str },
+    WrongTransaction {
+        /// The transaction type the file needs.
+        expected: &'static str,
+    },
     /// No connection could be had for a file that runs outside a transaction.
     #[error("could not get a connection to run the file on")]
     Connect(#[source] sqlx::Error),
@@ -31,10 +34,15 @@ pub enum ScriptError {
         "statement {number} of {count} (line {line}) failed; the {done} before it ran and stay in place"
     )]
     Statement {
+        /// Which statement failed (1-based).
         number: usize,
+        /// How many statements the file has.
         count: usize,
+        /// The 1-based line the statement starts on.
         line: u32,
+        /// How many statements ran before it (and stay done).
         done: usize,
+        /// The database's error.
         #[source]
         source: sqlx::Error,
     },

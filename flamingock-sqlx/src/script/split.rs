@@ -12,8 +12,11 @@
 /// The SQL dialect whose quoting rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScriptDialect {
+    /// SQLite's quoting, and `CREATE TRIGGER ... BEGIN ... END` bodies.
     Sqlite,
+    /// PostgreSQL's quoting, with `$$` / `$tag$` bodies and nested block comments.
     Postgres,
+    /// MySQL's and MariaDB's quoting, with backslash escapes and routine and trigger bodies.
     MySql,
 }
 
