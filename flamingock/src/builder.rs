@@ -26,8 +26,15 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
 ///
 /// # #[tokio::main] async fn main() -> Result<(), flamingock::Error> {
 /// let builder = Flamingock::builder().database_url("sqlite::memory:");
+/// // This program declares no change unit: a run is refused unless that is allowed.
+/// let refused = flamingock::run!(builder).await;
+/// assert!(matches!(refused, Err(flamingock::Error::NoUnitsSelected { .. })));
+///
+/// let builder = Flamingock::builder()
+///     .database_url("sqlite::memory:")
+///     .allow_no_units();
 /// let report = flamingock::run!(builder).await?;
-/// assert!(report.applied().is_empty(), "this program declares no change unit");
+/// assert!(report.applied().is_empty());
 /// # Ok(()) }
 /// ```
 pub struct Flamingock;
