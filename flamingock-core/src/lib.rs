@@ -15,10 +15,12 @@ pub mod report;
 pub mod store;
 pub mod target;
 pub mod testing;
+pub mod type_label;
 
 pub use engine::{Engine, RunOptions};
 pub use error::Error;
 pub use inject::{ChangeContext, Dependencies};
+pub use type_label::TypeLabel;
 pub use model::{AuditEntry, AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 pub use report::{RunReport, UnitOutcome, UnitReport};
 pub use store::{AuditStore, StoreError};
