@@ -5,6 +5,7 @@
 
 mod connect;
 mod mysql_ddl;
+mod neutral;
 mod separate;
 mod servers_smoke;
 mod store_unreachable;
