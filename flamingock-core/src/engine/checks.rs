@@ -90,6 +90,14 @@ impl Engine {
     fn unfilled_reason(&self, unit: &PlannedUnit, param: &ParamSpec) -> Option<String> {
         let target_name = unit.unit.target_name();
         let written = param.written_type;
+        // The type the parameter names, as its author wrote it, without paths or the reference.
+        let asked = short_type_name(
+            written
+                .trim_start_matches('&')
+                .trim_start()
+                .trim_start_matches("mut ")
+                .trim_start(),
+        );
         match param.requirement {
             Requirement::Context => None,
             Requirement::Dependency { type_id, type_name } => {
@@ -97,8 +105,7 @@ impl Engine {
                     && let Some(why) = self.store.unusable_in_shared_transaction(type_id)
                 {
                     return Some(format!(
-                        "`{}` cannot be used inside this transactional unit: {why}",
-                        short_type_name(type_name)
+                        "`{asked}` cannot be used inside this transactional unit: {why}"
                     ));
                 }
                 let target_dependencies = self.target_dependencies(unit);
@@ -131,8 +138,7 @@ impl Engine {
                     .map(|label| format!("did you mean `&{}`? ", label.name()))
                     .unwrap_or_default();
                 Some(format!(
-                    "no `{}` is registered for this unit: target \"{target_name}\" offers {}, the builder offers {}; {suggestion}take one of those, or register one with `Flamingock::builder().dependency(value)`",
-                    short_type_name(type_name),
+                    "no `{asked}` is registered for this unit: target \"{target_name}\" offers {}, the builder offers {}; {suggestion}take one of those, or register one with `Flamingock::builder().dependency(value)`",
                     offered(&from_target),
                     offered(&from_builder),
                 ))
@@ -152,9 +158,8 @@ impl Engine {
                     ));
                 }
                 Some(format!(
-                    "target \"{target_name}\" opens a `{}`, not a `{}`; declare the parameter as `&mut {}`",
+                    "target \"{target_name}\" opens a `{}`, not a `{asked}`; declare the parameter as `&mut {}`",
                     offered.name(),
-                    short_type_name(type_name),
                     offered.name(),
                 ))
             }

@@ -6,6 +6,7 @@
 mod connect;
 mod mysql_ddl;
 mod neutral;
+mod other_sqlx;
 mod separate;
 mod servers_smoke;
 mod store_unreachable;
