@@ -55,7 +55,7 @@ pub use flamingock_core::target::{
 pub use flamingock_core::testing;
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
-    RunReport, TxStrategy, UnitOutcome, UnitReport,
+    RunReport, TxStrategy, TypeLabel, UnitOutcome, UnitReport,
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
