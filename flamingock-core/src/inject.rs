@@ -61,8 +61,12 @@ impl Dependencies {
     /// Adds `value`, shown in messages by `label` (`PgPool`, from `sqlx 0.9`). `label` must be
     /// `T`'s: `TypeLabel::of::<T>()` with a name or origin set.
     pub fn insert_labeled<T: Any + Send + Sync>(&mut self, value: T, label: TypeLabel) {
-        debug_assert!(label.type_id == TypeId::of::<T>(), "a label of another type");
-        self.values.insert(TypeId::of::<T>(), (label, Arc::new(value)));
+        debug_assert!(
+            label.type_id == TypeId::of::<T>(),
+            "a label of another type"
+        );
+        self.values
+            .insert(TypeId::of::<T>(), (label, Arc::new(value)));
     }
 
     /// Adds an already shared value.
@@ -85,7 +89,11 @@ impl Dependencies {
 
     /// The type names offered, sorted: for error messages.
     pub fn type_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.values.values().map(|(label, _)| label.type_name).collect();
+        let mut names: Vec<_> = self
+            .values
+            .values()
+            .map(|(label, _)| label.type_name)
+            .collect();
         names.sort_unstable();
         names
     }

@@ -20,10 +20,10 @@ pub mod type_label;
 pub use engine::{Engine, RunOptions};
 pub use error::Error;
 pub use inject::{ChangeContext, Dependencies};
-pub use type_label::TypeLabel;
 pub use model::{AuditEntry, AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 pub use report::{RunReport, UnitOutcome, UnitReport};
 pub use store::{AuditStore, StoreError};
+pub use type_label::TypeLabel;
 
 /// What `flamingock-macros` and the facade's plumbing name. Not a public API: it changes without
 /// notice.

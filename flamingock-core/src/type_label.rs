@@ -125,14 +125,19 @@ mod tests {
             short_type_name("alloc::vec::Vec<(u32, &my_app::config::Config)>"),
             "Vec<(u32, &Config)>"
         );
-        assert_eq!(short_type_name("<T as a::Trait>::Assoc"), "<T as Trait>::Assoc");
+        assert_eq!(
+            short_type_name("<T as a::Trait>::Assoc"),
+            "<T as Trait>::Assoc"
+        );
         assert_eq!(short_type_name("u8"), "u8");
         assert_eq!(short_type_name("app::main::{{closure}}::Local"), "Local");
     }
 
     #[test]
     fn a_label_shows_its_written_name_and_tells_other_versions() {
-        let label = TypeLabel::of::<Vec<u8>>().shown_as("Bytes").from_crate("alloc 1");
+        let label = TypeLabel::of::<Vec<u8>>()
+            .shown_as("Bytes")
+            .from_crate("alloc 1");
         assert_eq!(label.name(), "Bytes");
         assert_eq!(TypeLabel::of::<Vec<u8>>().name(), "Vec<u8>");
         assert!(label.is_other_version_of(TypeId::of::<u8>(), type_name::<Vec<u8>>()));

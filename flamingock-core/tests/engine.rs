@@ -214,10 +214,7 @@ async fn what_a_built_unit_declares_is_checked_before_anything_runs() {
 }
 
 /// The reason the check before the run gives for the one parameter of a unit that takes `T`.
-async fn refusal(
-    unit: &'static ChangeUnit,
-    dependencies: flamingock_core::Dependencies,
-) -> String {
+async fn refusal(unit: &'static ChangeUnit, dependencies: flamingock_core::Dependencies) -> String {
     let store = MemoryAuditStore::new();
     let error = engine(&store)
         .with_dependencies(dependencies)

@@ -276,7 +276,11 @@ fn sqlx_transaction_in(ty: &Type) -> Option<&Type> {
     if last.ident != "Transaction" {
         return None;
     }
-    let through_sqlx = path.path.segments.iter().any(|segment| segment.ident == "sqlx");
+    let through_sqlx = path
+        .path
+        .segments
+        .iter()
+        .any(|segment| segment.ident == "sqlx");
     let names_database = match &last.arguments {
         syn::PathArguments::AngleBracketed(arguments) => arguments.args.iter().any(|argument| {
             matches!(argument, syn::GenericArgument::Type(Type::Path(db))
@@ -437,13 +441,18 @@ mod tests {
 
     #[test]
     fn sqlx_transactions_are_recognised_by_their_path() {
-        let found = |ty: Type| sqlx_transaction_in(&ty).map(|inner| render(inner));
+        let found = |ty: Type| sqlx_transaction_in(&ty).map(render);
         assert_eq!(
             found(syn::parse_quote!(&mut sqlx::Transaction<'_, sqlx::Sqlite>)).as_deref(),
             Some("sqlx::Transaction<'_, sqlx::Sqlite>")
         );
         assert!(found(syn::parse_quote!(&mut Transaction<'_, Postgres>)).is_some());
-        assert!(found(syn::parse_quote!(&mut flamingock::sqlx::Transaction<'_, Db>)).is_some());
+        assert!(
+            found(syn::parse_quote!(
+                &mut flamingock::sqlx::Transaction<'_, Db>
+            ))
+            .is_some()
+        );
         assert!(found(syn::parse_quote!(&mut Transaction<'_, MyDb>)).is_none());
         assert!(found(syn::parse_quote!(&mut Tx<'_>)).is_none());
         assert!(found(syn::parse_quote!(&sqlx::Transaction<'_, sqlx::Sqlite>)).is_none());

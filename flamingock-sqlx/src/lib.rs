@@ -48,11 +48,11 @@ mod sqlite;
 pub use connect::connect;
 pub use dialect::{Dialect, TargetDialect};
 pub use identifier::{MAX_IDENTIFIER_LEN, validate_identifier};
-pub use lock::DEFAULT_LOCK_TABLE;
-pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
 pub use labels::SQLX_VERSION;
 #[doc(hidden)]
 pub use labels::{SqlxTransaction, assert_sqlx_transaction};
+pub use lock::DEFAULT_LOCK_TABLE;
+pub use options::{DEFAULT_AUDIT_TABLE, StoreOptions};
 pub use sql_tx::{SqlTransaction, SqlTx};
 pub use store::SqlAuditStore;
 pub use target::{DEFAULT_MARKER_TABLE, SqlTarget};

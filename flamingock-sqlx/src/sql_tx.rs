@@ -211,7 +211,10 @@ mod tests {
         assert!(!accepts(TypeId::of::<String>()));
         let sql_tx = as_sql_tx(&mut tx).expect("a SQLite transaction is a SqlTx");
         assert_eq!(sql_tx.backend(), Backend::Sqlite);
-        sql_tx.execute("CREATE TABLE t (id INTEGER)").await.expect("DDL");
+        sql_tx
+            .execute("CREATE TABLE t (id INTEGER)")
+            .await
+            .expect("DDL");
         let inserted = sql_tx
             .execute("INSERT INTO t (id) VALUES (1), (2)")
             .await

@@ -59,11 +59,11 @@ pub use flamingock_core::{
 };
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
-pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, SqlTransaction, SqlTx, StoreOptions};
 /// The sqlx flamingock is built on (see [`sqlx_store::SQLX_VERSION`]): name pools and
 /// transactions through it (`flamingock::sqlx::PgPool`) and they always match the ones the audit
 /// store and targets offer, whichever sqlx version the application itself depends on.
 pub use flamingock_sqlx::sqlx;
+pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, SqlTransaction, SqlTx, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };

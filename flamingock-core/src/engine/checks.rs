@@ -119,14 +119,19 @@ impl Engine {
                     .chain(&from_builder)
                     .find(|label| label.is_other_version_of(type_id, type_name))
                 {
-                    return Some(other_version(twin, "a dependency of that name is registered"));
+                    return Some(other_version(
+                        twin,
+                        "a dependency of that name is registered",
+                    ));
                 }
                 let offered = |labels: &[TypeLabel]| {
                     if labels.is_empty() {
                         "nothing".to_owned()
                     } else {
-                        let names: Vec<_> =
-                            labels.iter().map(|label| format!("`&{}`", label.name())).collect();
+                        let names: Vec<_> = labels
+                            .iter()
+                            .map(|label| format!("`&{}`", label.name()))
+                            .collect();
                         names.join(", ")
                     }
                 };

@@ -23,9 +23,7 @@ use flamingock_core::target::{
     Marker, TargetError, TargetSystem, TargetTransaction, TransactionalTarget,
 };
 use sqlx::pool::PoolOptions;
-use sqlx::{
-    ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
-};
+use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use crate::dialect::TargetDialect;
 use crate::identifier::TableName;

@@ -47,7 +47,10 @@ mod units {
                 .await?;
             assert_eq!(inserted, 2, "rows affected");
             let count = super::count_through_the_backend(tx).await?;
-            seen.0.lock().expect("not poisoned").push((tx.backend(), count));
+            seen.0
+                .lock()
+                .expect("not poisoned")
+                .push((tx.backend(), count));
             if fail.0.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err("told to fail after its inserts".into());
             }
@@ -68,13 +71,19 @@ mod units {
     ) -> Result<i64, flamingock::sqlx::Error> {
         const COUNT: &str = "SELECT COUNT(*) FROM neutral_clients";
         if let Some(tx) = tx.sqlite() {
-            return flamingock::sqlx::query_scalar(COUNT).fetch_one(&mut **tx).await;
+            return flamingock::sqlx::query_scalar(COUNT)
+                .fetch_one(&mut **tx)
+                .await;
         }
         if let Some(tx) = tx.postgres() {
-            return flamingock::sqlx::query_scalar(COUNT).fetch_one(&mut **tx).await;
+            return flamingock::sqlx::query_scalar(COUNT)
+                .fetch_one(&mut **tx)
+                .await;
         }
         let tx = tx.mysql().expect("one of the three databases");
-        flamingock::sqlx::query_scalar(COUNT).fetch_one(&mut **tx).await
+        flamingock::sqlx::query_scalar(COUNT)
+            .fetch_one(&mut **tx)
+            .await
     }
 }
 
@@ -117,7 +126,10 @@ macro_rules! neutral_suite {
 
                 let error = flamingock::run!(builder(true)).await.unwrap_err();
                 assert!(matches!(error, Error::UnitFailed { .. }), "{error}");
-                assert!(db.table_exists("neutral_clients").await, "the first unit applied");
+                assert!(
+                    db.table_exists("neutral_clients").await,
+                    "the first unit applied"
+                );
                 assert_eq!(
                     db.count("SELECT COUNT(*) FROM neutral_clients").await,
                     0,
@@ -128,7 +140,9 @@ macro_rules! neutral_suite {
                     one_try(backend, AuditState::Failed)
                 );
 
-                let report = flamingock::run!(builder(false)).await.expect("the retry applies");
+                let report = flamingock::run!(builder(false))
+                    .await
+                    .expect("the retry applies");
                 assert_eq!(report.applied(), ["neutral-seed"]);
                 assert_eq!(db.count("SELECT COUNT(*) FROM neutral_clients").await, 2);
                 let expected = facade_backend(backend);

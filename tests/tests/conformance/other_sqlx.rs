@@ -36,7 +36,10 @@ async fn types_of_another_sqlx_version_are_refused_naming_both_versions() {
     let Error::MissingDependencies(missing) = &error else {
         panic!("expected the parameters refused, got {error}");
     };
-    let reasons: Vec<_> = missing.iter().map(|m| (m.parameter, m.reason.as_str())).collect();
+    let reasons: Vec<_> = missing
+        .iter()
+        .map(|m| (m.parameter, m.reason.as_str()))
+        .collect();
     assert_eq!(reasons.len(), 2, "{error}");
     let (tx, pool) = (reasons[0].1, reasons[1].1);
     assert_eq!((reasons[0].0, reasons[1].0), ("tx", "pool"));
