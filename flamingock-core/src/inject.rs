@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::type_label::TypeLabel;
+
 /// The boxed error a change-unit method may fail with (any `std::error::Error`, or anyhow's).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -67,7 +69,7 @@ pub struct ChangeContext {
 /// A map from type to value: the dependencies a builder or a target system offers to units.
 #[derive(Clone, Default)]
 pub struct Dependencies {
-    values: HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>,
+    values: HashMap<TypeId, (TypeLabel, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Dependencies {
@@ -78,14 +80,24 @@ impl Dependencies {
 
     /// Adds `value`, replacing any earlier value of the same type.
     pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.insert_labeled(value, TypeLabel::of::<T>());
+    }
+
+    /// Adds `value`, shown in messages by `label` (`PgPool`, from `sqlx 0.9`). `label` must be
+    /// `T`'s: `TypeLabel::of::<T>()` with a name or origin set.
+    pub fn insert_labeled<T: Any + Send + Sync>(&mut self, value: T, label: TypeLabel) {
+        debug_assert!(
+            label.type_id == TypeId::of::<T>(),
+            "a label of another type"
+        );
         self.values
-            .insert(TypeId::of::<T>(), (type_name::<T>(), Arc::new(value)));
+            .insert(TypeId::of::<T>(), (label, Arc::new(value)));
     }
 
     /// Adds an already shared value.
     pub fn insert_arc<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
         self.values
-            .insert(TypeId::of::<T>(), (type_name::<T>(), value));
+            .insert(TypeId::of::<T>(), (TypeLabel::of::<T>(), value));
     }
 
     /// The value of type `T`, if one was added.
@@ -102,9 +114,20 @@ impl Dependencies {
 
     /// The type names offered, sorted: for error messages.
     pub fn type_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.values.values().map(|(name, _)| *name).collect();
+        let mut names: Vec<_> = self
+            .values
+            .values()
+            .map(|(label, _)| label.type_name)
+            .collect();
         names.sort_unstable();
         names
+    }
+
+    /// The labels of the types offered, sorted by their shown names: for error messages.
+    pub fn labels(&self) -> Vec<TypeLabel> {
+        let mut labels: Vec<_> = self.values.values().map(|(label, _)| *label).collect();
+        labels.sort_by_key(TypeLabel::name);
+        labels
     }
 
     /// Whether nothing was added.
@@ -149,9 +172,10 @@ impl<'s> Scope<'s> {
         self.context
     }
 
-    /// Takes the open transaction whatever its type (`None` for a unit without one, or once
-    /// taken): for callers that only learn at run time which database they are on, as an SQL
-    /// file's unit does.
+    /// Takes the open transaction out of the scope whatever its type (once: a second call, or a
+    /// unit without one, gets `None`): for a [`Param`] that takes it as something other than its
+    /// own type, and for callers that only learn at run time which database they are on, as an
+    /// SQL file's unit does.
     pub fn take_transaction(&mut self) -> Option<&'s mut (dyn Any + Send)> {
         self.transaction.take()
     }
@@ -179,6 +203,9 @@ pub enum Requirement {
     /// What the unit needs from the values it will be given, checked by the unit's own function
     /// (an SQL file's placeholders need values).
     Check(DependencyCheck),
+    /// A parameter that takes the target system's open transaction as any of several types (the
+    /// backend-neutral `&mut flamingock::SqlTx`).
+    AnyTransaction(AcceptedTransactions),
 }
 
 /// A check of what a unit will be given, before anything runs: called with the dependencies of
@@ -207,6 +234,23 @@ impl fmt::Debug for DependencyCheck {
     }
 }
 
+/// The transaction types a backend-neutral parameter takes.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptedTransactions {
+    /// Whether a target's transaction of this type can be taken.
+    pub accepts: fn(TypeId) -> bool,
+    /// What it takes, for messages (`the transaction of a SQLite, PostgreSQL or MySQL database`).
+    pub described: &'static str,
+}
+
+impl PartialEq for AcceptedTransactions {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.accepts, other.accepts) && self.described == other.described
+    }
+}
+
+impl Eq for AcceptedTransactions {}
+
 #[doc(hidden)]
 /// One parameter of a generated method, as the macro describes it.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +266,7 @@ pub struct ParamSpec {
 /// Why a parameter could not be resolved at call time. The engine checks requirements before
 /// anything runs, so this is only seen when that check was bypassed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot inject a `{type_name}`: {reason}")]
+#[error("cannot inject a `{}`: {reason}", crate::type_label::short_type_name(.type_name))]
 pub struct ParamError {
     /// The parameter's type.
     pub type_name: &'static str,
@@ -234,7 +278,7 @@ pub struct ParamError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be injected into a change unit",
     label = "not injectable",
-    note = "parameters are `&ChangeContext`, `&T` for a dependency registered on the builder or the target system, or `&mut T` for the target system's transaction (such as `&mut sqlx::Transaction<'_, sqlx::Sqlite>`)"
+    note = "parameters are `&ChangeContext`, `&T` for a dependency registered on the builder or the target system, or `&mut T` for the target system's transaction (such as `&mut sqlx::Transaction<'_, sqlx::Sqlite>`, or `&mut flamingock::SqlTx` on any SQL database)"
 )]
 #[doc(hidden)]
 pub trait Param<'s>: Sized {
@@ -281,7 +325,7 @@ impl<'s, T: Any + Send> Param<'s> for &'s mut T {
     }
 
     fn take(scope: &mut Scope<'s>) -> Result<Self, ParamError> {
-        let transaction = scope.transaction.take().ok_or(ParamError {
+        let transaction = scope.take_transaction().ok_or(ParamError {
             type_name: type_name::<T>(),
             reason: "no open transaction (the unit is not transactional, or another parameter took it)",
         })?;

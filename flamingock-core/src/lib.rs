@@ -19,6 +19,7 @@ pub mod sql_unit;
 pub mod store;
 pub mod target;
 pub mod testing;
+pub mod type_label;
 
 pub use engine::{Engine, RunOptions};
 pub use error::Error;
@@ -26,6 +27,7 @@ pub use inject::{ChangeContext, Dependencies};
 pub use model::{AuditEntry, AuditState, ChangeUnit, RecoveryStrategy, TxStrategy};
 pub use report::{RunReport, UnitOutcome, UnitReport};
 pub use store::{AuditStore, StoreError};
+pub use type_label::TypeLabel;
 
 /// What `flamingock-macros` and the facade's plumbing name. Not a public API: it changes without
 /// notice.

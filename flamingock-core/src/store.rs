@@ -170,9 +170,9 @@ pub trait AuditStore: Send + Sync {
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
 
-    /// The type of the transaction [`begin_shared`](Self::begin_shared) hands to units, and its
-    /// name, so that a unit asking for another type is refused before anything runs.
-    fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str);
+    /// The type of the transaction [`begin_shared`](Self::begin_shared) hands to units, and how
+    /// messages name it, so that a unit asking for another type is refused before anything runs.
+    fn shared_transaction_type(&self) -> crate::TypeLabel;
 
     /// What units on the default target may take as `&T` (the store's connection pool).
     fn dependencies(&self) -> Dependencies;

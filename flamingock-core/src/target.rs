@@ -3,7 +3,7 @@
 //! A unit names its target with `target_system = "..."`; a unit that names none targets the audit
 //! store's own database (`"default"`), where a transactional unit runs as `TX_SHARED`.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -45,8 +45,8 @@ pub trait TransactionalTarget: Send + Sync {
     /// store's [`database_identity`](crate::store::AuditStore::database_identity) means that the
     /// target *is* the audit store's database, and its units run as `TX_SHARED`.
     fn database_identity(&self) -> String;
-    /// The type handed to units as `&mut T`, and its readable name.
-    fn transaction_type(&self) -> (TypeId, &'static str);
+    /// The type handed to units as `&mut T`, and how messages name it.
+    fn transaction_type(&self) -> crate::TypeLabel;
     /// Creates the marker table if it is missing.
     async fn initialize(&self) -> Result<(), TargetError>;
     /// Opens a transaction for one unit.

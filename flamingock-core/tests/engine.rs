@@ -243,3 +243,88 @@ async fn what_a_built_unit_declares_is_checked_before_anything_runs() {
         .unwrap();
     assert_eq!(report.applied(), ["needs-client"]);
 }
+
+/// The reason the check before the run gives for the one parameter of a unit that takes `T`.
+async fn refusal(unit: &'static ChangeUnit, dependencies: flamingock_core::Dependencies) -> String {
+    let store = MemoryAuditStore::new();
+    let error = engine(&store)
+        .with_dependencies(dependencies)
+        .run([unit])
+        .await
+        .unwrap_err();
+    let Error::MissingDependencies(missing) = &error else {
+        panic!("expected MissingDependencies, got {error}");
+    };
+    assert!(store.rows().is_empty(), "nothing runs before the check");
+    missing[0].reason.clone()
+}
+
+#[tokio::test]
+async fn a_missing_dependency_is_named_as_written_and_the_likely_one_suggested() {
+    struct PgPool;
+    struct SqlitePool;
+    let mut dependencies = flamingock_core::Dependencies::new();
+    dependencies.insert_labeled(
+        PgPool,
+        flamingock_core::TypeLabel::of::<PgPool>().shown_as("PgPool"),
+    );
+    dependencies.insert(String::from("config"));
+    let unit = UnitBuilder::new("wants-sqlite", "1", "test")
+        .transactional(false)
+        .takes_dependency::<SqlitePool>()
+        .execute(succeed)
+        .build();
+    let reason = refusal(unit, dependencies).await;
+    assert_eq!(
+        reason,
+        "no `SqlitePool` is registered for this unit: target \"default\" offers nothing, the \
+         builder offers `&PgPool`, `&String`; did you mean `&PgPool`? take one of those, or \
+         register one with `Flamingock::builder().dependency(value)`"
+    );
+}
+
+#[tokio::test]
+async fn one_type_from_two_crate_versions_is_named_as_such() {
+    // One crate cannot hold two types of one `type_name`; a label that gives the offered type the
+    // asked one's name is what two versions of one crate look like (`tests/tests/other_sqlx.rs`
+    // has the real thing).
+    struct Offered;
+    struct Asked;
+    let mut dependencies = flamingock_core::Dependencies::new();
+    dependencies.insert_labeled(
+        Offered,
+        flamingock_core::TypeLabel {
+            type_name: std::any::type_name::<Asked>(),
+            ..flamingock_core::TypeLabel::of::<Offered>()
+        }
+        .shown_as("Callback")
+        .from_crate("callbacks 2.1"),
+    );
+    let unit = UnitBuilder::new("wants-callback", "1", "test")
+        .transactional(false)
+        .takes_dependency::<Asked>()
+        .execute(succeed)
+        .build();
+    let reason = refusal(unit, dependencies).await;
+    for expected in [
+        "a dependency of that name is registered, but it is another type",
+        "two versions of the crate that defines `Callback` are in your dependency tree",
+        "the offered `Callback` is from callbacks 2.1, the parameter's from another version",
+    ] {
+        assert!(reason.contains(expected), "no {expected:?} in: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_of_another_type_is_refused_naming_the_one_to_declare() {
+    let unit = UnitBuilder::new("wants-string", "1", "test")
+        .takes_transaction::<String>()
+        .execute(succeed)
+        .build();
+    let reason = refusal(unit, flamingock_core::Dependencies::new()).await;
+    assert_eq!(
+        reason,
+        "target \"default\" opens a `MemoryTransaction`, not a `String`; declare the parameter \
+         as `&mut MemoryTransaction`"
+    );
+}

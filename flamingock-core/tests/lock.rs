@@ -286,7 +286,7 @@ impl AuditStore for DeafHeartbeat {
     ) -> Result<Box<dyn flamingock_core::store::SharedTransaction>, StoreError> {
         self.0.begin_shared().await
     }
-    fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
+    fn shared_transaction_type(&self) -> flamingock_core::TypeLabel {
         self.0.shared_transaction_type()
     }
     fn dependencies(&self) -> flamingock_core::inject::Dependencies {

@@ -158,6 +158,13 @@ fn method(form: &Form, method: &Method, role: Role) -> (TokenStream, TokenStream
         // Spanned at the type, so that a type that cannot be injected is underlined in the
         // user's signature rather than at the attribute.
         let span = typed.ty.span();
+        if let Some(transaction) = sqlx_transaction_in(&ty) {
+            // A transaction of another sqlx version (the application's own, beside flamingock's)
+            // is a compile error here rather than a refusal at run time.
+            takes.push(quote_spanned! {span=>
+                ::flamingock::__private::assert_sqlx_transaction::<#transaction>();
+            });
+        }
         takes.push(quote_spanned! {span=>
             let #arg = <#ty as ::flamingock::__private::Param<'_>>::take(&mut __flamingock_scope)?;
         });
@@ -249,6 +256,39 @@ fn into_unit_result(output: &ReturnType, self_ty: Option<&Type>) -> TokenStream 
             }
         }
     }
+}
+
+/// The `T` of a `&mut T` parameter that reads as a sqlx transaction: a path ending in
+/// `Transaction` that goes through `sqlx` (`sqlx::Transaction<'_, sqlx::Postgres>`,
+/// `flamingock::sqlx::Transaction<..>`) or names one of sqlx's databases
+/// (`Transaction<'_, Postgres>`). An alias (`Tx<'_>`) is not seen; the check before the run
+/// names two sqlx versions for those.
+fn sqlx_transaction_in(ty: &Type) -> Option<&Type> {
+    const DATABASES: [&str; 4] = ["Sqlite", "Postgres", "MySql", "Any"];
+    let Type::Reference(reference) = ty else {
+        return None;
+    };
+    reference.mutability?;
+    let Type::Path(path) = &*reference.elem else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Transaction" {
+        return None;
+    }
+    let through_sqlx = path
+        .path
+        .segments
+        .iter()
+        .any(|segment| segment.ident == "sqlx");
+    let names_database = match &last.arguments {
+        syn::PathArguments::AngleBracketed(arguments) => arguments.args.iter().any(|argument| {
+            matches!(argument, syn::GenericArgument::Type(Type::Path(db))
+                if db.path.segments.last().is_some_and(|s| DATABASES.iter().any(|name| s.ident == name)))
+        }),
+        _ => false,
+    };
+    (through_sqlx || names_database).then_some(&*reference.elem)
 }
 
 /// `ty` with every `Self` replaced by the impl's type: the wrappers live outside the impl block.
@@ -397,6 +437,26 @@ mod tests {
         assert!(output.contains("\"&mut Tx<'_>\""), "{output}");
         assert!(!output.contains("compile_error"), "{output}");
         assert!(!output.contains("# [execution]"), "{output}");
+    }
+
+    #[test]
+    fn sqlx_transactions_are_recognised_by_their_path() {
+        let found = |ty: Type| sqlx_transaction_in(&ty).map(render);
+        assert_eq!(
+            found(syn::parse_quote!(&mut sqlx::Transaction<'_, sqlx::Sqlite>)).as_deref(),
+            Some("sqlx::Transaction<'_, sqlx::Sqlite>")
+        );
+        assert!(found(syn::parse_quote!(&mut Transaction<'_, Postgres>)).is_some());
+        assert!(
+            found(syn::parse_quote!(
+                &mut flamingock::sqlx::Transaction<'_, Db>
+            ))
+            .is_some()
+        );
+        assert!(found(syn::parse_quote!(&mut Transaction<'_, MyDb>)).is_none());
+        assert!(found(syn::parse_quote!(&mut Tx<'_>)).is_none());
+        assert!(found(syn::parse_quote!(&sqlx::Transaction<'_, sqlx::Sqlite>)).is_none());
+        assert!(found(syn::parse_quote!(&mut flamingock::SqlTx)).is_none());
     }
 
     #[test]

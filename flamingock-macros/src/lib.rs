@@ -99,7 +99,10 @@ use proc_macro::TokenStream;
 ///
 /// - `&ChangeContext`: the unit's id, the run's execution id, the attempt number, the stage;
 /// - `&mut T`: the target system's open transaction, such as
-///   `&mut sqlx::Transaction<'_, sqlx::Sqlite>` (a transactional unit only);
+///   `&mut sqlx::Transaction<'_, sqlx::Sqlite>` (a transactional unit only; a
+///   `sqlx::Transaction` of another sqlx version than flamingock's does not compile: name it
+///   through `flamingock::sqlx`), or `&mut flamingock::SqlTx` on whichever SQL database the unit
+///   runs;
 /// - `&T` for any other `T`: a dependency registered on the target system or on the builder
 ///   (`&sqlx::SqlitePool`, `&MyConfig`).
 ///

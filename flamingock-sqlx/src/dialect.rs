@@ -20,9 +20,13 @@ pub trait Dialect:
     /// The database's name for people (`"SQLite"`).
     #[doc(hidden)]
     const LABEL: &'static str;
-    /// The readable name of the transaction type `TX_SHARED` units take by `&mut`.
+    /// The name a user writes for the transaction type units take by `&mut`
+    /// (`Transaction<'_, Postgres>`).
     #[doc(hidden)]
     const TRANSACTION_TYPE: &'static str;
+    /// The name a user writes for the pool type units take by `&` (`PgPool`).
+    #[doc(hidden)]
+    const POOL_TYPE: &'static str;
     /// The statement that opens the schema and `TX_SHARED` transactions (`None`: sqlx's default).
     #[doc(hidden)]
     const BEGIN: Option<&'static str>;

@@ -338,16 +338,13 @@ where
         }))
     }
 
-    fn shared_transaction_type(&self) -> (TypeId, &'static str) {
-        (
-            TypeId::of::<Transaction<'static, DB>>(),
-            DB::TRANSACTION_TYPE,
-        )
+    fn shared_transaction_type(&self) -> flamingock_core::TypeLabel {
+        crate::labels::transaction_label::<DB>()
     }
 
     fn dependencies(&self) -> Dependencies {
         let mut dependencies = Dependencies::new();
-        dependencies.insert(self.pool.clone());
+        dependencies.insert_labeled(self.pool.clone(), crate::labels::pool_label::<DB>());
         dependencies.insert(crate::script::SqlScripts::new(self.pool.clone()));
         dependencies
     }

@@ -197,7 +197,11 @@ mod checks {
             return;
         };
         let store = db.initialized_store().await;
-        assert_eq!(store.shared_transaction_type(), db.transaction_type());
+        let offered = store.shared_transaction_type();
+        assert_eq!(
+            (offered.type_id, offered.name().as_ref()),
+            db.transaction_type()
+        );
         let side = unique_name("side");
         db.execute(
             store.as_ref(),

@@ -61,13 +61,17 @@ pub use flamingock_core::target::{
 pub use flamingock_core::testing;
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
-    RunReport, TxStrategy, UnitOutcome, UnitReport,
+    RunReport, TxStrategy, TypeLabel, UnitOutcome, UnitReport,
 };
 #[doc = include_str!("sql_units.md")]
 pub use flamingock_macros::sql_units;
 pub use flamingock_macros::{change_unit, execution, rollback_execution};
 pub use flamingock_sqlx as sqlx_store;
-pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, StoreOptions};
+/// The sqlx flamingock is built on (see [`sqlx_store::SQLX_VERSION`]): name pools and
+/// transactions through it (`flamingock::sqlx::PgPool`) and they always match the ones the audit
+/// store and targets offer, whichever sqlx version the application itself depends on.
+pub use flamingock_sqlx::sqlx;
+pub use flamingock_sqlx::{Backend, SqlAuditStore, SqlTarget, SqlTransaction, SqlTx, StoreOptions};
 pub use lock_config::{
     LOCK_LEASE_ENV, LOCK_TABLE_ENV, LOCK_WAIT_ENV, MAX_LOCK_LEASE, MAX_LOCK_WAIT, MIN_LOCK_LEASE,
 };
@@ -195,6 +199,7 @@ pub mod __private {
         IntoUnitResult, Param, ParamSpec, Scope, UnitFuture, run_sync,
     };
     pub use flamingock_core::model::{ChangeUnit, RecoveryStrategy, SourceLocation, UnitMethod};
+    pub use flamingock_sqlx::assert_sqlx_transaction;
     pub use inventory;
 
     /// Fails to compile, at the span of the type the macro passes, unless `T: Default`.

@@ -2,8 +2,9 @@
 //! target) a unit takes, and whether every parameter of its methods can be filled.
 
 use crate::error::{Error, MissingDependency};
-use crate::inject::{Dependencies, Requirement};
+use crate::inject::{Dependencies, ParamSpec, Requirement};
 use crate::model::{ChangeUnit, DEFAULT_TARGET, UnitMethod};
+use crate::type_label::{TypeLabel, last_word, short_type_name};
 
 use super::Engine;
 use super::planned::{PlannedUnit, Route, SeparateTarget};
@@ -73,7 +74,7 @@ impl Engine {
         (method.params)()
             .iter()
             .filter_map(|param| {
-                let reason = self.unfilled_reason(unit, param.requirement)?;
+                let reason = self.unfilled_reason(unit, param)?;
                 Some(MissingDependency {
                     change_id: unit.unit.id.to_owned(),
                     location: unit.unit.source,
@@ -86,9 +87,18 @@ impl Engine {
             .collect()
     }
 
-    fn unfilled_reason(&self, unit: &PlannedUnit, requirement: Requirement) -> Option<String> {
+    fn unfilled_reason(&self, unit: &PlannedUnit, param: &ParamSpec) -> Option<String> {
         let target_name = unit.unit.target_name();
-        match requirement {
+        let written = param.written_type;
+        // The type the parameter names, as its author wrote it, without paths or the reference.
+        let asked = short_type_name(
+            written
+                .trim_start_matches('&')
+                .trim_start()
+                .trim_start_matches("mut ")
+                .trim_start(),
+        );
+        match param.requirement {
             Requirement::Context => None,
             Requirement::Check(check) => check
                 .check(self.target_dependencies(unit), &self.dependencies)
@@ -98,45 +108,99 @@ impl Engine {
                     && let Some(why) = self.store.unusable_in_shared_transaction(type_id)
                 {
                     return Some(format!(
-                        "`{type_name}` cannot be used inside this transactional unit: {why}"
+                        "`{asked}` cannot be used inside this transactional unit: {why}"
                     ));
                 }
                 let target_dependencies = self.target_dependencies(unit);
                 if target_dependencies.contains(type_id) || self.dependencies.contains(type_id) {
                     return None;
                 }
-                let mut offered = target_dependencies.type_names();
-                offered.extend(self.dependencies.type_names());
-                let offered = if offered.is_empty() {
-                    "none".to_owned()
-                } else {
-                    offered.join(", ")
+                let from_target = target_dependencies.labels();
+                let from_builder = self.dependencies.labels();
+                if let Some(twin) = from_target
+                    .iter()
+                    .chain(&from_builder)
+                    .find(|label| label.is_other_version_of(type_id, type_name))
+                {
+                    return Some(other_version(
+                        twin,
+                        "a dependency of that name is registered",
+                    ));
+                }
+                let offered = |labels: &[TypeLabel]| {
+                    if labels.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        let names: Vec<_> = labels
+                            .iter()
+                            .map(|label| format!("`&{}`", label.name()))
+                            .collect();
+                        names.join(", ")
+                    }
                 };
+                let wanted = last_word(written);
+                let suggestion = from_target
+                    .iter()
+                    .chain(&from_builder)
+                    .find(|label| last_word(&label.name()) == wanted)
+                    .map(|label| format!("did you mean `&{}`? ", label.name()))
+                    .unwrap_or_default();
                 Some(format!(
-                    "no dependency of type `{type_name}` is registered for target \"{target_name}\" or on the builder; register one with `Flamingock::builder().dependency(value)` (registered: {offered})"
+                    "no `{asked}` is registered for this unit: target \"{target_name}\" offers {}, the builder offers {}; {suggestion}take one of those, or register one with `Flamingock::builder().dependency(value)`",
+                    offered(&from_target),
+                    offered(&from_builder),
                 ))
             }
             Requirement::Transaction { type_id, type_name } => {
-                let (offered_id, offered_name) = match &unit.route {
-                    Route::Shared(_) => self.store.shared_transaction_type(),
-                    Route::Separate(target) => target.transactional().transaction_type(),
-                    Route::NonTransactional(target) => {
-                        return Some(format!(
-                            "the unit runs without a transaction (NON_TX: {}), so there is no `{type_name}` to give it; take the target's client as `&T` instead",
-                            if target.is_some() {
-                                "its target system is not transactional"
-                            } else {
-                                "it says `transactional = false`"
-                            }
-                        ));
-                    }
+                let offered = match self.offered_transaction(unit) {
+                    Ok(offered) => offered,
+                    Err(reason) => return Some(reason),
                 };
-                (offered_id != type_id).then(|| {
+                if offered.type_id == type_id {
+                    return None;
+                }
+                if offered.is_other_version_of(type_id, type_name) {
+                    return Some(other_version(
+                        &offered,
+                        &format!("target \"{target_name}\" opens a transaction of that name"),
+                    ));
+                }
+                Some(format!(
+                    "target \"{target_name}\" opens a `{}`, not a `{asked}`; declare the parameter as `&mut {}`",
+                    offered.name(),
+                    offered.name(),
+                ))
+            }
+            Requirement::AnyTransaction(accepted) => {
+                let offered = match self.offered_transaction(unit) {
+                    Ok(offered) => offered,
+                    Err(reason) => return Some(reason),
+                };
+                (!(accepted.accepts)(offered.type_id)).then(|| {
                     format!(
-                        "the target \"{target_name}\" opens a `{offered_name}`, not a `{type_name}`; declare the parameter as `&mut {offered_name}`"
+                        "`{written}` takes {}, and target \"{target_name}\" opens a `{}`; declare the parameter as `&mut {}`",
+                        accepted.described,
+                        offered.name(),
+                        offered.name(),
                     )
                 })
             }
+        }
+    }
+
+    /// The type of the transaction `unit` runs in, or why it has none.
+    fn offered_transaction(&self, unit: &PlannedUnit) -> Result<TypeLabel, String> {
+        match &unit.route {
+            Route::Shared(_) => Ok(self.store.shared_transaction_type()),
+            Route::Separate(target) => Ok(target.transactional().transaction_type()),
+            Route::NonTransactional(target) => Err(format!(
+                "the unit runs without a transaction (NON_TX: {}), so there is no transaction to give it; take the target's client as `&T` instead",
+                if target.is_some() {
+                    "its target system is not transactional"
+                } else {
+                    "it says `transactional = false`"
+                }
+            )),
         }
     }
 
@@ -146,4 +210,17 @@ impl Engine {
             .target()
             .map_or(&self.store_dependencies, |target| target.dependencies())
     }
+}
+
+/// Why a parameter of a type that the run offers under the same name is not filled: the two are
+/// one type from two versions of its crate.
+fn other_version(offered: &TypeLabel, whose: &str) -> String {
+    let name = offered.name();
+    let origin = offered
+        .origin
+        .map(|origin| format!("from {origin}"))
+        .unwrap_or_else(|| "from one version of its crate".to_owned());
+    format!(
+        "{whose}, but it is another type: two versions of the crate that defines `{name}` are in your dependency tree (`cargo tree --duplicates` lists them); the offered `{name}` is {origin}, the parameter's from another version; write the parameter's type through the version the offer comes from, or make your own dependency that version"
+    )
 }

@@ -169,11 +169,8 @@ impl AuditStore for MemoryAuditStore {
         }))
     }
 
-    fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
-        (
-            std::any::TypeId::of::<MemoryTransaction>(),
-            std::any::type_name::<MemoryTransaction>(),
-        )
+    fn shared_transaction_type(&self) -> crate::TypeLabel {
+        crate::TypeLabel::of::<MemoryTransaction>()
     }
 
     fn dependencies(&self) -> Dependencies {

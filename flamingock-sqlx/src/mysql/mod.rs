@@ -26,7 +26,8 @@ use crate::url::redact_url;
 
 impl Dialect for MySql {
     const LABEL: &'static str = "MySQL";
-    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::MySql>";
+    const TRANSACTION_TYPE: &'static str = "Transaction<'_, MySql>";
+    const POOL_TYPE: &'static str = "MySqlPool";
     const BEGIN: Option<&'static str> = None;
     const SCHEMA_LOCK: Option<&'static str> = None;
     const TABLE_COLUMNS: &'static str = "SELECT column_name AS name \

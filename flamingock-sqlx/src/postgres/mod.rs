@@ -33,7 +33,8 @@ pub(crate) fn json_param(placeholder: String) -> String {
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "PostgreSQL";
-    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::Postgres>";
+    const TRANSACTION_TYPE: &'static str = "Transaction<'_, Postgres>";
+    const POOL_TYPE: &'static str = "PgPool";
     const BEGIN: Option<&'static str> = None;
     const SCHEMA_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const TABLE_COLUMNS: &'static str = "SELECT column_name::text AS name \

@@ -29,7 +29,8 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 impl Dialect for Sqlite {
     const LABEL: &'static str = "SQLite";
-    const TRANSACTION_TYPE: &'static str = "sqlx::Transaction<'_, sqlx::Sqlite>";
+    const TRANSACTION_TYPE: &'static str = "Transaction<'_, Sqlite>";
+    const POOL_TYPE: &'static str = "SqlitePool";
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const SCHEMA_LOCK: Option<&'static str> = None;
     const TABLE_COLUMNS: &'static str = "SELECT name FROM pragma_table_info(?1)";

@@ -11,7 +11,7 @@
 
 mod transaction;
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -23,9 +23,7 @@ use flamingock_core::target::{
     Marker, TargetError, TargetSystem, TargetTransaction, TransactionalTarget,
 };
 use sqlx::pool::PoolOptions;
-use sqlx::{
-    ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
-};
+use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use crate::dialect::TargetDialect;
 use crate::identifier::TableName;
@@ -119,7 +117,7 @@ impl<DB: TargetDialect> SqlTarget<DB> {
         let marker_table =
             TableName::new(DEFAULT_MARKER_TABLE).expect("the default marker table name is valid");
         let mut dependencies = Dependencies::new();
-        dependencies.insert(pool.clone());
+        dependencies.insert_labeled(pool.clone(), crate::labels::pool_label::<DB>());
         dependencies.insert(crate::script::SqlScripts::new(pool.clone()));
         Self {
             name: name.into(),
@@ -242,11 +240,8 @@ where
         DB::database_identity(&self.pool.connect_options())
     }
 
-    fn transaction_type(&self) -> (TypeId, &'static str) {
-        (
-            TypeId::of::<Transaction<'static, DB>>(),
-            DB::TRANSACTION_TYPE,
-        )
+    fn transaction_type(&self) -> flamingock_core::TypeLabel {
+        crate::labels::transaction_label::<DB>()
     }
 
     async fn initialize(&self) -> Result<(), TargetError> {
@@ -364,6 +359,10 @@ where
 
 #[cfg(all(test, feature = "sqlite"))]
 mod tests {
+    use std::any::TypeId;
+
+    use sqlx::Transaction;
+
     use super::*;
 
     fn lazy_pool() -> sqlx::SqlitePool {
@@ -387,12 +386,16 @@ mod tests {
         assert!(target.dependencies().get::<sqlx::SqlitePool>().is_some());
         assert_eq!(target.dependencies().get::<u32>(), Some(&7));
         let transactional = target.transactional().expect("a database is transactional");
+        let offered = transactional.transaction_type();
         assert_eq!(
-            transactional.transaction_type(),
-            (
-                TypeId::of::<Transaction<'static, sqlx::Sqlite>>(),
-                "sqlx::Transaction<'_, sqlx::Sqlite>"
-            )
+            offered.type_id,
+            TypeId::of::<Transaction<'static, sqlx::Sqlite>>()
+        );
+        assert_eq!(offered.name(), "Transaction<'_, Sqlite>");
+        assert_eq!(
+            target.dependencies().labels()[0].name(),
+            "SqlitePool",
+            "the pool is shown as users write it"
         );
         assert!(
             transactional

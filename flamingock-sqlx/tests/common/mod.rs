@@ -189,17 +189,17 @@ impl TestDb {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite => (
                 TypeId::of::<sqlx::Transaction<'static, sqlx::Sqlite>>(),
-                "sqlx::Transaction<'_, sqlx::Sqlite>",
+                "Transaction<'_, Sqlite>",
             ),
             #[cfg(feature = "postgres")]
             Backend::Postgres => (
                 TypeId::of::<sqlx::Transaction<'static, sqlx::Postgres>>(),
-                "sqlx::Transaction<'_, sqlx::Postgres>",
+                "Transaction<'_, Postgres>",
             ),
             #[cfg(feature = "mysql")]
             Backend::MySql => (
                 TypeId::of::<sqlx::Transaction<'static, sqlx::MySql>>(),
-                "sqlx::Transaction<'_, sqlx::MySql>",
+                "Transaction<'_, MySql>",
             ),
             #[allow(unreachable_patterns)]
             _ => unreachable!("backend not compiled in"),

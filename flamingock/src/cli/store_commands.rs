@@ -463,7 +463,7 @@ mod tests {
         async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError> {
             self.0.begin_shared().await
         }
-        fn shared_transaction_type(&self) -> (std::any::TypeId, &'static str) {
+        fn shared_transaction_type(&self) -> flamingock_core::TypeLabel {
             self.0.shared_transaction_type()
         }
         fn dependencies(&self) -> Dependencies {

@@ -5,6 +5,8 @@
 
 mod connect;
 mod mysql_ddl;
+mod neutral;
+mod other_sqlx;
 mod separate;
 mod servers_smoke;
 mod sql_units;

@@ -540,7 +540,8 @@ macro_rules! conformance_suite {
                 assert!(message.contains("\"needs-config\""), "{message}");
                 assert!(message.contains("_config"), "{message}");
                 assert!(
-                    message.contains("conformance::suite::NotRegistered"),
+                    message.contains("_config: &crate::suite::NotRegistered")
+                        && message.contains("no `NotRegistered` is registered"),
                     "{message}"
                 );
                 assert!(
