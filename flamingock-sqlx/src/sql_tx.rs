@@ -42,9 +42,8 @@ pub trait SqlTransaction: Send + sealed::Sealed {
 ///
 /// It is the very transaction a `&mut sqlx::Transaction<'_, DB>` parameter would get, so every
 /// strategy holds as for that one (`TX_SHARED`: the change commits with its audit row or not at
-/// all). [`execute`](Self::execute) runs a statement on it; the backend's own transaction, for
-/// binding values or reading rows, is [`sqlite`](Self::sqlite), [`postgres`](Self::postgres) or
-/// [`mysql`](Self::mysql).
+/// all). `execute` runs a statement on it; the backend's own transaction, for binding values or
+/// reading rows, is `sqlite()`, `postgres()` or `mysql()` (methods of `SqlTx` below).
 ///
 /// Its limits are SQL's: one statement text must mean the same on every database the unit meets,
 /// so keep to the common dialect (`CREATE TABLE t (id INTEGER PRIMARY KEY, name VARCHAR(100))`,
