@@ -154,9 +154,9 @@ impl Engine {
         // start-up makes. Tables are created (and checked) only when it fails or work is due.
         let mut states = match self.store.unit_states().await {
             Ok(states) => states,
-            // The audit store alone: a store opened read-only only checks, and no target's
-            // marker table is created for a plan.
-            Err(_) => match self.store.initialize().await.map_err(Error::from) {
+            // A store opened read-only only checks its tables (and reports them missing before
+            // any target's marker table is made).
+            Err(_) => match self.initialize().await {
                 // A store opened only to read, that nothing ran against yet: every unit is new.
                 Err(Error::Store(StoreError::NoAuditTable { .. })) => HashMap::new(),
                 Err(error) => return Err(error),

@@ -99,7 +99,7 @@ pub enum FixError {
     )]
     UnknownUnit(String),
     /// The id cannot be a unit's (see [`text_problem`](crate::plan::text_problem)).
-    #[error("no change unit id may {problem}; got {change_id:?}")]
+    #[error("no change unit id may {problem}; got \"{change_id}\"")]
     InvalidId {
         /// The id as given.
         change_id: String,
