@@ -232,6 +232,27 @@ async fn assert_audit(db: &ServerDb, first: &[AuditEntry], expected: &[AuditStat
     }
 }
 
+/// The second, normal run (direct URL): `unit` comes out `outcome`, and the audit holds exactly
+/// `expected`, the first run's rows among them.
+async fn assert_second_run(
+    db: &ServerDb,
+    builder: FlamingockBuilder,
+    unit: &str,
+    outcome: UnitOutcome,
+    first: &[AuditEntry],
+    expected: &[AuditState],
+) {
+    let report = flamingock::run!(builder)
+        .await
+        .unwrap_or_else(|e| panic!("the second, normal run failed: {e}"));
+    assert_eq!(
+        report.unit(unit).map(|u| u.outcome),
+        Some(outcome),
+        "{report}"
+    );
+    assert_audit(db, first, expected).await;
+}
+
 /// Case 1: the COMMIT holding a TX_SHARED unit's APPLIED row loses its reply; reconnects are
 /// accepted, so the engine reads the APPLIED row on a fresh connection and reports it applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,15 +281,17 @@ async fn postgres_shared_lost_commit_reply_is_found_applied_and_not_applied_agai
     let first_rows = audit(&db.url).await;
     assert_eq!(states(&first_rows), [AuditState::Applied]);
 
-    let second = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.unit("pg-shared-effect").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
+    let again = builder(&db.url, module).await;
+    assert_second_run(
+        &db,
+        again,
+        "pg-shared-effect",
+        UnitOutcome::AlreadyApplied,
+        &first_rows,
+        &[AuditState::Applied],
+    )
+    .await;
     assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
     drop(proxy);
     db.drop_database().await;
 }
@@ -334,15 +357,17 @@ async fn postgres_shared_commit_still_landing_is_not_taken_for_a_failure() {
         "no FAILED over the commit"
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.unit("pg-shared-effect").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
+    let again = builder(&db.url, module).await;
+    assert_second_run(
+        &db,
+        again,
+        "pg-shared-effect",
+        UnitOutcome::AlreadyApplied,
+        &first_rows,
+        &[AuditState::Applied],
+    )
+    .await;
     assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
     drop(proxy);
     db.drop_database().await;
 }
@@ -379,15 +404,17 @@ async fn postgres_shared_lost_commit_reply_unreadable_audit_stops_in_doubt() {
         "the commit happened (TX_SHARED writes no STARTED); nothing written after it"
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.unit("pg-shared-effect").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
+    let again = builder(&db.url, module).await;
+    assert_second_run(
+        &db,
+        again,
+        "pg-shared-effect",
+        UnitOutcome::AlreadyApplied,
+        &first_rows,
+        &[AuditState::Applied],
+    )
+    .await;
     assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(&db, &first_rows, &[AuditState::Applied]).await;
     drop(proxy);
     db.drop_database().await;
 }
@@ -429,21 +456,20 @@ async fn non_tx_lost_applied_reply_stops_in_doubt(server: Server, hint: &str) {
         "the APPLIED insert happened; nothing written after it"
     );
 
-    let second = builder(&db.url, module)
+    let again = builder(&db.url, module)
         .await
         .dependency(EffectsFile(file.clone()));
-    let second = flamingock::run!(second).await.unwrap();
-    assert_eq!(
-        second.unit("publish-once").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
-    assert_eq!(effect_lines(&file), ["publish"], "the effect is there once");
-    assert_audit(
+    let expected = [AuditState::Started, AuditState::Applied];
+    assert_second_run(
         &db,
+        again,
+        "publish-once",
+        UnitOutcome::AlreadyApplied,
         &first_rows,
-        &[AuditState::Started, AuditState::Applied],
+        &expected,
     )
     .await;
+    assert_eq!(effect_lines(&file), ["publish"], "the effect is there once");
     drop(proxy);
     db.drop_database().await;
 }
@@ -500,20 +526,17 @@ async fn mariadb_separate_lost_commit_reply_is_found_by_the_marker() {
         [AuditState::Started, AuditState::Applied]
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.unit("my-separate-effect").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
-    assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(
+    let again = builder(&db.url, module).await;
+    assert_second_run(
         &db,
+        again,
+        "my-separate-effect",
+        UnitOutcome::AlreadyApplied,
         &first_rows,
         &[AuditState::Started, AuditState::Applied],
     )
     .await;
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
     drop(proxy);
     db.drop_database().await;
 }
@@ -543,20 +566,17 @@ async fn mariadb_separate_lost_commit_reply_unreadable_marker_stops_in_doubt() {
         "nothing written after the unknown commit"
     );
 
-    let second = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.unit("my-separate-effect").map(|u| u.outcome),
-        Some(UnitOutcome::RecoveredApplied)
-    );
-    assert_eq!(effects(&db).await, 1, "the effect is there once");
-    assert_audit(
+    let again = builder(&db.url, module).await;
+    assert_second_run(
         &db,
+        again,
+        "my-separate-effect",
+        UnitOutcome::RecoveredApplied,
         &first_rows,
         &[AuditState::Started, AuditState::Applied],
     )
     .await;
+    assert_eq!(effects(&db).await, 1, "the effect is there once");
     drop(proxy);
     db.drop_database().await;
 }
@@ -630,21 +650,19 @@ async fn fix_lost_reply_is_unknown_and_not_repeated(server: Server, hint: &str) 
         matches!(again, Err(flamingock::FixError::StateChanged { .. })),
         "{again:?}"
     );
-    let run = flamingock::run!(builder(&db.url, module).await)
-        .await
-        .unwrap();
-    assert_eq!(
-        run.unit("publish-fails").map(|u| u.outcome),
-        Some(UnitOutcome::AlreadyApplied)
-    );
-    assert_audit(
+    let again = builder(&db.url, module).await;
+    let expected = [
+        AuditState::Started,
+        AuditState::Failed,
+        AuditState::ManualMarkedAsApplied,
+    ];
+    assert_second_run(
         &db,
+        again,
+        "publish-fails",
+        UnitOutcome::AlreadyApplied,
         &rows,
-        &[
-            AuditState::Started,
-            AuditState::Failed,
-            AuditState::ManualMarkedAsApplied,
-        ],
+        &expected,
     )
     .await;
     drop(proxy);
