@@ -597,82 +597,6 @@ mod checks {
     }
 }
 
-/// A frozen holder on SQLite: its lease has ended, but its open transaction still holds the
-/// database's write lock, so every attempt to take the lease waits for SQLite's busy timeout
-/// (30 s). The waiter honours its own lock wait (2 s here) and names the holder, instead of a raw
-/// "database is locked" half a minute later.
-#[cfg(feature = "sqlite")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_sqlite_holder_is_named_within_the_lock_wait() {
-    use std::time::{Duration, Instant};
-
-    use flamingock_core::lock::{Fence, LockOptions};
-    use flamingock_core::testing::{StepFuture, UnitBuilder, UnitScope};
-    use flamingock_core::{Engine, Error};
-    use sqlx::Connection;
-
-    fn never<'s>(_: UnitScope<'s>) -> StepFuture<'s> {
-        Box::pin(async { Err("the unit must not run while another holds the lock".into()) })
-    }
-    let Some(db) = common::TestDb::new(flamingock_testkit::Backend::Sqlite).await else {
-        return;
-    };
-    let store = db.initialized_store().await;
-    let frozen = Fence {
-        key: "flamingock".to_owned(),
-        owner: "frozen-runner".to_owned(),
-    };
-    store
-        .lock()
-        .expect("a lock")
-        .try_acquire(&frozen, "frozen-host", Duration::from_millis(300))
-        .await
-        .expect("the frozen holder takes the lock");
-    // The frozen holder's shared transaction: the database's write lock, held throughout.
-    let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let engine = Engine::new(store.clone()).with_lock_options(LockOptions {
-        wait: Duration::from_secs(2),
-        ..LockOptions::default()
-    });
-    let started = Instant::now();
-    let error = engine
-        .run([UnitBuilder::new("waits", "1", "test")
-            .execute(never)
-            .build()])
-        .await
-        .expect_err("the lock is not to be had");
-    let waited = started.elapsed();
-    assert!(
-        matches!(
-            error,
-            Error::LockTimeout {
-                unanswered: true,
-                ..
-            }
-        ),
-        "{error}"
-    );
-    assert!(error.to_string().contains("frozen-runner"), "{error}");
-    // `lock release --force` would wait on the same write lock: not what the message offers.
-    assert!(error.to_string().contains("did not answer"), "{error}");
-    assert!(!error.to_string().contains("removes it now"), "{error}");
-    assert!(
-        waited < Duration::from_secs(20),
-        "the waiter took {waited:?}, beyond its 2 s wait and up to SQLite's busy timeout"
-    );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder.close().await.unwrap();
-    assert!(store.entries().await.unwrap().is_empty());
-    db.cleanup(store.as_ref()).await;
-}
-
 /// A user's own pool whose `after_connect` moves where table names resolve (`SET search_path` on
 /// PostgreSQL, `USE` on MariaDB): the heartbeat's own connection must find the same lock table,
 /// or every extension fails and a long unit loses its lease.
@@ -782,11 +706,13 @@ mod name_resolution {
     }
 }
 
-/// A frozen holder on a server: its lease has ended, but an open transaction of its still holds
-/// the lock row (`SELECT ... FOR UPDATE`), so the waiter's statement blocks in the server (up to
-/// MariaDB's 50 s `innodb_lock_wait_timeout`, or forever on PostgreSQL). The waiter honours its
-/// own lock wait (2 s) and names the holder.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+/// A frozen holder: its lease has ended, but an open transaction of its still holds what the
+/// waiter needs: on SQLite the database's write lock (`BEGIN IMMEDIATE`), so every attempt to
+/// take the lease waits for SQLite's busy timeout (30 s); on a server the lock row (`SELECT ...
+/// FOR UPDATE`), so the waiter's statement blocks in the server (up to MariaDB's 50 s
+/// `innodb_lock_wait_timeout`, or forever on PostgreSQL). The waiter honours its own lock wait
+/// (2 s here) and names the holder, instead of a raw "database is locked" or a hang.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod frozen_holder {
     use std::time::{Duration, Instant};
 
@@ -800,8 +726,15 @@ mod frozen_holder {
         Box::pin(async { Err("the unit must not run while another holds the lock".into()) })
     }
 
-    async fn a_frozen_holder_is_named_within_the_lock_wait<C: Connection>(backend: Backend)
-    where
+    /// Takes the lock for a holder that then freezes: its connection runs `freeze` (given the
+    /// lock table's name) and stays open. A run with a 2 s lock wait must give up within
+    /// `within`, naming the holder, writing nothing; `check` looks at the error further.
+    async fn a_frozen_holder_is_named_within_the_lock_wait<C: Connection>(
+        backend: Backend,
+        freeze: fn(&str) -> Vec<String>,
+        within: Duration,
+        check: fn(&Error),
+    ) where
         for<'c> &'c mut C: sqlx::Executor<'c>,
     {
         let Some(db) = crate::common::TestDb::new(backend).await else {
@@ -819,15 +752,13 @@ mod frozen_holder {
             .await
             .expect("the frozen holder takes the lock");
         let mut holder = C::connect(&db.url).await.unwrap();
-        sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
         // The lock table beside the test's audit table (short enough not to be hashed).
-        let lock_table = format!("{}_lock", db.table);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SELECT owner FROM {lock_table} WHERE lock_key = 'flamingock' FOR UPDATE"
-        )))
-        .execute(&mut holder)
-        .await
-        .unwrap();
+        for statement in freeze(&format!("{}_lock", db.table)) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut holder)
+                .await
+                .unwrap();
+        }
         let engine = Engine::new(store.clone()).with_lock_options(LockOptions {
             wait: Duration::from_secs(2),
             ..LockOptions::default()
@@ -847,25 +778,73 @@ mod frozen_holder {
         holder.close().await.unwrap();
         assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
         assert!(error.to_string().contains("frozen-runner"), "{error}");
+        check(&error);
         assert!(
-            waited < Duration::from_secs(15),
+            waited < within,
             "the waiter took {waited:?}, beyond its 2 s wait"
         );
         assert!(store.entries().await.unwrap().is_empty());
         db.cleanup(store.as_ref()).await;
     }
 
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::SqliteConnection>(
+            Backend::Sqlite,
+            |_| vec!["BEGIN IMMEDIATE".to_owned()],
+            // Below SQLite's 30 s busy timeout, which one attempt may wait out in part.
+            Duration::from_secs(20),
+            |error| {
+                assert!(
+                    matches!(
+                        error,
+                        Error::LockTimeout {
+                            unanswered: true,
+                            ..
+                        }
+                    ),
+                    "{error}"
+                );
+                // `lock release --force` would wait on the same write lock: not what the
+                // message offers.
+                assert!(error.to_string().contains("did not answer"), "{error}");
+                assert!(!error.to_string().contains("removes it now"), "{error}");
+            },
+        )
+        .await;
+    }
+
+    /// Holds the lock row in an open transaction.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    fn hold_the_row(lock_table: &str) -> Vec<String> {
+        vec![
+            "BEGIN".to_owned(),
+            format!("SELECT owner FROM {lock_table} WHERE lock_key = 'flamingock' FOR UPDATE"),
+        ]
+    }
+
     #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::PgConnection>(Backend::Postgres)
-            .await;
+        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::PgConnection>(
+            Backend::Postgres,
+            hold_the_row,
+            Duration::from_secs(15),
+            |_| {},
+        )
+        .await;
     }
 
     #[cfg(feature = "mysql")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mariadb() {
-        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::MySqlConnection>(Backend::MySql)
-            .await;
+        a_frozen_holder_is_named_within_the_lock_wait::<sqlx::MySqlConnection>(
+            Backend::MySql,
+            hold_the_row,
+            Duration::from_secs(15),
+            |_| {},
+        )
+        .await;
     }
 }
