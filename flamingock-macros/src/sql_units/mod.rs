@@ -90,33 +90,8 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
     let target_system = optional(args.target_system.as_deref());
     let stage = optional(args.stage.as_deref());
     let up_path = &up.shown;
-    let rollback_fn = down.as_ref().map(|_| {
-        quote! {
-            fn __flamingock_rollback_check(
-                target: &::flamingock::__private::sql::Dependencies,
-                builder: &::flamingock::__private::sql::Dependencies,
-            ) -> ::core::result::Result<(), ::std::string::String> {
-                ::flamingock::__private::sql::check(
-                    &__FLAMINGOCK_MIGRATION,
-                    ::flamingock::__private::sql::Direction::Down,
-                    target,
-                    builder,
-                )
-            }
-            fn __flamingock_rollback_params() -> ::std::vec::Vec<::flamingock::__private::ParamSpec> {
-                ::flamingock::__private::sql::params(__flamingock_rollback_check)
-            }
-            fn __flamingock_rollback<'s>(
-                scope: ::flamingock::__private::Scope<'s>,
-            ) -> ::flamingock::__private::UnitFuture<'s> {
-                ::flamingock::__private::sql::run(
-                    scope,
-                    &__FLAMINGOCK_MIGRATION,
-                    ::flamingock::__private::sql::Direction::Down,
-                )
-            }
-        }
-    });
+    let execution_fns = direction_fns("execution", "Up");
+    let rollback_fns = down.as_ref().map(|_| direction_fns("rollback", "Down"));
     let rollback = match down {
         Some(down) => {
             let path = &down.shown;
@@ -143,30 +118,8 @@ fn unit(args: &Args, layout: Layout, migration: &Migration, author: &str) -> Tok
                     transactional: #transactional,
                     source_checksum: #source_checksum,
                 };
-            fn __flamingock_execution<'s>(
-                scope: ::flamingock::__private::Scope<'s>,
-            ) -> ::flamingock::__private::UnitFuture<'s> {
-                ::flamingock::__private::sql::run(
-                    scope,
-                    &__FLAMINGOCK_MIGRATION,
-                    ::flamingock::__private::sql::Direction::Up,
-                )
-            }
-            fn __flamingock_execution_check(
-                target: &::flamingock::__private::sql::Dependencies,
-                builder: &::flamingock::__private::sql::Dependencies,
-            ) -> ::core::result::Result<(), ::std::string::String> {
-                ::flamingock::__private::sql::check(
-                    &__FLAMINGOCK_MIGRATION,
-                    ::flamingock::__private::sql::Direction::Up,
-                    target,
-                    builder,
-                )
-            }
-            fn __flamingock_execution_params() -> ::std::vec::Vec<::flamingock::__private::ParamSpec> {
-                ::flamingock::__private::sql::params(__flamingock_execution_check)
-            }
-            #rollback_fn
+            #execution_fns
+            #rollback_fns
             ::flamingock::__private::inventory::submit! { __FLAMINGOCK_MIGRATION }
             ::flamingock::__private::inventory::submit! {
                 ::flamingock::__private::ChangeUnit {
@@ -214,5 +167,40 @@ fn optional(value: Option<&str>) -> TokenStream {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
         None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The three functions a unit method of an SQL migration needs, named `__flamingock_<name>`,
+/// `..._check` and `..._params`: the call that runs the file of `direction` (`Up` or `Down`), the
+/// check of its dependencies (the pool it runs on, its placeholders) and their description.
+fn direction_fns(name: &str, direction: &str) -> TokenStream {
+    let call = format_ident!("__flamingock_{name}");
+    let check = format_ident!("__flamingock_{name}_check");
+    let params = format_ident!("__flamingock_{name}_params");
+    let direction = format_ident!("{direction}");
+    quote! {
+        fn #call<'s>(
+            scope: ::flamingock::__private::Scope<'s>,
+        ) -> ::flamingock::__private::UnitFuture<'s> {
+            ::flamingock::__private::sql::run(
+                scope,
+                &__FLAMINGOCK_MIGRATION,
+                ::flamingock::__private::sql::Direction::#direction,
+            )
+        }
+        fn #check(
+            target: &::flamingock::__private::sql::Dependencies,
+            builder: &::flamingock::__private::sql::Dependencies,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            ::flamingock::__private::sql::check(
+                &__FLAMINGOCK_MIGRATION,
+                ::flamingock::__private::sql::Direction::#direction,
+                target,
+                builder,
+            )
+        }
+        fn #params() -> ::std::vec::Vec<::flamingock::__private::ParamSpec> {
+            ::flamingock::__private::sql::params(#check)
+        }
     }
 }
