@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::error::{BlockedUnit, Error};
 use crate::inject::Dependencies;
+use crate::listener::{Listeners, RunEvent, RunListener};
 use crate::lock::LockOptions;
 use crate::model::ChangeUnit;
 use crate::plan::{Decision, Selection, decide, order_units};
@@ -74,6 +75,8 @@ pub struct Engine {
     initialized: tokio::sync::OnceCell<()>,
     runner_id: String,
     hostname: String,
+    /// Told of the runs' events (run started, units started and finished, run ended).
+    listeners: Listeners,
 }
 
 impl Engine {
@@ -92,6 +95,7 @@ impl Engine {
             initialized: tokio::sync::OnceCell::new(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            listeners: Listeners::default(),
         }
     }
 
@@ -116,6 +120,13 @@ impl Engine {
     /// Sets how the distributed lock is used (key, lease, wait).
     pub fn with_lock_options(mut self, options: LockOptions) -> Self {
         self.lock_options = options;
+        self
+    }
+
+    /// Adds a listener told of every run's events, after the ones added before it (see
+    /// [`crate::listener`]).
+    pub fn with_listener(mut self, listener: Arc<dyn RunListener>) -> Self {
+        self.listeners.push(listener);
         self
     }
 
@@ -211,7 +222,7 @@ impl Engine {
         let execution_id = uuid::Uuid::now_v7().to_string();
         let span =
             tracing::info_span!("flamingock.run", %execution_id, runner_id = %self.runner_id);
-        async {
+        let result = async {
             let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
             let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
@@ -243,6 +254,12 @@ impl Engine {
             }
             let pending = planned.iter().filter(|p| p.is_pending()).count();
             tracing::info!(units = planned.len(), pending, store = %self.store.describe(), "planned");
+            self.listeners.emit(|| RunEvent::RunStarted {
+                execution_id: execution_id.clone(),
+                runner_id: self.runner_id.clone(),
+                units: planned.len(),
+                pending,
+            });
             let mut report = RunReport {
                 execution_id: execution_id.clone(),
                 runner_id: self.runner_id.clone(),
@@ -284,7 +301,28 @@ impl Engine {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        self.listeners.emit(|| match &result {
+            Ok(report) => RunEvent::RunFinished {
+                report: report.clone(),
+            },
+            Err(error) => RunEvent::RunFailed {
+                execution_id: execution_id.clone(),
+                error: crate::model::error_chain(error),
+                report: error.report().cloned(),
+            },
+        });
+        self.listeners.flush().await;
+        result
+    }
+
+    /// Adds `line` to the report and tells the listeners the unit is done with.
+    fn finish(&self, report: &mut RunReport, execution_id: &str, line: UnitReport) {
+        self.listeners.emit(|| RunEvent::UnitFinished {
+            execution_id: execution_id.to_owned(),
+            unit: line.clone(),
+        });
+        report.units.push(line);
     }
 
     async fn execute(
@@ -302,7 +340,7 @@ impl Engine {
         let mut stop: Option<Stop> = None;
         for (index, unit) in planned.iter().enumerate() {
             if stop.is_some() {
-                report.units.push(unit.report_line(not_reached(unit)));
+                self.finish(report, execution_id, unit.report_line(not_reached(unit)));
                 continue;
             }
             if blocked_stages.contains(unit.unit.stage_name()) {
@@ -313,7 +351,7 @@ impl Engine {
                         line.outcome = UnitOutcome::Blocked;
                         line.error = rest.current.as_ref().and_then(|s| s.error.clone());
                     }
-                    report.units.push(line);
+                    self.finish(report, execution_id, line);
                 }
                 return Err(Stop::Blocked(blocked_units(&planned[index..])));
             }
@@ -324,7 +362,11 @@ impl Engine {
                         stop = Some(Stop::LockLost {
                             change_id: unit.unit.id.to_owned(),
                         });
-                        report.units.push(unit.report_line(UnitOutcome::NotReached));
+                        self.finish(
+                            report,
+                            execution_id,
+                            unit.report_line(UnitOutcome::NotReached),
+                        );
                         continue;
                     }
                     let (line, failure) = self.apply(unit, execution_id, lease).await;
@@ -355,7 +397,7 @@ impl Engine {
                     line
                 }
             };
-            report.units.push(line);
+            self.finish(report, execution_id, line);
         }
         stop.map_or(Ok(()), Err)
     }
@@ -376,6 +418,14 @@ impl Engine {
             strategy = unit.strategy().as_str(),
             attempt = number
         );
+        self.listeners.emit(|| RunEvent::UnitStarted {
+            execution_id: execution_id.to_owned(),
+            change_id: unit.unit.id.to_owned(),
+            order: unit.unit.order.to_owned(),
+            target_system: unit.unit.target_name().to_owned(),
+            tx_strategy: unit.strategy(),
+            attempt: number,
+        });
         let started = Instant::now();
         let tried = apply::apply(&attempt).instrument(span).await;
         let mut line = unit.report_line(tried.outcome);

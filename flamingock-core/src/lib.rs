@@ -11,6 +11,7 @@ pub mod error;
 pub mod failpoint;
 pub mod history;
 pub mod inject;
+pub mod listener;
 pub mod lock;
 pub mod model;
 pub mod plan;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flamingock_core::engine::{Engine, RunOptions};
+use flamingock_core::listener::RunListener;
 use flamingock_core::plan::Selection;
 use flamingock_core::store::AuditStore;
 use flamingock_core::target::TargetSystem;
@@ -92,6 +93,7 @@ pub struct FlamingockBuilder {
     read_only: bool,
     units_expected: crate::unit_crate::UnitsExpected,
     placeholders: flamingock_core::sql_unit::SqlPlaceholders,
+    listeners: Vec<Arc<dyn RunListener>>,
 }
 
 impl FlamingockBuilder {
@@ -99,6 +101,16 @@ impl FlamingockBuilder {
     /// precedence over `FLAMINGOCK_DATABASE_URL` and `DATABASE_URL`.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
+        self
+    }
+
+    /// Adds a listener, told of every event of the runs (run started, each unit started and
+    /// finished with its outcome and duration, run finished or failed), after the listeners
+    /// added before it. A listener that fails or panics is logged and changes nothing in the
+    /// run. See [`crate::listener`]; `WebhookListener` (feature `webhook`) posts the events to
+    /// a URL.
+    pub fn listener(mut self, listener: impl RunListener + 'static) -> Self {
+        self.listeners.push(Arc::new(listener));
         self
     }
 
@@ -275,6 +287,9 @@ impl FlamingockBuilder {
             });
         for target in self.targets {
             engine = engine.with_target(target);
+        }
+        for listener in self.listeners {
+            engine = engine.with_listener(listener);
         }
         Ok(engine)
     }

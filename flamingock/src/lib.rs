@@ -37,6 +37,10 @@ mod lock_config;
 mod sql_files;
 mod store_url;
 mod unit_crate;
+#[cfg(feature = "webhook")]
+mod webhook;
+#[cfg(feature = "webhook")]
+pub use webhook::WebhookListener;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
@@ -49,6 +53,7 @@ pub use flamingock_core::engine::{
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
 pub use flamingock_core::inject::{BoxError, ParamError};
+pub use flamingock_core::listener::{self, ListenerError, RunEvent, RunListener};
 pub use flamingock_core::lock::{
     self, Acquisition, DEFAULT_LOCK_KEY, DistributedLock, Fence, LockInfo, LockOptions,
 };
