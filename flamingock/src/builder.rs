@@ -228,6 +228,11 @@ impl FlamingockBuilder {
         self
     }
 
+    /// The units this builder's runs select.
+    pub(crate) fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
     /// What the CLI needs to refuse an `apply` that selects nothing, as [`run`](Self::run) does.
     #[cfg(feature = "cli")]
     pub(crate) fn units_check(&self) -> (crate::unit_crate::UnitsExpected, Selection) {

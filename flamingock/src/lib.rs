@@ -36,6 +36,7 @@ pub mod cli;
 mod lock_config;
 mod sql_files;
 mod store_url;
+mod test_run;
 mod unit_crate;
 #[cfg(feature = "webhook")]
 mod webhook;
@@ -63,7 +64,13 @@ pub use flamingock_core::store::{AuditStore, SharedTransaction, StoreError};
 pub use flamingock_core::target::{
     Marker, NonTxTarget, TargetError, TargetSystem, TargetTransaction, TransactionalTarget,
 };
-pub use flamingock_core::testing;
+/// What a test needs: [`TestRun`](testing::TestRun) runs the program's own units against a
+/// fresh audit store, given a history, and checks what they left; for tests of code built on
+/// the engine, change units built in code and an audit store kept in memory.
+pub mod testing {
+    pub use crate::test_run::{TestOutcome, TestRun};
+    pub use flamingock_core::testing::*;
+}
 pub use flamingock_core::{
     AuditEntry, AuditState, ChangeContext, ChangeUnit, Dependencies, Error, RecoveryStrategy,
     RunReport, TxStrategy, TypeLabel, UnitOutcome, UnitReport,

@@ -1,0 +1,109 @@
+//! `flamingock::testing::TestRun` as a user's test would use it: units of this crate selected by
+//! module, a given history, the final states checked; a check that does not hold panics naming
+//! the unit, what was expected and what was found, with the audit rows.
+
+use flamingock::testing::TestRun;
+use flamingock::{AuditState, Error, Flamingock};
+
+mod units {
+    use flamingock::prelude::*;
+
+    #[change_unit(id = "tr-schema", order = "1", author = "ana")]
+    mod schema {
+        #[execution]
+        pub async fn execute(
+            tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("CREATE TABLE books (id INTEGER PRIMARY KEY)")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+
+    #[change_unit(id = "tr-notify", order = "2", author = "ana", transactional = false)]
+    mod notify {
+        #[execution]
+        pub fn execute() {}
+    }
+}
+
+fn builder() -> flamingock::FlamingockBuilder {
+    Flamingock::builder().module("test_run::units")
+}
+
+#[tokio::test]
+async fn a_fresh_store_applies_everything() {
+    let outcome = TestRun::new(builder()).run().await.expect_states([
+        ("tr-schema", AuditState::Applied),
+        ("tr-notify", AuditState::Applied),
+    ]);
+    assert_eq!(
+        outcome.report().map(|r| r.applied()),
+        Some(vec!["tr-schema", "tr-notify"])
+    );
+}
+
+#[tokio::test]
+async fn a_given_history_is_what_the_run_starts_from() {
+    // The schema is there: only the notification runs.
+    let outcome = TestRun::new(builder())
+        .given_applied("tr-schema")
+        .run()
+        .await
+        .expect_states([("tr-notify", AuditState::Applied)]);
+    assert_eq!(
+        outcome.report().map(|r| r.applied()),
+        Some(vec!["tr-notify"])
+    );
+    // A failed transactional unit is applied again; a failed non-transactional one blocks.
+    TestRun::new(builder())
+        .given_failed("tr-schema")
+        .run()
+        .await
+        .expect_states([("tr-schema", AuditState::Applied)]);
+    let blocked = TestRun::new(builder())
+        .given_applied("tr-schema")
+        .given_failed("tr-notify")
+        .run()
+        .await
+        .expect_blocked(["tr-notify"]);
+    assert!(matches!(blocked.expect_error(), Error::Blocked { .. }));
+    blocked.check_states([("tr-notify", AuditState::Failed)]);
+}
+
+#[tokio::test]
+async fn in_memory_runs_units_without_a_transaction() {
+    TestRun::new(Flamingock::builder().module("test_run::units::notify"))
+        .in_memory()
+        .run()
+        .await
+        .expect_states([("tr-notify", AuditState::Applied)]);
+}
+
+#[tokio::test]
+#[should_panic(expected = "tr-notify: expected ROLLED_BACK, found APPLIED")]
+async fn a_wrong_state_names_the_unit_and_both_states() {
+    TestRun::new(builder())
+        .run()
+        .await
+        .expect_states([("tr-notify", AuditState::RolledBack)]);
+}
+
+#[tokio::test]
+#[should_panic(expected = "expected the run to block on tr-schema")]
+async fn expecting_a_block_of_a_run_that_succeeded_says_so() {
+    TestRun::new(builder())
+        .run()
+        .await
+        .expect_blocked(["tr-schema"]);
+}
+
+#[tokio::test]
+#[should_panic(expected = "given_applied(\"no-such-unit\") names no unit the builder selects")]
+async fn a_given_unit_that_is_not_selected_is_refused() {
+    TestRun::new(builder())
+        .given_applied("no-such-unit")
+        .run()
+        .await;
+}
