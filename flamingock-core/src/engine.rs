@@ -32,6 +32,7 @@ mod heartbeat;
 mod inspect;
 mod lease;
 mod manual;
+mod pending;
 mod planned;
 mod separate;
 mod transaction;
@@ -41,6 +42,7 @@ mod unwind;
 pub use admin::LockRelease;
 pub use failure::UnitFailure;
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
+pub use pending::{PendingCheck, PendingStatus};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
@@ -59,6 +61,10 @@ pub struct RunOptions {
     pub app_name: Option<String>,
     /// The application's crate version.
     pub app_version: Option<String>,
+    /// Apply nothing: a run that finds units pending (or blocked) fails with
+    /// [`Error::PendingUnits`] before it takes the lock; one that finds everything applied
+    /// succeeds (for services that must never migrate themselves).
+    pub validate_only: bool,
 }
 
 /// Applies change units to their target systems and records every step in an audit store.
@@ -226,6 +232,14 @@ impl Engine {
             let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
             let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
+            if self.options.validate_only {
+                let check = PendingCheck::of(&planned);
+                if !check.is_up_to_date() {
+                    return Err(Error::PendingUnits {
+                        check: Box::new(check),
+                    });
+                }
+            }
             self.prepare_for_work(&planned).await?;
             let mut lease = None;
             // A unit that looks blocked (STARTED, FAILED) may be one another instance is applying

@@ -255,6 +255,17 @@ pub enum Error {
         empty_crates: Vec<String>,
     },
 
+    /// A validate-only run (`validate_only`, `FLAMINGOCK_VALIDATE_ONLY=1`) found units pending or
+    /// blocked; nothing was applied or written.
+    #[error(
+        "validate-only run: not up to date, nothing was applied\n{check}\n(apply them with a \
+         normal run, e.g. the program's `apply` command; blocked units need `fix` first)"
+    )]
+    PendingUnits {
+        /// What the run found.
+        check: Box<crate::engine::PendingCheck>,
+    },
+
     /// The audit store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

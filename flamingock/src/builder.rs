@@ -16,6 +16,9 @@ use flamingock_core::{ChangeUnit, Dependencies, Error, RunReport};
 pub const DATABASE_URL_ENV: &str = "FLAMINGOCK_DATABASE_URL";
 /// The environment variable holding the audit table's name.
 pub const AUDIT_TABLE_ENV: &str = "FLAMINGOCK_AUDIT_TABLE";
+/// The environment variable that makes every run validate-only (`1`/`true`; `0`/`false` or
+/// unset: runs apply), as [`FlamingockBuilder::validate_only`] does.
+pub const VALIDATE_ONLY_ENV: &str = "FLAMINGOCK_VALIDATE_ONLY";
 /// The audit store used when no URL is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
 
@@ -94,6 +97,7 @@ pub struct FlamingockBuilder {
     units_expected: crate::unit_crate::UnitsExpected,
     placeholders: flamingock_core::sql_unit::SqlPlaceholders,
     listeners: Vec<Arc<dyn RunListener>>,
+    validate_only: bool,
 }
 
 impl FlamingockBuilder {
@@ -101,6 +105,15 @@ impl FlamingockBuilder {
     /// precedence over `FLAMINGOCK_DATABASE_URL` and `DATABASE_URL`.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
+        self
+    }
+
+    /// Makes runs apply nothing: a run that finds a unit pending or blocked fails with
+    /// [`Error::PendingUnits`] listing them, before it takes the lock or writes anything; one
+    /// that finds everything applied succeeds. For services that must never migrate themselves
+    /// (a separate job or init container does). Also set by `FLAMINGOCK_VALIDATE_ONLY=1`.
+    pub fn validate_only(mut self) -> Self {
+        self.validate_only = true;
         self
     }
 
@@ -289,6 +302,7 @@ impl FlamingockBuilder {
                 selection: self.selection,
                 app_name: self.app_name,
                 app_version: self.app_version,
+                validate_only: self.validate_only || env_flag(VALIDATE_ONLY_ENV)?,
             });
         for target in self.targets {
             engine = engine.with_target(target);
@@ -310,6 +324,37 @@ impl FlamingockBuilder {
             .check(&registered, &self.selection, None)?;
         let engine = self.build().await?;
         engine.run(registered).await
+    }
+
+    /// What a run would find, without running: up to date, pending (the units it would apply) or
+    /// blocked (with each blocked unit's state and error). For a readiness endpoint or a CI
+    /// gate; `plan --check` prints the same and exits 0, 3 or 4. Reads the audit; writes nothing
+    /// on a store that exists (a store never used before gets its tables).
+    ///
+    /// ```standalone_crate
+    /// use flamingock::prelude::*;
+    /// use flamingock::PendingStatus;
+    ///
+    /// #[change_unit(id = "seed", order = "1", author = "ana", transactional = false)]
+    /// mod seed {
+    ///     #[execution]
+    ///     pub fn execute() {}
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), flamingock::Error> {
+    /// let builder = || Flamingock::builder().database_url("sqlite::memory:");
+    /// let check = flamingock::pending(builder()).await?;
+    /// assert_eq!(check.status, PendingStatus::Pending);
+    /// assert_eq!(check.pending, ["seed"]);
+    /// assert_eq!(check.status.exit_code(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn pending(self) -> Result<flamingock_core::engine::PendingCheck, Error> {
+        let registered: Vec<&'static ChangeUnit> = ChangeUnit::registered().collect();
+        self.units_expected
+            .check(&registered, &self.selection, None)?;
+        let engine = self.build().await?;
+        engine.pending(registered).await
     }
 
     /// [`run`](Self::run) for a sync `main`: starts a single-threaded tokio runtime for the run.
@@ -346,6 +391,21 @@ fn check_target_names(targets: &[Arc<dyn TargetSystem>]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A yes/no environment variable: `1`, `true`, `yes` or `on` (any case) is yes; unset, empty,
+/// `0`, `false`, `no` or `off` is no; anything else is refused, naming it.
+fn env_flag(name: &str) -> Result<bool, Error> {
+    match env_var(name)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(false),
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(Error::Config(format!(
+                "{name}={value:?} is not a yes or no; use 1 or 0 (true/false)"
+            ))),
+        },
+    }
 }
 
 fn env_var(name: &str) -> Result<Option<String>, Error> {

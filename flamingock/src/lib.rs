@@ -45,11 +45,12 @@ pub use webhook::WebhookListener;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
+    VALIDATE_ONLY_ENV,
 };
 pub use flamingock_core::engine::{
-    Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,
-    RunOptions, SeenState, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal,
-    UndoReport, UndoScope, UnitFailure,
+    Engine, FixError, FixOutcome, FixRequest, LockRelease, PendingCheck, PendingStatus,
+    PlannedUnit, Resolution, Route, RunOptions, SeenState, SeparateTarget, UndoError, UndoLine,
+    UndoOutcome, UndoRefusal, UndoReport, UndoScope, UnitFailure,
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
@@ -90,6 +91,13 @@ pub use lock_config::{
 pub use sql_files::{PendingSql, SqlFileError, SqlLayout, pending_sql, sql_unit};
 pub use store_url::SQLX_DATABASE_URL_ENV;
 pub use unit_crate::UnitCrate;
+
+/// What a run of `builder` would find, without running: up to date, pending or blocked. The
+/// same as [`FlamingockBuilder::pending`]; for a readiness endpoint:
+/// `flamingock::pending(builder).await?.is_up_to_date()`.
+pub async fn pending(builder: FlamingockBuilder) -> Result<PendingCheck, Error> {
+    builder.pending().await
+}
 
 /// Checks every change unit linked into this binary (duplicate ids or orders, each named with
 /// both source locations) without touching any database. Put it in a test:

@@ -82,6 +82,58 @@ async fn in_memory_runs_units_without_a_transaction() {
 }
 
 #[tokio::test]
+async fn a_validate_only_run_lists_what_is_pending_and_writes_nothing() {
+    let outcome = TestRun::new(builder().validate_only())
+        .given_applied("tr-schema")
+        .run()
+        .await;
+    match outcome.expect_error() {
+        Error::PendingUnits { check } => {
+            assert_eq!(check.pending, ["tr-notify"]);
+            assert_eq!(check.status.exit_code(), 3);
+        }
+        other => panic!("expected PendingUnits, got {other}"),
+    }
+    let message = outcome.expect_error().to_string();
+    assert!(
+        message.contains("1 of 2 units pending: tr-notify"),
+        "{message}"
+    );
+    assert_eq!(
+        outcome.rows.len(),
+        1,
+        "only the given row: {:?}",
+        outcome.rows
+    );
+    // Everything applied: a validate-only run succeeds, doing nothing.
+    TestRun::new(builder().validate_only())
+        .given_applied("tr-schema")
+        .given_applied("tr-notify")
+        .run()
+        .await
+        .expect_states([("tr-notify", AuditState::Applied)]);
+}
+
+#[tokio::test]
+async fn pending_says_what_a_run_would_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let check = flamingock::pending(builder().database_url(&url))
+        .await
+        .unwrap();
+    assert_eq!(check.status, flamingock::PendingStatus::Pending);
+    assert_eq!(check.pending, ["tr-schema", "tr-notify"]);
+    flamingock::run!(builder().database_url(&url))
+        .await
+        .unwrap();
+    let check = flamingock::pending(builder().database_url(&url))
+        .await
+        .unwrap();
+    assert!(check.is_up_to_date(), "{check}");
+    assert_eq!(check.status.exit_code(), 0);
+}
+
+#[tokio::test]
 #[should_panic(expected = "tr-notify: expected ROLLED_BACK, found APPLIED")]
 async fn a_wrong_state_names_the_unit_and_both_states() {
     TestRun::new(builder())

@@ -157,6 +157,28 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
     printed
 }
 
+/// `plan --check`: up to date (exit 0), pending (3) or blocked (4), printed as a sentence or as
+/// JSON; writes nothing.
+pub async fn plan_check(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
+    check_some_selected(session, args)?;
+    let planned = plan_units(session, selected(session, args)).await?;
+    let check = flamingock_core::engine::PendingCheck::of(&planned);
+    match session.format {
+        Format::Json => out!("{}", json(&check))?,
+        Format::Table => outln!("{check}")?,
+        Format::Csv | Format::Html => {
+            return Err(Failure::Usage(
+                "plan --check prints a sentence (the default format) or JSON (--format json)"
+                    .into(),
+            ));
+        }
+    }
+    match check.status.exit_code() {
+        0 => Ok(()),
+        code => Err(Failure::Check(code)),
+    }
+}
+
 /// Fails when a run of `planned` would not get through: a blocked unit, a missing dependency.
 pub(super) fn would_get_through(session: &Session, planned: &[PlannedUnit]) -> Result<(), Failure> {
     let blocked: Vec<BlockedUnit> = planned

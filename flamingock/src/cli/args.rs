@@ -67,8 +67,13 @@ pub struct PlanArgs {
 
     /// Print, in order, the SQL statements the pending SQL-file units would run (placeholders
     /// replaced) instead of the table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     pub sql: bool,
+
+    /// Only say whether anything is pending or blocked, with the exit code: 0 up to date, 3
+    /// units pending, 4 a unit blocked (`--format json` for machines).
+    #[arg(long)]
+    pub check: bool,
 }
 
 const STORE_EXAMPLES: &str = "\
@@ -180,8 +185,9 @@ pub enum AppCommand {
 
     /// What a run would do with each unit; writes nothing.
     #[command(after_help = "Example:\n  my-app plan --format json\n\n\
-        my-app plan --sql\n\n\
-        Exits 1 when a run would not get through (a blocked unit, a missing dependency).")]
+        my-app plan --sql\n  my-app plan --check --format json\n\n\
+        Exits 1 when a run would not get through (a blocked unit, a missing dependency). With \
+        --check: 0 up to date, 3 units pending, 4 a unit blocked (1: the check itself failed).")]
     Plan(PlanArgs),
 
     /// Bring every selected unit up to date (what `flamingock::run!()` does).

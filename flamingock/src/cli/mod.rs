@@ -151,6 +151,9 @@ impl AppInvocation {
             AppCommand::Plan(plan) if plan.sql => {
                 plan_sql::plan_sql(&session, &plan.selection).await
             }
+            AppCommand::Plan(plan) if plan.check => {
+                app_commands::plan_check(&session, &plan.selection).await
+            }
             AppCommand::Plan(plan) => app_commands::plan(&session, &plan.selection).await,
             AppCommand::Apply(selection) => app_commands::apply(&session, selection).await,
             AppCommand::Undo(undo) => app_commands::undo(&session, undo).await,
@@ -322,6 +325,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// The command failed (exit code 1).
     Failed(String),
+    /// A check's answer that is not "all is well" (`plan --check`: 3 pending, 4 blocked),
+    /// already printed: the exit code alone, no error line.
+    Check(u8),
     /// Whoever read the output stopped reading (a closed pipe): the command stops there, quietly
     /// and with success, since what it did was done and nobody is left to tell.
     OutputClosed,
@@ -382,6 +388,7 @@ fn report(failure: Failure) -> ExitCode {
             let _ = writeln!(stderr, "error: {message}");
             ExitCode::FAILURE
         }
+        Failure::Check(code) => ExitCode::from(code),
         Failure::OutputClosed => ExitCode::SUCCESS,
     }
 }

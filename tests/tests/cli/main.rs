@@ -23,6 +23,7 @@ macro_rules! cli_suite {
                 undo_last_three_then_apply_reapplies_them,
                 undo_is_refused_for_a_unit_without_rollback,
                 fix_resolves_a_blocked_unit,
+                plan_check_exits_with_the_state,
                 history_filters_by_author_and_date_range,
                 lock_show_and_release,
                 usage_errors_exit_with_two,
@@ -271,6 +272,57 @@ mod scenarios {
         );
         assert!(app.file("after.txt"));
         app.finish().await;
+    }
+
+    pub async fn plan_check_exits_with_the_state(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::blocking").await else {
+            return;
+        };
+        // Nothing applied yet: pending, exit 3; the check writes nothing.
+        let pending = app.expect(&["plan", "--check"], 3);
+        assert!(pending.contains("units pending: "), "{pending}");
+        assert!(pending.contains("flaky-export"), "{pending}");
+        let output = app.run(&["plan", "--check", "--format", "json"]);
+        assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+        let check: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(check["status"], "pending", "{check}");
+        assert!(check["blocked"].as_array().is_some_and(Vec::is_empty));
+        assert!(app.history(&[]).is_empty(), "plan --check writes nothing");
+
+        // A non-transactional unit failed: blocked, exit 4, named with its state.
+        let failed = app.run_failing(&["apply"], "flaky-export");
+        assert_eq!(failed.status.code(), Some(1), "{}", show(&failed));
+        let blocked = app.expect(&["plan", "--check"], 4);
+        assert!(blocked.contains("blocked (needs `fix`)"), "{blocked}");
+        let output = app.run(&["plan", "--check", "--format", "json"]);
+        assert_eq!(output.status.code(), Some(4), "{}", show(&output));
+        let check: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(check["status"], "blocked", "{check}");
+        assert_eq!(check["blocked"][0]["change_id"], "flaky-export", "{check}");
+        assert!(
+            app.run(&["plan", "--check", "--format", "csv"])
+                .status
+                .code()
+                == Some(2),
+            "csv is a usage error for --check"
+        );
+
+        // Fixed and applied: up to date, exit 0.
+        app.expect(
+            &[
+                "fix",
+                "flaky-export",
+                "--applied",
+                "--reason",
+                "checked",
+                "--by",
+                "ops",
+            ],
+            0,
+        );
+        app.expect(&["apply"], 0);
+        let done = app.expect(&["plan", "--check"], 0);
+        assert!(done.starts_with("up to date: all "), "{done}");
     }
 
     pub async fn history_filters_by_author_and_date_range(backend: Backend) {

@@ -1,0 +1,117 @@
+//! Pending checks: is anything left to apply, or blocked? What `plan --check`, a readiness
+//! endpoint (`flamingock::pending`) and a validate-only run ask, from one plan.
+
+use serde::Serialize;
+
+use super::Engine;
+use super::planned::{PlannedUnit, blocked_units};
+use crate::error::{BlockedUnit, Error};
+use crate::model::ChangeUnit;
+
+/// Whether the selected units are all in place, some are pending, or some are blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingStatus {
+    /// Every selected unit is applied: nothing for a run to do.
+    UpToDate,
+    /// Some units would be applied by a run (none is blocked).
+    Pending,
+    /// Some unit needs a person (`fix`) before a run gets through.
+    Blocked,
+}
+
+impl PendingStatus {
+    /// The exit code `plan --check` and `status --check` end with: 0 up to date, 3 pending,
+    /// 4 blocked (1 and 2 stay what they are for every command: failure, usage).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            PendingStatus::UpToDate => 0,
+            PendingStatus::Pending => 3,
+            PendingStatus::Blocked => 4,
+        }
+    }
+}
+
+/// What a run of the selected units would find: the units it would apply, and the blocked ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingCheck {
+    /// Up to date, pending or blocked.
+    pub status: PendingStatus,
+    /// How many units are selected.
+    pub units: usize,
+    /// The ids of the units a run would apply (or look at: a marker to consult), in run order.
+    pub pending: Vec<String>,
+    /// The units that need manual intervention, with their state and last error.
+    pub blocked: Vec<BlockedUnit>,
+}
+
+impl PendingCheck {
+    /// The check of a plan.
+    pub fn of(planned: &[PlannedUnit]) -> Self {
+        let pending: Vec<String> = planned
+            .iter()
+            .filter(|p| p.is_pending())
+            .map(|p| p.unit.id.to_owned())
+            .collect();
+        let blocked = blocked_units(planned);
+        let status = if !blocked.is_empty() {
+            PendingStatus::Blocked
+        } else if !pending.is_empty() {
+            PendingStatus::Pending
+        } else {
+            PendingStatus::UpToDate
+        };
+        Self {
+            status,
+            units: planned.len(),
+            pending,
+            blocked,
+        }
+    }
+
+    /// Whether a run would have nothing to do.
+    pub fn is_up_to_date(&self) -> bool {
+        self.status == PendingStatus::UpToDate
+    }
+}
+
+impl std::fmt::Display for PendingCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            PendingStatus::UpToDate => write!(f, "up to date: all {} units applied", self.units),
+            PendingStatus::Pending | PendingStatus::Blocked => {
+                if !self.pending.is_empty() {
+                    write!(
+                        f,
+                        "{} of {} units pending: {}",
+                        self.pending.len(),
+                        self.units,
+                        self.pending.join(", ")
+                    )?;
+                }
+                if !self.blocked.is_empty() {
+                    if !self.pending.is_empty() {
+                        f.write_str("\n")?;
+                    }
+                    write!(f, "{} blocked (needs `fix`):", self.blocked.len())?;
+                    for unit in &self.blocked {
+                        write!(f, "\n  - {unit}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Plans `units` (reading the audit, writing nothing on a store that exists) and says what a
+    /// run would find: up to date, pending or blocked.
+    pub async fn pending(
+        &self,
+        units: impl IntoIterator<Item = &'static ChangeUnit>,
+    ) -> Result<PendingCheck, Error> {
+        let planned = self.plan(units).await?;
+        Ok(PendingCheck::of(&planned))
+    }
+}
