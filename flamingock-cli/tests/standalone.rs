@@ -188,6 +188,17 @@ async fn status_history_fix_and_lock_on_the_store_alone(backend: Backend) {
         ]
     );
 
+    // The check from the audit alone: the blocked unit, exit 4.
+    let check = expect(url, &["status", "--check"], 4);
+    assert!(check.contains("\"export\""), "{check}");
+    let output = flamingock(Some(url), &["status", "--check", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(4), "{}", show(&output));
+    let check: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        (check["status"].as_str(), check["units"].as_u64()),
+        (Some("blocked"), Some(4))
+    );
+
     let html = expect(url, &["history", "--format", "html"], 0);
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("run-2"));
     assert!(html.contains("connection reset") && html.contains("<tr class=\"bad\">"));
@@ -216,6 +227,11 @@ async fn status_history_fix_and_lock_on_the_store_alone(backend: Backend) {
     );
     let after = json(url, &["status"]);
     assert_eq!(after[3]["status"], "applied (by hand)");
+    let check = expect(url, &["status", "--check"], 0);
+    assert!(
+        check.starts_with("up to date: all 4 units applied"),
+        "{check}"
+    );
     assert_eq!(after[3]["by"], "ops-eva");
     let manual = json(url, &["history", "--state", "MANUAL_MARKED_AS_APPLIED"]);
     assert_eq!(manual.as_array().map(Vec::len), Some(1));

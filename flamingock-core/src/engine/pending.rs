@@ -53,7 +53,11 @@ impl PendingCheck {
             .filter(|p| p.is_pending())
             .map(|p| p.unit.id.to_owned())
             .collect();
-        let blocked = blocked_units(planned);
+        Self::new(planned.len(), pending, blocked_units(planned))
+    }
+
+    /// The check of `units` units of which `pending` would be applied and `blocked` block.
+    pub fn new(units: usize, pending: Vec<String>, blocked: Vec<BlockedUnit>) -> Self {
         let status = if !blocked.is_empty() {
             PendingStatus::Blocked
         } else if !pending.is_empty() {
@@ -63,7 +67,7 @@ impl PendingCheck {
         };
         Self {
             status,
-            units: planned.len(),
+            units,
             pending,
             blocked,
         }

@@ -161,8 +161,23 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
 /// JSON; writes nothing.
 pub async fn plan_check(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
     check_some_selected(session, args)?;
-    let planned = plan_units(session, selected(session, args)).await?;
-    let check = flamingock_core::engine::PendingCheck::of(&planned);
+    check(session, selected(session, args)).await
+}
+
+/// The check of `units` (`plan --check`, and `status --check` over every unit).
+pub async fn check(session: &Session, units: Vec<&'static ChangeUnit>) -> Result<(), Failure> {
+    let planned = plan_units(session, units).await?;
+    print_check(
+        session,
+        &flamingock_core::engine::PendingCheck::of(&planned),
+    )
+}
+
+/// Prints a check as a sentence or JSON and ends with its exit code.
+pub(super) fn print_check(
+    session: &Session,
+    check: &flamingock_core::engine::PendingCheck,
+) -> Result<(), Failure> {
     match session.format {
         Format::Json => out!("{}", json(&check))?,
         Format::Table => outln!("{check}")?,

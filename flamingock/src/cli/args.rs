@@ -133,15 +133,28 @@ pub struct AppCli {
     pub command: AppCommand,
 }
 
+/// `status`'s options.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Only say whether anything is pending or blocked, with the exit code: 0 up to date, 3
+    /// units pending, 4 a unit blocked (`--format json` for machines). The standalone binary
+    /// knows only the units the audit records: a unit that never ran is not counted.
+    #[arg(long)]
+    pub check: bool,
+}
+
 /// Commands that need only the audit store.
 #[derive(Debug, Clone, Subcommand)]
 pub enum StoreCommand {
     /// Every unit's current state: when, by whom; pending and blocked units marked.
-    #[command(after_help = "Example:\n  flamingock status\n\n\
-        Blocked units are listed with the exact `fix` command that resolves them. The standalone \
+    #[command(
+        after_help = "Examples:\n  flamingock status\n  flamingock status --check --format json\n\n\
+        Blocked units are listed with the exact `fix` command that resolves them. --check exits \
+        0 up to date, 3 units pending, 4 a unit blocked. The standalone \
         binary shows the units the store has seen; a program's embedded CLI also shows its \
-        units that never ran.")]
-    Status,
+        units that never ran."
+    )]
+    Status(StatusArgs),
 
     /// The audit log, filtered: every state change of every unit.
     #[command(

@@ -146,7 +146,10 @@ impl AppInvocation {
             progress: self.progress,
         };
         match &self.cli.command {
-            AppCommand::Store(StoreCommand::Status) => app_commands::status(&session).await,
+            AppCommand::Store(StoreCommand::Status(status)) if status.check => {
+                app_commands::check(&session, session.units.clone()).await
+            }
+            AppCommand::Store(StoreCommand::Status(_)) => app_commands::status(&session).await,
             AppCommand::Store(command) => store_command(&session, command).await,
             AppCommand::Plan(plan) if plan.sql => {
                 plan_sql::plan_sql(&session, &plan.selection).await
@@ -230,7 +233,7 @@ fn standalone_url(cli: &StoreCli) -> Option<String> {
 /// index is created).
 fn store_reads_only(command: &StoreCommand) -> bool {
     match command {
-        StoreCommand::Status | StoreCommand::History(_) => true,
+        StoreCommand::Status(_) | StoreCommand::History(_) => true,
         StoreCommand::Lock { action } => matches!(action, args::LockAction::Show),
         StoreCommand::Fix(_) => false,
     }
@@ -273,7 +276,8 @@ impl StoreCli {
 /// `history`, `fix`, `lock` (and the store-only `status`), with or without the program's units.
 async fn store_command(session: &Session, command: &StoreCommand) -> Result<(), Failure> {
     match command {
-        StoreCommand::Status => status::status(session).await,
+        StoreCommand::Status(status) if status.check => status::check(session).await,
+        StoreCommand::Status(_) => status::status(session).await,
         StoreCommand::History(args) => store_commands::history(session, args).await,
         StoreCommand::Fix(args) => {
             session

@@ -197,3 +197,25 @@ pub async fn status(session: &Session) -> Result<(), Failure> {
         "(units that never ran are not listed: only the program that declares them knows them)",
     )
 }
+
+/// `status --check` from the audit alone: the units it records that a run would apply again
+/// (rolled back, failed in a transaction) or that block; units that never ran are unknown here.
+pub async fn check(session: &Session) -> Result<(), Failure> {
+    let lines: Vec<StatusLine> = current_rows(session)
+        .await?
+        .iter()
+        .map(line_from_row)
+        .collect();
+    let pending = lines
+        .iter()
+        .filter(|line| line.status.starts_with("pending"))
+        .map(|line| line.change_id.clone())
+        .collect();
+    let blocked_units = lines
+        .iter()
+        .filter(|line| line.status == "BLOCKED")
+        .map(blocked)
+        .collect();
+    let check = flamingock_core::engine::PendingCheck::new(lines.len(), pending, blocked_units);
+    super::app_commands::print_check(session, &check)
+}

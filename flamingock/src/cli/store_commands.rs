@@ -229,7 +229,7 @@ pub fn check_arguments(command: &StoreCommand, format: Format) -> Result<(), Fai
     match command {
         StoreCommand::History(args) => history_request(args).map(drop),
         StoreCommand::Fix(args) => fix_operator(args).map(drop),
-        StoreCommand::Status | StoreCommand::Lock { .. } => Ok(()),
+        StoreCommand::Status(_) | StoreCommand::Lock { .. } => Ok(()),
     }
 }
 

@@ -294,6 +294,7 @@ mod scenarios {
         assert_eq!(failed.status.code(), Some(1), "{}", show(&failed));
         let blocked = app.expect(&["plan", "--check"], 4);
         assert!(blocked.contains("blocked (needs `fix`)"), "{blocked}");
+        assert_eq!(app.expect(&["status", "--check"], 4), blocked);
         let output = app.run(&["plan", "--check", "--format", "json"]);
         assert_eq!(output.status.code(), Some(4), "{}", show(&output));
         let check: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
@@ -323,6 +324,7 @@ mod scenarios {
         app.expect(&["apply"], 0);
         let done = app.expect(&["plan", "--check"], 0);
         assert!(done.starts_with("up to date: all "), "{done}");
+        assert_eq!(app.expect(&["status", "--check"], 0), done);
     }
 
     pub async fn history_filters_by_author_and_date_range(backend: Backend) {
