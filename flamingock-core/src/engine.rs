@@ -25,9 +25,11 @@ use crate::target::TargetSystem;
 mod admin;
 mod apply;
 mod attempt;
+mod baseline;
 mod checks;
 mod failure;
 mod heartbeat;
+mod import;
 mod inspect;
 mod lease;
 mod manual;
@@ -38,7 +40,9 @@ mod undo;
 mod unwind;
 
 pub use admin::LockRelease;
+pub use baseline::{BaselineError, BaselineRequest};
 pub use failure::UnitFailure;
+pub use import::{HistoryImport, ImportReport};
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
@@ -74,6 +78,8 @@ pub struct Engine {
     initialized: tokio::sync::OnceCell<()>,
     runner_id: String,
     hostname: String,
+    /// Another tool's history, imported by every run under the lock (see `engine::import`).
+    import: Option<HistoryImport>,
 }
 
 impl Engine {
@@ -92,6 +98,7 @@ impl Engine {
             initialized: tokio::sync::OnceCell::new(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            import: None,
         }
     }
 
@@ -232,13 +239,20 @@ impl Engine {
                 .await?
                 {
                     Acquired::Lease(held) => {
+                        // Another tool's history first, then the plan that sees it.
+                        self.import_before_plan(&units, Some(&held)).await?;
                         lease = Some(held);
                         // Another instance may have done the work while this one waited.
                         planned = self.plan(units.iter().copied()).await?;
                         self.check_dependencies(&planned)?;
                     }
                     Acquired::NotNeeded(fresh) => planned = fresh,
-                    Acquired::NoLock => {}
+                    Acquired::NoLock => {
+                        if self.import_before_plan(&units, None).await? {
+                            planned = self.plan(units.iter().copied()).await?;
+                            self.check_dependencies(&planned)?;
+                        }
+                    }
                 }
             }
             let pending = planned.iter().filter(|p| p.is_pending()).count();
