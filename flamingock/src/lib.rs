@@ -30,6 +30,7 @@
 // Every public item is documented: this crate's are what users of `flamingock` read.
 #![warn(missing_docs)]
 
+mod baseline;
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -42,12 +43,16 @@ pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
 };
 pub use flamingock_core::engine::{
+    BaselineError, BaselineRequest, HistoryImport, ImportReport,
+};
+pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,
     RunOptions, SeenState, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal,
     UndoReport, UndoScope, UnitFailure,
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
+pub use flamingock_core::import::{ImportError, ImportOptions, SourceTool};
 pub use flamingock_core::inject::{BoxError, ParamError};
 pub use flamingock_core::lock::{
     self, Acquisition, DEFAULT_LOCK_KEY, DistributedLock, Fence, LockInfo, LockOptions,

@@ -22,6 +22,9 @@ pub struct BaselineRequest {
     pub operator: String,
     /// Why: how the schema came to be there.
     pub reason: String,
+    /// When every unit in range already has history, record nothing and succeed (a baseline
+    /// configured on the builder, seen again at every start) instead of refusing.
+    pub once: bool,
 }
 
 /// Everything `baseline` can be refused for; nothing is recorded in any case.
@@ -63,7 +66,7 @@ impl Engine {
             return Err(BaselineError::Missing("who records it"));
         }
         let ordered =
-            order_units(units, &self.options.selection).map_err(|e| Error::Validation(e))?;
+            order_units(units, &self.options.selection).map_err(Error::Validation)?;
         let Some(last) = ordered.iter().position(|unit| unit.id == request.up_to) else {
             return Err(BaselineError::UnknownUnit(request.up_to.clone()));
         };
@@ -96,6 +99,9 @@ impl Engine {
             .filter(|unit| states.contains_key(unit.id))
             .map(|unit| unit.id.to_owned())
             .collect();
+        if request.once && with_history.len() == covered.len() {
+            return Ok(Vec::new());
+        }
         if !with_history.is_empty() {
             return Err(BaselineError::HasHistory(with_history));
         }
