@@ -42,9 +42,7 @@ mod unit_crate;
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
 };
-pub use flamingock_core::engine::{
-    BaselineError, BaselineRequest, HistoryImport, ImportReport,
-};
+pub use flamingock_core::engine::{BaselineError, BaselineRequest, HistoryImport, ImportReport};
 pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,
     RunOptions, SeenState, SeparateTarget, UndoError, UndoLine, UndoOutcome, UndoRefusal,
@@ -52,7 +50,7 @@ pub use flamingock_core::engine::{
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
-pub use flamingock_core::import::{ImportError, ImportOptions, SourceTool};
+pub use flamingock_core::import::{self, ImportError, ImportOptions, SourceTool};
 pub use flamingock_core::inject::{BoxError, ParamError};
 pub use flamingock_core::lock::{
     self, Acquisition, DEFAULT_LOCK_KEY, DistributedLock, Fence, LockInfo, LockOptions,

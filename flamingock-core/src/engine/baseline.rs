@@ -65,8 +65,7 @@ impl Engine {
         if request.operator.trim().is_empty() {
             return Err(BaselineError::Missing("who records it"));
         }
-        let ordered =
-            order_units(units, &self.options.selection).map_err(Error::Validation)?;
+        let ordered = order_units(units, &self.options.selection).map_err(Error::Validation)?;
         let Some(last) = ordered.iter().position(|unit| unit.id == request.up_to) else {
             return Err(BaselineError::UnknownUnit(request.up_to.clone()));
         };

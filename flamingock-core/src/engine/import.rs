@@ -148,20 +148,28 @@ impl Engine {
         let mut unknown = Vec::new();
         let execution_id = uuid::Uuid::now_v7().to_string();
         for entry in &entries {
-            let Some(id) = matching_unit(tool, entry, units, &import.migrations) else {
+            let found = matching_unit(tool, entry, &selected, &import.migrations)
+                .map(|found| (true, found))
+                .or_else(|| {
+                    matching_unit(tool, entry, units, &import.migrations)
+                        .map(|found| (false, found))
+                });
+            let Some((is_selected, (unit, migration))) = found else {
                 unknown.push(entry.version.clone());
                 continue;
             };
-            let Some(position) = selected.iter().position(|unit| unit.id == id) else {
-                report.not_selected.push(id.to_owned());
-                continue;
-            };
-            if states.contains_key(id) {
-                report.already_in_audit.push(id.to_owned());
+            if !is_selected {
+                report.not_selected.push(unit.id.to_owned());
                 continue;
             }
-            let unit = selected[position];
-            let migration = import.migrations.iter().find(|m| m.id == id).copied();
+            if states.contains_key(unit.id) {
+                report.already_in_audit.push(unit.id.to_owned());
+                continue;
+            }
+            let position = selected
+                .iter()
+                .position(|u| std::ptr::eq(*u, unit))
+                .unwrap_or(usize::MAX);
             let row = self.imported_row(unit, migration, entry, options, &execution_id)?;
             rows.push((position, row));
         }
@@ -269,14 +277,16 @@ fn blocking_state(unit: &PlannedUnit) -> AuditState {
     .unwrap_or(AuditState::Failed)
 }
 
-/// The id of the unit an entry is: for sqlx, refinery and diesel, the SQL migration of that
-/// tool's layout with the entry's version; for sea-orm, the unit whose id is the entry's version.
+/// The unit of `units` an entry is, with its SQL migration: for sqlx, refinery and diesel, the
+/// unit registered by the migration of that tool's layout with the entry's version (a migration
+/// and its unit share id and file, so copies of a folder in other modules are told apart); for
+/// sea-orm, the unit whose id is the entry's version.
 fn matching_unit(
     tool: SourceTool,
     entry: &ForeignEntry,
     units: &[&'static ChangeUnit],
     migrations: &[&'static SqlMigration],
-) -> Option<&'static str> {
+) -> Option<(&'static ChangeUnit, Option<&'static SqlMigration>)> {
     let layout = match tool {
         SourceTool::Sqlx => SqlLayout::Sqlx,
         SourceTool::Refinery => SqlLayout::Refinery,
@@ -285,13 +295,18 @@ fn matching_unit(
             return units
                 .iter()
                 .find(|unit| unit.id == entry.version)
-                .map(|unit| unit.id);
+                .map(|unit| (*unit, None));
         }
     };
     migrations
         .iter()
-        .find(|m| m.layout == layout && same_version(m.version, &entry.version))
-        .map(|m| m.id)
+        .filter(|m| m.layout == layout && same_version(m.version, &entry.version))
+        .find_map(|m| {
+            units
+                .iter()
+                .find(|unit| unit.id == m.id && unit.source.file == m.up.path)
+                .map(|unit| (*unit, Some(*m)))
+        })
 }
 
 /// Versions compare as numbers when both are digits (`0001` is `1`), as text without dashes

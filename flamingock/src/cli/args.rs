@@ -212,9 +212,11 @@ pub enum AppCommand {
 
     /// Record every unit up to one as applied by a person, for a database whose schema exists
     /// but has no history.
-    #[command(after_help = "Example:\n  my-app baseline --up-to 20240301120000_add_orders \
+    #[command(
+        after_help = "Example:\n  my-app baseline --up-to 20240301120000_add_orders \
         --reason \"restored from the production dump of 2024-03-01\"\n\n\
-        Refused, with nothing written, if any of those units already has history.")]
+        Refused, with nothing written, if any of those units already has history."
+    )]
     Baseline(BaselineArgs),
 }
 
