@@ -216,8 +216,10 @@ impl FlamingockBuilder {
     /// ```no_run
     /// # async fn f() -> Result<(), flamingock::Error> {
     /// use flamingock::{Flamingock, ImportOptions, SourceTool};
-    /// flamingock::sql_units!("migrations");
-    /// let report = flamingock::run!(Flamingock::builder().import_history(ImportOptions::from(SourceTool::Sqlx))).await?;
+    /// // beside `flamingock::sql_units!("migrations");`, the folder sqlx's migrator applied
+    /// let builder = Flamingock::builder().import_history(ImportOptions::from(SourceTool::Sqlx));
+    /// let report = flamingock::run!(builder).await?;
+    /// println!("{report}");
     /// # Ok(()) }
     /// ```
     pub fn import_history(mut self, options: flamingock_core::import::ImportOptions) -> Self {
