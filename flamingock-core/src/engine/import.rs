@@ -325,6 +325,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_source_row_is_recorded_in_a_state_the_units_strategy_blocks_on() {
+        use super::super::planned::Route;
+        use crate::model::RecoveryStrategy;
+        use crate::testing::UnitBuilder;
+        let unit = |transactional, recovery| {
+            UnitBuilder::new("u", "1", "a")
+                .transactional(transactional)
+                .recovery(recovery)
+                .execute_sync(|_| Ok(()))
+                .build()
+        };
+        let manual = RecoveryStrategy::ManualIntervention;
+        let shared = PlannedUnit::new(unit(true, manual), Route::Shared(None));
+        assert_eq!(blocking_state(&shared), AuditState::RollbackFailed);
+        let non_tx = PlannedUnit::new(unit(false, manual), Route::NonTransactional(None));
+        assert_eq!(blocking_state(&non_tx), AuditState::Failed);
+        for planned in [&shared, &non_tx] {
+            assert_eq!(
+                decide(
+                    planned.strategy(),
+                    planned.unit.recovery,
+                    false,
+                    Some(blocking_state(planned))
+                ),
+                Decision::Block
+            );
+        }
+        let retry = PlannedUnit::new(
+            unit(false, RecoveryStrategy::AlwaysRetry),
+            Route::NonTransactional(None),
+        );
+        assert_eq!(
+            blocking_state(&retry),
+            AuditState::Failed,
+            "nothing blocks it"
+        );
+    }
+
+    #[test]
     fn versions_match_as_numbers_or_as_text_without_dashes() {
         assert!(same_version("0001", "1"));
         assert!(same_version("2024-01-01-120000", "20240101120000"));

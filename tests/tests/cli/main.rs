@@ -74,6 +74,14 @@ mod scenarios {
         sqlx_migrate(&app).await;
         let usage = app.run(&["import", "--from", "flyway"]);
         assert_eq!(usage.status.code(), Some(2), "{}", show(&usage));
+        let bad = app.run(&["import", "--from", "sqlx", "--table", "no;table"]);
+        assert_eq!(bad.status.code(), Some(1), "{}", show(&bad));
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("not a valid table name"),
+            "{}",
+            show(&bad)
+        );
+        assert!(app.history(&[]).is_empty(), "nothing imported");
         let imported = app.json(&["import", "--from", "sqlx"]);
         assert_eq!(
             imported["imported"],

@@ -107,6 +107,8 @@ async fn refinery_migrate(db: &BackendDb) {
                     std::fs::read_to_string(format!("{}/{file}", fixture("refinery"))).unwrap();
                 db.execute(&sql).await;
             }
+            // Rows as refinery's `insert_migration_query` writes them; the checksums stand in for
+            // refinery's SipHash, which Flamingock never compares.
             db.execute(
                 "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES \
                  (1, 'create_shelves', '2024-01-01T00:00:00Z', '7386929018372636377'), \
