@@ -4,7 +4,7 @@
 //! tools make them), then the same folder through Flamingock imports every migration and applies
 //! none; a new file applies; undo runs its down file; a second run imports nothing; an entry that
 //! matches no unit refuses the import (unless ignored); sqlx's failed row blocks; the source
-//! table is never written; eight engines importing together import once. Baseline records the
+//! table is never written; eight engines importing together import once (each backend). Baseline records the
 //! units up to one, and refuses on history or an unknown id.
 
 use std::path::Path;
@@ -505,32 +505,31 @@ macro_rules! import_suite {
                 );
                 db.drop().await;
             }
+
+            /// Eight engines (each its own pool) start together on one database that sqlx
+            /// migrated: the history is imported exactly once.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn eight_engines_importing_together_import_once() {
+                let Some(db) = fresh("impfleet").await else {
+                    return;
+                };
+                sqlx_migrate(&db, "import_sqlx_v2").await;
+                let mut runs = Vec::new();
+                for _ in 0..8 {
+                    let builder = db.builder(&module("v2")).import_history(sqlx_import());
+                    runs.push(tokio::spawn(async move { flamingock::run!(builder).await }));
+                }
+                for run in runs {
+                    let report = run.await.unwrap().unwrap();
+                    assert!(report.applied().is_empty(), "{report}");
+                }
+                let entries = db.entries().await;
+                assert_eq!(imported(&entries).len(), 3, "{entries:#?}");
+                assert_eq!(entries.len(), 3, "no other row");
+                db.drop().await;
+            }
         }
     };
 }
 
 flamingock_testkit::for_each_backend!(import_suite);
-
-/// Eight engines (each its own pool) start together on one PostgreSQL database that sqlx
-/// migrated: the history is imported exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_engines_importing_together_import_once() {
-    let Some(db) = BackendDb::create(Backend::Postgres, "impfleet").await else {
-        return;
-    };
-    sqlx_migrate(&db, "import_sqlx_v2").await;
-    let module = "conformance::import::postgres::v2";
-    let mut runs = Vec::new();
-    for _ in 0..8 {
-        let builder = db.builder(module).import_history(sqlx_import());
-        runs.push(tokio::spawn(async move { flamingock::run!(builder).await }));
-    }
-    for run in runs {
-        let report = run.await.unwrap().unwrap();
-        assert!(report.applied().is_empty(), "{report}");
-    }
-    let entries = db.entries().await;
-    assert_eq!(imported(&entries).len(), 3, "{entries:#?}");
-    assert_eq!(entries.len(), 3, "no other row");
-    db.drop().await;
-}
