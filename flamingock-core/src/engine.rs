@@ -26,9 +26,11 @@ use crate::target::TargetSystem;
 mod admin;
 mod apply;
 mod attempt;
+mod baseline;
 mod checks;
 mod failure;
 mod heartbeat;
+mod import;
 mod inspect;
 mod lease;
 mod manual;
@@ -40,7 +42,9 @@ mod undo;
 mod unwind;
 
 pub use admin::LockRelease;
+pub use baseline::{BaselineError, BaselineRequest};
 pub use failure::UnitFailure;
+pub use import::{HistoryImport, ImportReport};
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
 pub use pending::{PendingCheck, PendingStatus};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
@@ -83,6 +87,8 @@ pub struct Engine {
     hostname: String,
     /// Told of the runs' events (run started, units started and finished, run ended).
     listeners: Listeners,
+    /// Another tool's history, imported by every run under the lock (see `engine::import`).
+    import: Option<HistoryImport>,
 }
 
 impl Engine {
@@ -102,6 +108,7 @@ impl Engine {
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             listeners: Listeners::default(),
+            import: None,
         }
     }
 
@@ -257,13 +264,20 @@ impl Engine {
                 .await?
                 {
                     Acquired::Lease(held) => {
+                        // Another tool's history first, then the plan that sees it.
+                        self.import_before_plan(&units, Some(&held)).await?;
                         lease = Some(held);
                         // Another instance may have done the work while this one waited.
                         planned = self.plan(units.iter().copied()).await?;
                         self.check_dependencies(&planned)?;
                     }
                     Acquired::NotNeeded(fresh) => planned = fresh,
-                    Acquired::NoLock => {}
+                    Acquired::NoLock => {
+                        if self.import_before_plan(&units, None).await? {
+                            planned = self.plan(units.iter().copied()).await?;
+                            self.check_dependencies(&planned)?;
+                        }
+                    }
                 }
             }
             let pending = planned.iter().filter(|p| p.is_pending()).count();

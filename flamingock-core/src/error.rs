@@ -270,6 +270,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// Another tool's history could not be imported; nothing was imported.
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+
     /// A target system failed outside a unit (its marker table, say).
     #[error(transparent)]
     Target(#[from] crate::target::TargetError),

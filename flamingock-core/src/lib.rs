@@ -10,6 +10,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod failpoint;
 pub mod history;
+pub mod import;
 pub mod inject;
 pub mod listener;
 pub mod lock;

@@ -263,6 +263,22 @@ pub mod metadata_keys {
     pub const RESOLVED_BY: &str = "resolved_by";
     /// On a manual row: the reason the person gave (string).
     pub const REASON: &str = "reason";
+    /// On an imported row: the tool whose history it came from (`sqlx`, `refinery`, `diesel`,
+    /// `sea-orm`).
+    pub const IMPORTED_FROM: &str = "imported_from";
+    /// On an imported row: when the source tool applied the migration, as its table recorded it.
+    pub const IMPORTED_AT_SOURCE: &str = "imported_at_source";
+    /// On an imported row: the version the source tool recorded.
+    pub const SOURCE_VERSION: &str = "source_version";
+    /// On an imported row: the source tool's checksum (hex for sqlx), if it kept one.
+    pub const SOURCE_CHECKSUM: &str = "source_checksum";
+    /// `false` on a row whose `checksum` column is NULL because the unit's checksum could not be
+    /// compared with what was applied (an import from a tool whose checksum Flamingock does not
+    /// reproduce, or a file changed since): drift is not judged until the unit is repaired.
+    pub const CHECKSUM_COMPARABLE: &str = "checksum_comparable";
+    /// `true` on a row written by `baseline` (a `MANUAL_MARKED_AS_APPLIED` for a database whose
+    /// schema existed before its history).
+    pub const BASELINE: &str = "baseline";
 }
 
 /// One row of the audit log, to be inserted (`id` and `created_at` are set by the store) or as read.

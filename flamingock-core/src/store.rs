@@ -215,6 +215,26 @@ pub trait AuditStore: Send + Sync {
     fn lock(&self) -> Option<&dyn DistributedLock> {
         None
     }
+
+    /// Reads other tools' history tables in the store's database, if the store can (the SQL
+    /// store). `None` (the default): importing a history is refused.
+    fn foreign_history(&self) -> Option<&dyn crate::import::ForeignHistory> {
+        None
+    }
+
+    /// Appends `entries` in order, all or none where the store can (the SQL store: one
+    /// transaction). With a fence, only while its lease is held. The default appends them one by
+    /// one, so a failure may leave the first ones written.
+    async fn append_all(
+        &self,
+        entries: &[AuditEntry],
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        for entry in entries {
+            self.append(entry, fence).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How much text one audit column holds.

@@ -15,7 +15,12 @@ mod sealed {
 ///
 /// Every SQL function takes a name that passed [`validate_identifier`](crate::validate_identifier).
 pub trait Dialect:
-    Database + sealed::Sealed + HistorySql + LockDialect + crate::script::ScriptBackend
+    Database
+    + sealed::Sealed
+    + HistorySql
+    + LockDialect
+    + crate::script::ScriptBackend
+    + crate::import::ForeignSql
 {
     /// The database's name for people (`"SQLite"`).
     #[doc(hidden)]

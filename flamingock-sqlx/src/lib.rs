@@ -11,7 +11,8 @@
 //!   once), `sql` (running SQL, `ensure_table`), `pool`, `row`, `identifier`, `url`, `options`;
 //! - backends: `sqlite/`, `postgres/`, `mysql/`, each with all of its SQL (audit, fenced insert,
 //!   lock, marker, history) and the opening of its pool;
-//! - generic: `lock/`, `history`, `target/`, `script/` (the SQL files of `sql_units!`);
+//! - generic: `lock/`, `history`, `target/`, `script/` (the SQL files of `sql_units!`), `import/`
+//!   (other tools' history tables, read for the engine's import);
 //! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
 // Every public item is documented: this crate's are what users of `flamingock` read.
@@ -29,6 +30,7 @@ mod connect;
 mod dialect;
 mod history;
 mod identifier;
+mod import;
 mod labels;
 mod lock;
 mod options;

@@ -383,6 +383,71 @@ where
     fn lock(&self) -> Option<&dyn DistributedLock> {
         Some(self)
     }
+
+    fn foreign_history(&self) -> Option<&dyn flamingock_core::import::ForeignHistory> {
+        Some(self)
+    }
+
+    async fn append_all(
+        &self,
+        entries: &[AuditEntry],
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.pool).await.map_err(query_error(
+            "opening the transaction that appends audit entries",
+        ))?;
+        let action = "appending audit entries in one transaction";
+        for entry in entries {
+            let inserted = match fence {
+                None => bind_entry(sqlx::query(sql(&self.sql.insert)), entry)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(action))?,
+                Some(fence) => {
+                    bind_fenced(sqlx::query(sql(self.lock.insert_fenced())), entry, fence)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error(action))?
+                }
+            };
+            if let Some(fence) = fence
+                && DB::rows_affected(&inserted) == 0
+            {
+                if let Err(error) = tx.rollback().await {
+                    tracing::warn!(%error, "rolling back after losing the lock failed; the connection is discarded");
+                }
+                return fenced_outcome(0, fence);
+            }
+        }
+        let action = "committing audit entries";
+        commit_settled(tx, &self.pool)
+            .await
+            .map_err(|failure| match failure {
+                CommitFailure::NotCommitted(error) => query_error(action)(error),
+                CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
+                    action,
+                    source: Box::new(error),
+                },
+            })
+    }
+}
+
+#[async_trait]
+impl<DB> flamingock_core::import::ForeignHistory for SqlAuditStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
+    async fn read_foreign(
+        &self,
+        tool: flamingock_core::import::SourceTool,
+        table: &str,
+    ) -> Result<Option<Vec<flamingock_core::import::ForeignEntry>>, StoreError> {
+        crate::import::read_foreign(&self.pool, tool, table).await
+    }
 }
 
 impl<DB> SqlAuditStore<DB>

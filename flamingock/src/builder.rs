@@ -98,6 +98,8 @@ pub struct FlamingockBuilder {
     placeholders: flamingock_core::sql_unit::SqlPlaceholders,
     listeners: Vec<Arc<dyn RunListener>>,
     validate_only: bool,
+    history_import: Option<flamingock_core::import::ImportOptions>,
+    baseline: Option<(String, String)>,
 }
 
 impl FlamingockBuilder {
@@ -232,6 +234,35 @@ impl FlamingockBuilder {
         self
     }
 
+    /// Makes the run import another tool's history first (sqlx, refinery, diesel, sea-orm): under
+    /// the lock, before it plans, each migration that tool applied is recorded as applied, once
+    /// (docs/migrating.md). The source table is only read.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), flamingock::Error> {
+    /// use flamingock::{Flamingock, ImportOptions, SourceTool};
+    /// // beside `flamingock::sql_units!("migrations");`, the folder sqlx's migrator applied
+    /// let builder = Flamingock::builder().import_history(ImportOptions::from(SourceTool::Sqlx));
+    /// let report = flamingock::run!(builder).await?;
+    /// println!("{report}");
+    /// # Ok(()) }
+    /// ```
+    pub fn import_history(mut self, options: flamingock_core::import::ImportOptions) -> Self {
+        self.history_import = Some(options);
+        self
+    }
+
+    /// Before the first run on a database whose schema exists but has no history: records every
+    /// selected unit up to and including `up_to` (in run order) as applied by a person
+    /// (`MANUAL_MARKED_AS_APPLIED`, `baseline: true`, the reason in metadata; the person is
+    /// `$USER`, else the application's name). Once those units have history, later runs record
+    /// nothing; a run where only some of them do is refused. The CLI's `baseline` does the same
+    /// once, by hand.
+    pub fn baseline(mut self, up_to: impl Into<String>, reason: impl Into<String>) -> Self {
+        self.baseline = Some((up_to.into(), reason.into()));
+        self
+    }
+
     /// Lets a run that selects no change unit succeed, doing nothing. Without it such a run
     /// fails with [`Error::NoUnitsSelected`] before it connects: finding no unit almost always
     /// means units in a library crate the program does not name (see
@@ -310,6 +341,12 @@ impl FlamingockBuilder {
         for listener in self.listeners {
             engine = engine.with_listener(listener);
         }
+        if let Some(options) = self.history_import {
+            engine = engine.with_history_import(flamingock_core::engine::HistoryImport {
+                options,
+                migrations: flamingock_core::sql_unit::SqlMigration::registered().collect(),
+            });
+        }
         Ok(engine)
     }
 
@@ -322,7 +359,12 @@ impl FlamingockBuilder {
         let registered: Vec<&'static ChangeUnit> = ChangeUnit::registered().collect();
         self.units_expected
             .check(&registered, &self.selection, None)?;
+        let baseline = self.baseline.clone();
+        let app_name = self.app_name.clone();
         let engine = self.build().await?;
+        if let Some((up_to, reason)) = baseline {
+            crate::baseline::on_start(&engine, &registered, up_to, reason, app_name).await?;
+        }
         engine.run(registered).await
     }
 

@@ -30,6 +30,7 @@
 // Every public item is documented: this crate's are what users of `flamingock` read.
 #![warn(missing_docs)]
 
+mod baseline;
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -47,6 +48,7 @@ pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
     VALIDATE_ONLY_ENV,
 };
+pub use flamingock_core::engine::{BaselineError, BaselineRequest, HistoryImport, ImportReport};
 pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PendingCheck, PendingStatus,
     PlannedUnit, Resolution, Route, RunOptions, SeenState, SeparateTarget, UndoError, UndoLine,
@@ -54,6 +56,7 @@ pub use flamingock_core::engine::{
 };
 pub use flamingock_core::error::{self, BlockedUnit, MissingDependency, ValidationProblem};
 pub use flamingock_core::history::{self, HistoryOrder, HistoryQuery};
+pub use flamingock_core::import::{self, ImportError, ImportOptions, SourceTool};
 pub use flamingock_core::inject::{BoxError, ParamError};
 pub use flamingock_core::listener::{self, ListenerError, RunEvent, RunListener};
 pub use flamingock_core::lock::{

@@ -218,6 +218,53 @@ pub enum AppCommand {
     /// Check the program's units (duplicate ids or orders) without a database.
     #[command(after_help = "Example:\n  my-app validate")]
     Validate(SelectionArgs),
+
+    /// Copy another tool's history (sqlx, refinery, diesel, sea-orm) into the audit, under the
+    /// lock; the tool's table is only read.
+    #[command(after_help = "Examples:\n  my-app import --from sqlx\n  \
+        my-app import --from diesel --table old_diesel_migrations --ignore-unknown\n\n\
+        Each migration the tool applied is recorded as APPLIED (sqlx's failed ones as in doubt, \
+        blocking until `fix`). Units that already have audit rows are left alone, so importing \
+        twice imports nothing. An entry that matches no unit refuses the import (nothing is \
+        written) unless --ignore-unknown.")]
+    Import(ImportArgs),
+
+    /// Record every unit up to one as applied by a person, for a database whose schema exists
+    /// but has no history.
+    #[command(
+        after_help = "Example:\n  my-app baseline --up-to 20240301120000_add_orders \
+        --reason \"restored from the production dump of 2024-03-01\"\n\n\
+        Refused, with nothing written, if any of those units already has history."
+    )]
+    Baseline(BaselineArgs),
+}
+
+/// `import` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tool whose history table is read.
+    #[arg(long, value_name = "TOOL", value_parser = ["sqlx", "refinery", "diesel", "sea-orm"])]
+    pub from: String,
+    /// The history table, if not the tool's default.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Skip entries that match no unit instead of refusing the import.
+    #[arg(long)]
+    pub ignore_unknown: bool,
+}
+
+/// `baseline` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// The last unit (in run order) whose change is already in place.
+    #[arg(long, value_name = "ID")]
+    pub up_to: String,
+    /// Why: how the schema came to be there.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Who decides (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
 }
 
 /// `history` filters.

@@ -28,6 +28,7 @@ mod plan_sql;
 mod progress;
 mod status;
 mod store_commands;
+mod takeover;
 mod time;
 
 use std::ffi::OsString;
@@ -161,6 +162,8 @@ impl AppInvocation {
             AppCommand::Apply(selection) => app_commands::apply(&session, selection).await,
             AppCommand::Undo(undo) => app_commands::undo(&session, undo).await,
             AppCommand::Validate(selection) => app_commands::validate(&session, selection),
+            AppCommand::Import(args) => takeover::import(&session, args).await,
+            AppCommand::Baseline(args) => takeover::baseline(&session, args).await,
         }
     }
 }
@@ -245,7 +248,7 @@ fn app_reads_only(command: &AppCommand) -> bool {
         AppCommand::Store(command) => store_reads_only(command),
         AppCommand::Plan(_) | AppCommand::Validate(_) => true,
         AppCommand::Undo(undo) => undo.dry_run,
-        AppCommand::Apply(_) => false,
+        AppCommand::Apply(_) | AppCommand::Import(_) | AppCommand::Baseline(_) => false,
     }
 }
 

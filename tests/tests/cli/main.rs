@@ -29,6 +29,8 @@ macro_rules! cli_suite {
                 usage_errors_exit_with_two,
                 plan_and_apply_that_select_no_unit_fail,
                 undo_of_a_separate_target_removes_its_marker,
+                import_takes_over_a_database_migrated_by_sqlx,
+                baseline_records_units_up_to_one_once,
             );
         }
     };
@@ -44,6 +46,119 @@ flamingock_testkit::for_each_backend!(cli_suite, [sqlite, postgres]);
 
 mod scenarios {
     use super::*;
+
+    /// Migrates the scenario's database with sqlx's own migrator over `import_sqlx_v1`.
+    async fn sqlx_migrate(app: &App) {
+        use std::str::FromStr;
+        let folder = format!("{}/fixtures/sql/import_sqlx_v1", env!("CARGO_MANIFEST_DIR"));
+        let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&folder))
+            .await
+            .expect("sqlx reads the folder");
+        if app.url().starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(app.url())
+                .expect("a SQLite URL")
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.expect("sqlx migrates");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(app.url()).await.unwrap();
+            migrator.run(&pool).await.expect("sqlx migrates");
+            pool.close().await;
+        }
+    }
+
+    pub async fn import_takes_over_a_database_migrated_by_sqlx(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::takeover").await else {
+            return;
+        };
+        sqlx_migrate(&app).await;
+        let usage = app.run(&["import", "--from", "flyway"]);
+        assert_eq!(usage.status.code(), Some(2), "{}", show(&usage));
+        let bad = app.run(&["import", "--from", "sqlx", "--table", "no;table"]);
+        assert_eq!(bad.status.code(), Some(1), "{}", show(&bad));
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("not a valid table name"),
+            "{}",
+            show(&bad)
+        );
+        assert!(app.history(&[]).is_empty(), "nothing imported");
+        let imported = app.json(&["import", "--from", "sqlx"]);
+        assert_eq!(
+            imported["imported"],
+            serde_json::json!(["1_create_authors", "2_seed_authors"]),
+            "{imported}"
+        );
+        let text = app.expect(&["import", "--from", "sqlx"], 0);
+        assert!(text.contains("imported 0 units"), "{text}");
+        assert!(text.contains("2 already in the audit"), "{text}");
+        let report = app.json(&["apply"]);
+        let applied: Vec<&str> = report["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .filter(|u| u["outcome"] == "applied")
+            .map(|u| u["change_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(applied, ["3_create_loans"], "{report}");
+        let missing = app.expect(&["import", "--from", "diesel"], 0);
+        assert!(
+            missing.contains("no table `__diesel_schema_migrations`"),
+            "{missing}"
+        );
+    }
+
+    pub async fn baseline_records_units_up_to_one_once(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::takeover").await else {
+            return;
+        };
+        let unknown = app.run(&[
+            "baseline", "--up-to", "9_none", "--reason", "dump", "--by", "ops",
+        ]);
+        assert_eq!(unknown.status.code(), Some(1), "{}", show(&unknown));
+        assert!(
+            String::from_utf8_lossy(&unknown.stderr).contains("\"9_none\""),
+            "{}",
+            show(&unknown)
+        );
+        let recorded = app.json(&[
+            "baseline",
+            "--up-to",
+            "2_seed_authors",
+            "--reason",
+            "restored from a dump",
+            "--by",
+            "ops",
+        ]);
+        assert_eq!(
+            recorded["recorded"],
+            serde_json::json!(["1_create_authors", "2_seed_authors"]),
+            "{recorded}"
+        );
+        let history = app.history(&[]);
+        assert_eq!(history.len(), 2);
+        assert!(
+            history
+                .iter()
+                .all(|row| row["state"] == "MANUAL_MARKED_AS_APPLIED" && row["author"] == "ops")
+        );
+        let again = app.run(&[
+            "baseline",
+            "--up-to",
+            "2_seed_authors",
+            "--reason",
+            "again",
+            "--by",
+            "ops",
+        ]);
+        assert_eq!(again.status.code(), Some(1), "{}", show(&again));
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("already have history"),
+            "{}",
+            show(&again)
+        );
+        assert_eq!(app.history(&[]).len(), 2, "nothing more written");
+    }
 
     pub async fn undo_last_three_then_apply_reapplies_them(backend: Backend) {
         let Some(app) = App::new(backend, schema_module(backend)).await else {

@@ -4,6 +4,7 @@
 //! own module's units, so the modules share the registry without seeing each other's units.
 
 mod connect;
+mod import;
 mod mysql_ddl;
 mod neutral;
 mod other_sqlx;

@@ -1,0 +1,139 @@
+//! Baseline: a database whose schema was built before its history (by hand, by a dump, by a tool
+//! whose table is gone) gets every unit up to a given one recorded as applied by a person,
+//! `MANUAL_MARKED_AS_APPLIED` with who and why and `baseline: true`, under the lock, all in one
+//! write where the store allows (docs/migrating.md#baseline). Refused, with nothing written, when
+//! any of those units already has history.
+
+use super::Engine;
+use super::attempt::Attempt;
+use super::lease::Lease;
+use super::planned::PlannedUnit;
+use crate::error::Error;
+use crate::model::{AuditEntry, AuditState, ChangeUnit, metadata_keys};
+use crate::plan::order_units;
+
+/// A baseline to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineRequest {
+    /// The last unit (in run order) whose change is already in place; it and every selected unit
+    /// before it are recorded.
+    pub up_to: String,
+    /// Who decided (recorded as each row's author).
+    pub operator: String,
+    /// Why: how the schema came to be there.
+    pub reason: String,
+    /// When every unit in range already has history, record nothing and succeed (a baseline
+    /// configured on the builder, seen again at every start) instead of refusing.
+    pub once: bool,
+}
+
+/// Everything `baseline` can be refused for; nothing is recorded in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// The id is not one of the selected units.
+    #[error(
+        "no change unit \"{0}\" is selected by this program: baseline records the units up to one of them; check the id with `status`"
+    )]
+    UnknownUnit(String),
+    /// The reason (or who) is missing.
+    #[error("{0} must not be empty: the audit keeps who recorded a baseline and why")]
+    Missing(&'static str),
+    /// Units up to the given one already have audit rows.
+    #[error(
+        "baseline refused, nothing was recorded: {} already ha{} history ({}); a baseline is for a database with none. Look with `status`, and use `fix` for single units",
+        .0.len(),
+        if .0.len() == 1 { "s" } else { "ve" },
+        .0.iter().map(|id| format!("\"{id}\"")).collect::<Vec<_>>().join(", ")
+    )]
+    HasHistory(Vec<String>),
+    /// The store, the lock or a unit's target failed.
+    #[error(transparent)]
+    Engine(#[from] Error),
+}
+
+impl Engine {
+    /// Records every selected unit up to and including `request.up_to` (in run order) as applied
+    /// by a person, under the lock. Returns the rows written, in run order.
+    pub async fn baseline(
+        &self,
+        units: impl IntoIterator<Item = &'static ChangeUnit>,
+        request: &BaselineRequest,
+    ) -> Result<Vec<AuditEntry>, BaselineError> {
+        if request.reason.trim().is_empty() {
+            return Err(BaselineError::Missing("the reason"));
+        }
+        if request.operator.trim().is_empty() {
+            return Err(BaselineError::Missing("who records it"));
+        }
+        let ordered = order_units(units, &self.options.selection).map_err(Error::Validation)?;
+        let Some(last) = ordered.iter().position(|unit| unit.id == request.up_to) else {
+            return Err(BaselineError::UnknownUnit(request.up_to.clone()));
+        };
+        let covered = &ordered[..=last];
+        self.store.initialize().await.map_err(Error::from)?;
+        let lease = Lease::acquire_always(
+            &self.store,
+            &self.lock_options,
+            &self.runner_id,
+            &self.hostname,
+        )
+        .await?;
+        let result = self.record_baseline(covered, request, lease.as_ref()).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn record_baseline(
+        &self,
+        covered: &[&'static ChangeUnit],
+        request: &BaselineRequest,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<AuditEntry>, BaselineError> {
+        // Read under the lock: nobody else writes while it is held.
+        let states = self.store.unit_states().await.map_err(Error::from)?;
+        let with_history: Vec<String> = covered
+            .iter()
+            .filter(|unit| states.contains_key(unit.id))
+            .map(|unit| unit.id.to_owned())
+            .collect();
+        if request.once && with_history.len() == covered.len() {
+            return Ok(Vec::new());
+        }
+        if !with_history.is_empty() {
+            return Err(BaselineError::HasHistory(with_history));
+        }
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        let mut rows = Vec::with_capacity(covered.len());
+        for unit in covered {
+            let planned = PlannedUnit::new(unit, self.resolve_route(unit)?);
+            let mut row = Attempt::new(self, &planned, &execution_id, 1, None).entry(
+                AuditState::ManualMarkedAsApplied,
+                None,
+                None,
+            );
+            let mut metadata = match row.metadata.take() {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            metadata.insert(metadata_keys::MANUAL.into(), true.into());
+            metadata.insert(metadata_keys::BASELINE.into(), true.into());
+            metadata.insert(metadata_keys::UNIT_AUTHOR.into(), unit.author.into());
+            metadata.insert(
+                metadata_keys::RESOLVED_BY.into(),
+                request.operator.clone().into(),
+            );
+            metadata.insert(metadata_keys::REASON.into(), request.reason.clone().into());
+            row.metadata = Some(serde_json::Value::Object(metadata));
+            row.author = request.operator.clone();
+            rows.push(row);
+        }
+        self.store
+            .append_all(&rows, lease.map(|lease| &lease.fence))
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(up_to = %request.up_to, units = rows.len(), operator = %request.operator, "baseline recorded");
+        Ok(rows)
+    }
+}
