@@ -78,6 +78,10 @@ pub struct Selection {
     pub stages: Vec<String>,
     /// Only units whose `module_path!()` is one of these modules or lies below one.
     pub module_prefixes: Vec<String>,
+    /// Run the stages in the order [`stages`](Self::stages) lists them (every unit of the first,
+    /// then of the second, ...), each in its units' order; `false`: every selected unit in one
+    /// order, whatever its stage.
+    pub ordered_stages: bool,
 }
 
 impl Selection {
@@ -160,11 +164,19 @@ pub fn order_units(
             }
         }
     }
-    if problems.is_empty() {
-        Ok(selected)
-    } else {
-        Err(problems)
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    if selection.ordered_stages {
+        // Stable: within a stage, the units keep their order.
+        selected.sort_by_key(|unit| {
+            selection
+                .stages
+                .iter()
+                .position(|stage| stage == unit.stage_name())
+        });
+    }
+    Ok(selected)
 }
 
 /// What is wrong with an id or author, as "must not ..." continues; `None` when nothing is.

@@ -126,6 +126,19 @@ impl RunReport {
         self.units.iter().find(|u| u.change_id == change_id)
     }
 
+    /// The units grouped by stage, the stages in the order the run reached them (the order
+    /// `.stages([..])` names them, when it does).
+    pub fn by_stage(&self) -> Vec<(&str, Vec<&UnitReport>)> {
+        let mut stages: Vec<(&str, Vec<&UnitReport>)> = Vec::new();
+        for unit in &self.units {
+            match stages.iter_mut().find(|(stage, _)| *stage == unit.stage) {
+                Some((_, units)) => units.push(unit),
+                None => stages.push((unit.stage.as_str(), vec![unit])),
+            }
+        }
+        stages
+    }
+
     /// Whether every unit is in place (applied now or before).
     pub fn is_success(&self) -> bool {
         self.units.iter().all(|u| {
@@ -204,6 +217,12 @@ impl fmt::Display for RunReport {
             let error = unit.error.as_deref().unwrap_or_default();
             writeln!(f, "error in \"{}\": {}", unit.change_id, error)?;
         }
+        let stages = self.by_stage();
+        if stages.len() > 1 {
+            for (stage, units) in &stages {
+                writeln!(f, "stage \"{stage}\": {}", stage_summary(units))?;
+            }
+        }
         let applied = self.count(UnitOutcome::Applied);
         let already = self.count(UnitOutcome::AlreadyApplied);
         if applied == 0 && self.is_success() {
@@ -226,6 +245,28 @@ impl fmt::Display for RunReport {
             Ok(())
         }
     }
+}
+
+/// One stage's outcomes in a line: `2 applied, 1 already applied`, then the others that occur.
+fn stage_summary(units: &[&UnitReport]) -> String {
+    let mut parts = Vec::new();
+    for outcome in [
+        UnitOutcome::Applied,
+        UnitOutcome::AlreadyApplied,
+        UnitOutcome::RecoveredApplied,
+        UnitOutcome::Failed,
+        UnitOutcome::RolledBack,
+        UnitOutcome::RollbackFailed,
+        UnitOutcome::Blocked,
+        UnitOutcome::InDoubt,
+        UnitOutcome::NotReached,
+    ] {
+        let n = units.iter().filter(|u| u.outcome == outcome).count();
+        if n > 0 {
+            parts.push(format!("{n} {}", outcome.label().to_lowercase()));
+        }
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

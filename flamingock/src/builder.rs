@@ -210,6 +210,23 @@ impl FlamingockBuilder {
         self
     }
 
+    /// Runs only units of these stages, one stage after the other in the order given (every
+    /// unit of `"schema"`, then of `"data"`), each in its units' order. A run stops at the first
+    /// failure, so a stage runs only when the ones before it succeeded; a blocked unit stops its
+    /// stage and the ones after it, while the stages before it are still brought up to date.
+    /// Replaces the stages named with [`stage`](Self::stage).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), flamingock::Error> {
+    /// flamingock::run!(flamingock::Flamingock::builder().stages(["schema", "data"])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stages<S: Into<String>>(mut self, stages: impl IntoIterator<Item = S>) -> Self {
+        self.selection.stages = stages.into_iter().map(Into::into).collect();
+        self.selection.ordered_stages = true;
+        self
+    }
+
     /// Runs only units declared in this module or below it (`my_app::billing`; may be called
     /// several times), so independent pipelines, and tests, can share one binary.
     pub fn module(mut self, module_prefix: impl Into<String>) -> Self {

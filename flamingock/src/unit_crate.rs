@@ -229,10 +229,12 @@ mod tests {
         let selection = Selection {
             stages: vec!["data".into()],
             module_prefixes: vec![],
+            ..Default::default()
         };
         let cli = Selection {
             stages: vec![],
             module_prefixes: vec!["app::billing".into()],
+            ..Default::default()
         };
         let expected = UnitsExpected {
             allow_none: false,
@@ -261,6 +263,7 @@ mod tests {
         let schema = Selection {
             stages: vec!["schema".into()],
             module_prefixes: vec![],
+            ..Default::default()
         };
         assert!(
             UnitsExpected::default()
@@ -275,6 +278,7 @@ mod tests {
         let data = Selection {
             stages: vec!["data".into()],
             module_prefixes: vec![],
+            ..Default::default()
         };
         assert!(
             UnitsExpected::default()

@@ -18,6 +18,7 @@ use super::{Failure, Session};
 /// `--stage` / `--module` as a selection.
 fn selection(args: &SelectionArgs) -> Selection {
     Selection {
+        ordered_stages: false,
         stages: args.stages.clone(),
         module_prefixes: args.modules.clone(),
     }
