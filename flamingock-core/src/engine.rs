@@ -195,6 +195,10 @@ impl Engine {
                 unit.unit.run_always,
                 unit.current.as_ref().map(|s| s.state),
             );
+            if !self.options.selection.in_version_range(unit.unit) {
+                unit.out_of_range = true;
+                unit.decision = Decision::Skip;
+            }
         }
         Ok(planned)
     }
@@ -384,6 +388,7 @@ impl Engine {
                 return Err(Stop::Blocked(blocked_units(&planned[index..])));
             }
             let line = match unit.decision {
+                Decision::Skip if unit.out_of_range => unit.report_line(UnitOutcome::OutOfRange),
                 Decision::Skip => unit.report_line(UnitOutcome::AlreadyApplied),
                 Decision::Apply | Decision::ConsultMarker | Decision::Block => {
                     if !may_start_unit(lease).await {
@@ -465,7 +470,9 @@ impl Engine {
 
 /// What the report says of a unit the run stopped before: an applied one stays applied.
 fn not_reached(unit: &PlannedUnit) -> UnitOutcome {
-    if unit.decision == Decision::Skip {
+    if unit.out_of_range {
+        UnitOutcome::OutOfRange
+    } else if unit.decision == Decision::Skip {
         UnitOutcome::AlreadyApplied
     } else {
         UnitOutcome::NotReached

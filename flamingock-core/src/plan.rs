@@ -82,6 +82,10 @@ pub struct Selection {
     /// then of the second, ...), each in its units' order; `false`: every selected unit in one
     /// order, whatever its stage.
     pub ordered_stages: bool,
+    /// Only units whose `system_version` is in this range (`>=1.2.0, <2.0.0`); the others are
+    /// out of range: reported, never applied or blocked. Units without a system version are
+    /// always in range. `None`: every version.
+    pub system_versions: Option<semver::VersionReq>,
 }
 
 impl Selection {
@@ -94,6 +98,19 @@ impl Selection {
                 .iter()
                 .any(|prefix| module_is_within(unit.source.module_path, prefix));
         stage_ok && module_ok
+    }
+}
+
+impl Selection {
+    /// Whether `unit`'s system version is in [`system_versions`](Self::system_versions) (a unit
+    /// without one always is; one whose version does not parse never is).
+    pub fn in_version_range(&self, unit: &ChangeUnit) -> bool {
+        match (&self.system_versions, unit.system_version) {
+            (None, _) | (Some(_), None) => true,
+            (Some(range), Some(version)) => {
+                semver::Version::parse(version).is_ok_and(|version| range.matches(&version))
+            }
+        }
     }
 }
 

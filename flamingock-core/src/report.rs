@@ -30,6 +30,9 @@ pub enum UnitOutcome {
     InDoubt,
     /// The run stopped before it.
     NotReached,
+    /// Its system version is outside the run's range (`system_versions`): not applied, not
+    /// blocked, whatever its state.
+    OutOfRange,
 }
 
 impl UnitOutcome {
@@ -44,6 +47,7 @@ impl UnitOutcome {
             UnitOutcome::Blocked => "BLOCKED",
             UnitOutcome::InDoubt => "IN DOUBT",
             UnitOutcome::NotReached => "not reached",
+            UnitOutcome::OutOfRange => "out of range",
         }
     }
 }
@@ -144,7 +148,10 @@ impl RunReport {
         self.units.iter().all(|u| {
             matches!(
                 u.outcome,
-                UnitOutcome::Applied | UnitOutcome::AlreadyApplied | UnitOutcome::RecoveredApplied
+                UnitOutcome::Applied
+                    | UnitOutcome::AlreadyApplied
+                    | UnitOutcome::RecoveredApplied
+                    | UnitOutcome::OutOfRange
             )
         })
     }
@@ -225,8 +232,14 @@ impl fmt::Display for RunReport {
         }
         let applied = self.count(UnitOutcome::Applied);
         let already = self.count(UnitOutcome::AlreadyApplied);
-        if applied == 0 && self.is_success() {
+        let out_of_range = self.count(UnitOutcome::OutOfRange);
+        if applied == 0 && self.is_success() && out_of_range == 0 {
             write!(f, "nothing to apply: all {already} units already applied")
+        } else if applied == 0 && self.is_success() {
+            write!(
+                f,
+                "nothing to apply: {already} units already applied, {out_of_range} out of range"
+            )
         } else {
             write!(f, "{applied} applied, {already} already applied")?;
             for outcome in [
@@ -236,6 +249,7 @@ impl fmt::Display for RunReport {
                 UnitOutcome::RollbackFailed,
                 UnitOutcome::Blocked,
                 UnitOutcome::NotReached,
+                UnitOutcome::OutOfRange,
             ] {
                 let n = self.count(outcome);
                 if n > 0 {
@@ -260,6 +274,7 @@ fn stage_summary(units: &[&UnitReport]) -> String {
         UnitOutcome::Blocked,
         UnitOutcome::InDoubt,
         UnitOutcome::NotReached,
+        UnitOutcome::OutOfRange,
     ] {
         let n = units.iter().filter(|u| u.outcome == outcome).count();
         if n > 0 {

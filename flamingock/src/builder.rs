@@ -19,6 +19,9 @@ pub const AUDIT_TABLE_ENV: &str = "FLAMINGOCK_AUDIT_TABLE";
 /// The environment variable that makes every run validate-only (`1`/`true`; `0`/`false` or
 /// unset: runs apply), as [`FlamingockBuilder::validate_only`] does.
 pub const VALIDATE_ONLY_ENV: &str = "FLAMINGOCK_VALIDATE_ONLY";
+/// The environment variable holding the range of system versions runs apply
+/// (`>=1.2.0, <2.0.0`), as [`FlamingockBuilder::system_versions`] does; the builder's wins.
+pub const SYSTEM_VERSIONS_ENV: &str = "FLAMINGOCK_SYSTEM_VERSIONS";
 /// The audit store used when no URL is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://flamingock.db";
 
@@ -98,6 +101,8 @@ pub struct FlamingockBuilder {
     placeholders: flamingock_core::sql_unit::SqlPlaceholders,
     listeners: Vec<Arc<dyn RunListener>>,
     validate_only: bool,
+    /// `.system_versions(..)` as given, parsed when the engine is built.
+    system_versions: Option<String>,
     history_import: Option<flamingock_core::import::ImportOptions>,
     baseline: Option<(String, String)>,
 }
@@ -107,6 +112,17 @@ impl FlamingockBuilder {
     /// precedence over `FLAMINGOCK_DATABASE_URL` and `DATABASE_URL`.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
+        self
+    }
+
+    /// Runs only the units whose `system_version` is in `range`, a semver requirement
+    /// (`">=1.2.0, <2.0.0"`, `"~1.4"`): the others are reported as out of range, never applied
+    /// or blocked. Units without a system version are always in range. Also
+    /// `FLAMINGOCK_SYSTEM_VERSIONS` (the builder's wins) and the CLI's `--system-versions`. A
+    /// range that does not parse fails the run before it connects. As in semver, a pre-release
+    /// (`1.4.0-rc.1`) is only in a range that names a pre-release of the same version.
+    pub fn system_versions(mut self, range: impl Into<String>) -> Self {
+        self.system_versions = Some(range.into());
         self
     }
 
@@ -318,8 +334,15 @@ impl FlamingockBuilder {
     }
 
     /// Connects to the audit store and builds the engine, without running anything.
-    pub async fn build(self) -> Result<Engine, Error> {
+    pub async fn build(mut self) -> Result<Engine, Error> {
         check_target_names(&self.targets)?;
+        let range = match self.system_versions.take() {
+            Some(range) => Some(range),
+            None => env_var(SYSTEM_VERSIONS_ENV)?,
+        };
+        if let Some(range) = range {
+            self.selection.system_versions = Some(parse_version_range(&range)?);
+        }
         let mut dependencies = self.dependencies;
         dependencies.insert(self.placeholders);
         let lock_options = crate::lock_config::lock_options(
@@ -450,6 +473,16 @@ fn check_target_names(targets: &[Arc<dyn TargetSystem>]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A semver range as `system_versions` takes it, or an error that says what a range looks like.
+pub(crate) fn parse_version_range(range: &str) -> Result<semver::VersionReq, Error> {
+    semver::VersionReq::parse(range).map_err(|error| {
+        Error::Config(format!(
+            "system versions {range:?} is not a semver range ({error}); \
+             e.g. \">=1.2.0, <2.0.0\" or \"~1.4\""
+        ))
+    })
 }
 
 /// A yes/no environment variable: `1`, `true`, `yes` or `on` (any case) is yes; unset, empty,

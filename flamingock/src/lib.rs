@@ -46,7 +46,7 @@ pub use webhook::WebhookListener;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
-    VALIDATE_ONLY_ENV,
+    SYSTEM_VERSIONS_ENV, VALIDATE_ONLY_ENV,
 };
 pub use flamingock_core::engine::{BaselineError, BaselineRequest, HistoryImport, ImportReport};
 pub use flamingock_core::engine::{

@@ -73,6 +73,9 @@ pub struct PlannedUnit {
     pub decision: Decision,
     /// Its current state in the audit (its newest row), `None` if it never ran.
     pub current: Option<UnitState>,
+    /// Its system version is outside the run's range (`system_versions`): the decision is
+    /// [`Decision::Skip`] whatever its state, and the report says out of range.
+    pub out_of_range: bool,
     pub(super) route: Route,
 }
 
@@ -82,6 +85,7 @@ impl PlannedUnit {
             unit,
             decision: Decision::Apply,
             current: None,
+            out_of_range: false,
             route,
         }
     }

@@ -31,6 +31,9 @@ pub enum UndoScope {
     Last(usize),
     /// Every applied unit ordered after this one; this one stays applied.
     To(String),
+    /// Every applied unit whose system version is above this one (the units that came with
+    /// later releases), newest first. Units without a system version are never touched.
+    ToVersion(semver::Version),
 }
 
 impl Engine {
@@ -335,6 +338,14 @@ fn in_place(unit: &PlannedUnit) -> bool {
 /// them, is blocked.
 fn undo_range(planned: &[PlannedUnit], scope: &UndoScope) -> Result<Vec<PlannedUnit>, UndoError> {
     let start = match scope {
+        UndoScope::ToVersion(version) => {
+            let above: Vec<PlannedUnit> = planned
+                .iter()
+                .filter(|p| version_of(p.unit).is_some_and(|v| v > *version))
+                .cloned()
+                .collect();
+            return applied_newest_first(&above);
+        }
         UndoScope::To(id) => {
             planned
                 .iter()
@@ -356,7 +367,17 @@ fn undo_range(planned: &[PlannedUnit], scope: &UndoScope) -> Result<Vec<PlannedU
             applied[applied.len() - n]
         }
     };
-    let span = &planned[start..];
+    applied_newest_first(&planned[start..])
+}
+
+/// A unit's system version, if it has one that parses (the macro checks it does).
+fn version_of(unit: &ChangeUnit) -> Option<semver::Version> {
+    unit.system_version
+        .and_then(|version| semver::Version::parse(version).ok())
+}
+
+/// The applied units of `span`, newest first; refuses when one of `span` is blocked.
+fn applied_newest_first(span: &[PlannedUnit]) -> Result<Vec<PlannedUnit>, UndoError> {
     let blocked: Vec<UndoRefusal> = blocked_units(span)
         .into_iter()
         .map(UndoRefusal::Blocked)

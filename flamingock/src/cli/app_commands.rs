@@ -17,10 +17,11 @@ use super::{Failure, Session};
 
 /// `--stage` / `--module` as a selection.
 fn selection(args: &SelectionArgs) -> Selection {
+    // `--system-versions` goes to the builder (out-of-range units are reported, not dropped).
     Selection {
-        ordered_stages: false,
         stages: args.stages.clone(),
         module_prefixes: args.modules.clone(),
+        ..Selection::default()
     }
 }
 
@@ -65,7 +66,11 @@ fn planned_line(planned: &PlannedUnit) -> StatusLine {
         state,
         since: planned.current.as_ref().and_then(|s| s.created_at),
         by: planned.unit.author.to_owned(),
-        status: status_label(planned.decision, state, planned.unit.run_always),
+        status: if planned.out_of_range {
+            "out of range (system version)".into()
+        } else {
+            status_label(planned.decision, state, planned.unit.run_always)
+        },
         last_error: planned.current.as_ref().and_then(|s| s.error.clone()),
         fix: None,
         declared: Some(true),
@@ -128,7 +133,11 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
             stage: p.unit.stage_name().to_owned(),
             tx_strategy: p.strategy().to_string(),
             state: p.current.as_ref().map(|s| s.state.to_string()),
-            action: action(p.decision),
+            action: if p.out_of_range {
+                "skip (system version out of range)"
+            } else {
+                action(p.decision)
+            },
         })
         .collect();
     let mut table = Table::new(&["order", "change", "stage", "strategy", "state", "action"]);
@@ -324,11 +333,18 @@ pub async fn undo(session: &Session, args: &UndoArgs) -> Result<(), Failure> {
 
 /// What `--to` / `--last` ask to undo: exactly one of them.
 pub fn undo_scope(args: &UndoArgs) -> Result<UndoScope, Failure> {
-    match (&args.to, args.last) {
-        (Some(to), None) => Ok(UndoScope::To(to.clone())),
-        (None, Some(last)) => Ok(UndoScope::Last(last)),
+    match (&args.to, args.last, &args.to_version) {
+        (Some(to), None, None) => Ok(UndoScope::To(to.clone())),
+        (None, Some(last), None) => Ok(UndoScope::Last(last)),
+        (None, None, Some(version)) => semver::Version::parse(version)
+            .map(UndoScope::ToVersion)
+            .map_err(|error| {
+                Failure::Usage(format!(
+                    "--to-version {version:?} is not a semver version ({error}), e.g. 1.3.0"
+                ))
+            }),
         _ => Err(Failure::Usage(
-            "give exactly one of --to ID and --last N".into(),
+            "give exactly one of --to ID, --last N and --to-version VERSION".into(),
         )),
     }
 }

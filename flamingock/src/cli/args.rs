@@ -57,6 +57,12 @@ pub struct SelectionArgs {
     /// Only units declared in this module or below it (repeatable), e.g. my_app::billing.
     #[arg(long = "module", value_name = "PATH")]
     pub modules: Vec<String>,
+
+    /// Only units whose system version is in this semver range, e.g. ">=1.2.0, <2.0.0"; the
+    /// others are out of range (units without a version are always in). Replaces the
+    /// program's own range and FLAMINGOCK_SYSTEM_VERSIONS.
+    #[arg(long = "system-versions", value_name = "RANGE")]
+    pub system_versions: Option<String>,
 }
 
 /// `plan` options.
@@ -210,7 +216,8 @@ pub enum AppCommand {
     /// Roll applied units back with their rollback methods, newest first, under the lock.
     #[command(after_help = "Examples:\n  my-app undo --last 3\n  \
         my-app undo --to create-clients      (create-clients stays applied)\n  \
-        my-app undo --last 1 --dry-run\n\n\
+        my-app undo --last 1 --dry-run\n  \
+        my-app undo --to-version 1.3.0 --dry-run   (everything that came after 1.3.0)\n\n\
         Each unit is recorded as ROLLED_BACK or ROLLBACK_FAILED; the next apply runs rolled back \
         units again. Nothing runs when a unit in range has no rollback method or is blocked.")]
     Undo(UndoArgs),
@@ -351,6 +358,10 @@ pub struct UndoArgs {
     /// Roll back the last N applied units.
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Roll back every applied unit whose system version is above VERSION (what came with
+    /// later releases), newest first; units without a system version are not touched.
+    #[arg(long, value_name = "VERSION")]
+    pub to_version: Option<String>,
     /// Show what would be rolled back; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -122,6 +122,9 @@ where
         builder = builder.audit_table(table);
     }
     check_app_arguments(&cli)?;
+    if let Some(range) = selection_args(&cli.command).and_then(|s| s.system_versions.as_ref()) {
+        builder = builder.system_versions(range);
+    }
     builder = builder.read_only(app_reads_only(&cli.command));
     if matches!(cli.command, AppCommand::Validate(_)) {
         // Validation needs the builder's selection, not its database: connect to nothing.
@@ -249,6 +252,16 @@ fn app_reads_only(command: &AppCommand) -> bool {
         AppCommand::Plan(_) | AppCommand::Validate(_) => true,
         AppCommand::Undo(undo) => undo.dry_run,
         AppCommand::Apply(_) | AppCommand::Import(_) | AppCommand::Baseline(_) => false,
+    }
+}
+
+/// The `--stage` / `--module` / `--system-versions` options of a command that has them.
+fn selection_args(command: &AppCommand) -> Option<&args::SelectionArgs> {
+    match command {
+        AppCommand::Plan(plan) => Some(&plan.selection),
+        AppCommand::Apply(selection) | AppCommand::Validate(selection) => Some(selection),
+        AppCommand::Undo(undo) => Some(&undo.selection),
+        AppCommand::Store(_) | AppCommand::Import(_) | AppCommand::Baseline(_) => None,
     }
 }
 

@@ -554,6 +554,9 @@ mod scenarios {
             &["history", "--state", "DONE"],
             &["status", "--format", "html"],
             &["undo", "--to", "no-such-unit"],
+            &["undo", "--to-version", "one.two"],
+            &["undo", "--to-version", "1.3.0", "--last", "1"],
+            &["plan", "--system-versions", "1.x.y.z"],
             &["frobnicate"],
         ] {
             let output = app.run(args);

@@ -13,4 +13,5 @@ mod servers_smoke;
 mod sql_units;
 mod store_unreachable;
 mod suite;
+mod system_versions;
 mod targets;
