@@ -164,6 +164,7 @@ impl HttpAuditStore {
             parsed.server.clone(),
             Token::new(token),
             retry,
+            format!("{}_audit", parsed.scope.table_prefix()),
         )?;
         Ok(Self {
             transport,

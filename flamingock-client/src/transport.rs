@@ -63,6 +63,8 @@ pub(crate) struct Transport {
     shown: String,
     token: Token,
     retry: RetryPolicy,
+    /// The audit table the server keeps this store in, for errors.
+    audit_table: String,
 }
 
 /// What a failed request came to.
@@ -88,6 +90,7 @@ impl Transport {
         shown: String,
         token: Token,
         retry: RetryPolicy,
+        audit_table: String,
     ) -> Result<Self, StoreError> {
         let client = reqwest::Client::builder()
             .timeout(retry.timeout)
@@ -103,6 +106,7 @@ impl Transport {
             shown,
             token,
             retry,
+            audit_table,
         })
     }
 
@@ -113,6 +117,7 @@ impl Transport {
             self.shown.clone(),
             self.token.clone(),
             self.retry,
+            self.audit_table.clone(),
         )
     }
 
@@ -183,7 +188,7 @@ impl Transport {
                     if last {
                         return Err(Failure::Unreachable { error, maybe_sent });
                     }
-                    tracing::debug!(error = %without_url(&error), %path, attempt, "retrying a request to the Flamingock server");
+                    tracing::debug!(error = %error_text(&error), %path, attempt, "retrying a request to the Flamingock server");
                 }
             }
             tokio::time::sleep(pause).await;
@@ -196,20 +201,20 @@ impl Transport {
     /// changes something, so that a lost reply makes its outcome unknown.
     pub(crate) fn error(&self, action: &'static str, write: bool, failure: Failure) -> StoreError {
         match failure {
-            Failure::Refused { status, reply } => refused(action, status, reply),
+            Failure::Refused { status, reply } => refused(action, &self.audit_table, status, reply),
             Failure::Unreachable { error, maybe_sent } if write && maybe_sent => {
                 StoreError::OutcomeUnknown {
                     action,
                     source: Box::new(Message(format!(
                         "the Flamingock server at {} did not answer: {}",
                         self.shown,
-                        without_url(&error)
+                        error_text(&error)
                     ))),
                 }
             }
             Failure::Unreachable { error, .. } => StoreError::Connect {
                 url: self.shown.clone(),
-                source: Box::new(Message(without_url(&error))),
+                source: Box::new(Message(error_text(&error))),
             },
             Failure::Garbled(detail) => StoreError::Query {
                 action,
@@ -223,7 +228,7 @@ impl Transport {
 }
 
 /// A refusal as a [`StoreError`].
-fn refused(action: &'static str, status: StatusCode, reply: ErrorReply) -> StoreError {
+fn refused(action: &'static str, table: &str, status: StatusCode, reply: ErrorReply) -> StoreError {
     let message = match status {
         StatusCode::UNAUTHORIZED => format!(
             "{} (set FLAMINGOCK_TOKEN to a token from `flamingock-server token create`)",
@@ -231,6 +236,12 @@ fn refused(action: &'static str, status: StatusCode, reply: ErrorReply) -> Store
         ),
         _ => reply.error,
     };
+    if reply.code == "no_audit_table" {
+        return StoreError::NoAuditTable {
+            table: table.to_owned(),
+            store: format!("the Flamingock server ({message})"),
+        };
+    }
     if reply.code == "outcome_unknown" {
         return StoreError::OutcomeUnknown {
             action,
@@ -245,9 +256,9 @@ fn refused(action: &'static str, status: StatusCode, reply: ErrorReply) -> Store
     }
 }
 
-/// reqwest's message without the URL it carries (the URL holds no secret, but the message is
-/// shorter and the server is named once by the caller).
-fn without_url(error: &reqwest::Error) -> String {
+/// reqwest's message with its causes (the URL it names holds no secret: credentials are refused
+/// in server URLs, and the token travels in a header).
+fn error_text(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

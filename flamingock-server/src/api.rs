@@ -180,7 +180,17 @@ async fn unit_states(
 ) -> Result<Json<UnitStatesReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, READERS, "reading unit states")?;
-    let states = state.db.store(&scope, true)?.unit_states().await?;
+    let store = state.db.store(&scope, true)?;
+    let states = match store.unit_states().await {
+        Ok(states) => states,
+        // Nothing ran for this scope yet: say so (the engine then initializes), not a 500.
+        Err(error) => match store.initialize().await {
+            Err(missing @ flamingock_core::StoreError::NoAuditTable { .. }) => {
+                return Err(missing.into());
+            }
+            _ => return Err(error.into()),
+        },
+    };
     let mut units: Vec<_> = states.into_values().collect();
     units.sort_by(|a, b| a.change_id.cmp(&b.change_id));
     Ok(Json(UnitStatesReply { units }))
