@@ -199,11 +199,9 @@ impl HttpAuditStore {
 
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
-        action: &'static str,
         path: &str,
         body: &B,
     ) -> Result<R, Failure> {
-        let _ = action;
         self.transport
             .call(Method::POST, &format!("{}/{path}", self.path), Some(body))
             .await
@@ -220,7 +218,6 @@ impl AuditStore for HttpAuditStore {
     async fn initialize(&self) -> Result<(), StoreError> {
         const ACTION: &str = "initializing the audit store on the Flamingock server";
         self.post::<_, ()>(
-            ACTION,
             "initialize",
             &serde_json::json!({ "read_only": self.read_only }),
         )
@@ -245,10 +242,7 @@ impl AuditStore for HttpAuditStore {
             entry: entry.clone(),
             fence: fence.map(Into::into),
         };
-        match self
-            .post::<_, AppendReply>(ACTION, "entries", &request)
-            .await
-        {
+        match self.post::<_, AppendReply>("entries", &request).await {
             Ok(_) => Ok(()),
             Err(Failure::Refused { reply, .. }) if reply.code == "lock_lost" => {
                 let fence = fence.cloned().unwrap_or(Fence {
@@ -272,7 +266,7 @@ impl AuditStore for HttpAuditStore {
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditEntry>, StoreError> {
         const ACTION: &str = "reading the history";
         let reply: EntriesReply = self
-            .post(ACTION, "history", &HistoryRequest::from(query))
+            .post("history", &HistoryRequest::from(query))
             .await
             .map_err(|failure| self.transport.error(ACTION, false, failure))?;
         Ok(reply.entries)
@@ -337,7 +331,7 @@ impl DistributedLock for HttpAuditStore {
             lease_ms: millis(lease),
         };
         let reply: AcquireReply = self
-            .post(ACTION, &lock_path(&fence.key, "acquire"), &request)
+            .post(&lock_path(&fence.key, "acquire"), &request)
             .await
             .map_err(|failure| self.transport.error(ACTION, true, failure))?;
         match (reply.acquired, reply.holder) {
@@ -360,7 +354,7 @@ impl DistributedLock for HttpAuditStore {
         let request = ReleaseRequest {
             owner: fence.owner.clone(),
         };
-        self.post::<_, ()>(ACTION, &lock_path(&fence.key, "release"), &request)
+        self.post::<_, ()>(&lock_path(&fence.key, "release"), &request)
             .await
             .map_err(|failure| self.transport.error(ACTION, true, failure))
     }

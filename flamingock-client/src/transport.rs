@@ -137,7 +137,9 @@ impl Transport {
         let mut pause = self.retry.backoff;
         let mut maybe_sent = false;
         let attempts = self.retry.attempts.max(1);
-        for attempt in 1..=attempts {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let mut request = self
                 .client
                 .request(method.clone(), &url)
@@ -194,7 +196,6 @@ impl Transport {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(self.retry.max_backoff);
         }
-        unreachable!("the last attempt returns")
     }
 
     /// The [`StoreError`] of a failed request doing `action`. `write`: whether the request
