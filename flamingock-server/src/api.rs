@@ -16,9 +16,9 @@ use flamingock_client::wire::{
     EntriesReply, ExtendReply, ExtendRequest, HistoryRequest, LockReply, NowReply, REQUEST_ID_KEY,
     ReleaseRequest, Role, TokenInfo, TokenList, UnitStatesReply,
 };
-use flamingock_core::AuditState;
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence};
+use flamingock_core::{AuditState, StoreError};
 use serde::Deserialize;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -183,13 +183,7 @@ async fn unit_states(
     let store = state.db.store(&scope, true)?;
     let states = match store.unit_states().await {
         Ok(states) => states,
-        // Nothing ran for this scope yet: say so (the engine then initializes), not a 500.
-        Err(error) => match store.initialize().await {
-            Err(missing @ flamingock_core::StoreError::NoAuditTable { .. }) => {
-                return Err(missing.into());
-            }
-            _ => return Err(error.into()),
-        },
+        Err(error) => return Err(explain(store.as_ref(), error).await),
     };
     let mut units: Vec<_> = states.into_values().collect();
     units.sort_by(|a, b| a.change_id.cmp(&b.change_id));
@@ -203,7 +197,11 @@ async fn entries(
 ) -> Result<Json<EntriesReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, READERS, "reading the audit log")?;
-    let entries = state.db.store(&scope, true)?.entries().await?;
+    let store = state.db.store(&scope, true)?;
+    let entries = match store.entries().await {
+        Ok(entries) => entries,
+        Err(error) => return Err(explain(store.as_ref(), error).await),
+    };
     Ok(Json(EntriesReply { entries }))
 }
 
@@ -216,7 +214,11 @@ async fn history(
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, READERS, "reading the history")?;
     let query = HistoryQuery::from(request);
-    let entries = state.db.store(&scope, false)?.history(&query).await?;
+    let store = state.db.store(&scope, false)?;
+    let entries = match store.history(&query).await {
+        Ok(entries) => entries,
+        Err(error) => return Err(explain(store.as_ref(), error).await),
+    };
     Ok(Json(EntriesReply { entries }))
 }
 
@@ -270,6 +272,15 @@ async fn append(
     let fence = request.fence.map(Fence::from);
     store.append(&entry, fence.as_ref()).await?;
     Ok(Json(AppendReply { written: true }))
+}
+
+/// A read's failure: `no_audit_table` when nothing ran for the scope yet (the engine then
+/// initializes; a reader learns there is nothing), the error itself otherwise.
+async fn explain(store: &dyn flamingock_core::AuditStore, error: StoreError) -> ServerError {
+    match store.initialize().await {
+        Err(missing @ StoreError::NoAuditTable { .. }) => missing.into(),
+        _ => error.into(),
+    }
 }
 
 /// The lock of a store, which every SQL store has.

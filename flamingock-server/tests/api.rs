@@ -536,3 +536,68 @@ async fn bad_names_bodies_and_sizes_are_refused_with_nothing_written() {
     assert_eq!(api.state().await, before);
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_appears_in_the_servers_log() {
+    let Some(db) = fresh(Backend::Sqlite, "server_log").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a directory");
+    let log = dir.path().join("server.log");
+    let server = Server::start_logged(&db.url, &log);
+    let admin = token(&db.url, "admin", None);
+    let runner = token(&db.url, "runner", Some(("orders", "prod")));
+    let api = Api {
+        server,
+        client: http(),
+        admin: admin.clone(),
+    };
+    let (_, created) = api
+        .call(
+            Some(&admin),
+            Method::POST,
+            "v1/tokens",
+            Some(json!({"role": "reader", "service": "orders", "environment": "prod"})),
+        )
+        .await;
+    let created = created["token"].as_str().expect("a token").to_owned();
+    // Successes, refusals, a scope with no tables yet and a bad token.
+    api.call(
+        Some(&runner),
+        Method::POST,
+        &format!("{SCOPE}/initialize"),
+        Some(json!({})),
+    )
+    .await;
+    api.call(Some(&runner), Method::GET, "v1/tokens", None)
+        .await;
+    api.call(
+        Some(&created),
+        Method::GET,
+        "v1/services/orders/environments/dev/entries",
+        None,
+    )
+    .await;
+    api.call(
+        Some(&admin),
+        Method::GET,
+        "v1/services/orders/environments/dev/entries",
+        None,
+    )
+    .await;
+    api.call(Some("fks_guessed"), Method::GET, "v1/now", None)
+        .await;
+    drop(api);
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        text.contains("created a token"),
+        "the log is captured: {text}"
+    );
+    for secret in [&admin, &runner, &created, &"fks_guessed".to_owned()] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a token in the log: {text}"
+        );
+    }
+    db.drop_database().await;
+}

@@ -27,11 +27,21 @@ impl Server {
     }
 
     pub fn start_on(database_url: &str, listen: &str) -> Server {
+        Self::spawn(database_url, listen, Stdio::inherit())
+    }
+
+    /// Starts a server whose log (standard error) goes to `log`.
+    pub fn start_logged(database_url: &str, log: &std::path::Path) -> Server {
+        let file = std::fs::File::create(log).expect("the log file");
+        Self::spawn(database_url, "127.0.0.1:0", Stdio::from(file))
+    }
+
+    fn spawn(database_url: &str, listen: &str, stderr: Stdio) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen])
             .env("FLAMINGOCK_SERVER_DATABASE_URL", database_url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
