@@ -36,6 +36,7 @@ pub const REQUEST_ID_KEY: &str = "request_id";
 
 /// The reply of `GET /v1/now`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NowReply {
     /// The server's database clock.
     pub now: DateTime<Utc>,
@@ -43,20 +44,25 @@ pub struct NowReply {
 
 /// The reply of `GET unit-states`: the newest row of every unit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitStatesReply {
     /// One per unit that has a row.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub units: Vec<UnitState>,
 }
 
 /// The reply of `GET entries` and `POST history`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntriesReply {
     /// The rows, in the order asked for.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub entries: Vec<AuditEntry>,
 }
 
 /// Who must hold which lease for a fenced write (see [`Fence`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireFence {
     /// The lock's key.
     pub key: String,
@@ -84,12 +90,14 @@ impl From<WireFence> for Fence {
 
 /// The body of `POST entries`: one row to append.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendRequest {
     /// The client's name for this row (a UUID); an append whose row is already recorded under
     /// this name succeeds without writing a second one. Stored in the row's metadata under
     /// [`REQUEST_ID_KEY`].
     pub request_id: String,
     /// The row (`id` and `created_at` are the store's and ignored).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub entry: AuditEntry,
     /// With a fence, the row is written only while that lease is still held.
     pub fence: Option<WireFence>,
@@ -97,6 +105,7 @@ pub struct AppendRequest {
 
 /// The reply of `POST entries`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendReply {
     /// `false` when the row was already recorded under this request id (a retry).
     pub written: bool,
@@ -104,6 +113,7 @@ pub struct AppendReply {
 
 /// The body of `POST history`: a [`HistoryQuery`] on the wire.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct HistoryRequest {
     /// Only rows of this change unit.
@@ -111,6 +121,7 @@ pub struct HistoryRequest {
     /// Only rows with this author.
     pub author: Option<String>,
     /// Only rows in one of these states (empty: any state).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub states: Vec<AuditState>,
     /// Only rows of this stage.
     pub stage: Option<String>,
@@ -172,6 +183,7 @@ impl From<HistoryRequest> for HistoryQuery {
 
 /// A lease holder on the wire (see [`LockInfo`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireLockInfo {
     /// The lock's key.
     pub key: String,
@@ -215,6 +227,7 @@ impl From<WireLockInfo> for LockInfo {
 
 /// The body of `POST locks/{key}/acquire`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcquireRequest {
     /// The runner id taking the lease.
     pub owner: String,
@@ -226,6 +239,7 @@ pub struct AcquireRequest {
 
 /// The reply of `POST locks/{key}/acquire`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcquireReply {
     /// Whether the lease is now the caller's.
     pub acquired: bool,
@@ -235,6 +249,7 @@ pub struct AcquireReply {
 
 /// The body of `POST locks/{key}/extend`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtendRequest {
     /// The runner id that holds the lease.
     pub owner: String,
@@ -244,6 +259,7 @@ pub struct ExtendRequest {
 
 /// The reply of `POST locks/{key}/extend`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtendReply {
     /// `false` when the lease is no longer the caller's.
     pub extended: bool,
@@ -251,6 +267,7 @@ pub struct ExtendReply {
 
 /// The body of `POST locks/{key}/release`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRequest {
     /// The runner id that holds the lease.
     pub owner: String,
@@ -258,6 +275,7 @@ pub struct ReleaseRequest {
 
 /// The reply of `GET locks/{key}` and `DELETE locks/{key}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockReply {
     /// The lease row, if there is (or was) one that could be read.
     pub lock: Option<WireLockInfo>,
@@ -265,6 +283,7 @@ pub struct LockReply {
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads the audit and the lock of its service and environment.
@@ -305,6 +324,7 @@ impl std::fmt::Display for Role {
 
 /// The body of `POST /v1/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateTokenRequest {
     /// The new token's role.
     pub role: Role,
@@ -316,6 +336,7 @@ pub struct CreateTokenRequest {
 
 /// A token as listed: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The token's id (what `token revoke` takes).
     pub id: String,
@@ -335,6 +356,7 @@ pub struct TokenInfo {
 
 /// The reply of `POST /v1/tokens`: the only time the token is shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedToken {
     /// The token, shown once; the server keeps only its SHA-256.
     pub token: String,
@@ -344,6 +366,7 @@ pub struct CreatedToken {
 
 /// The reply of `GET /v1/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenList {
     /// Every token, oldest first.
     pub tokens: Vec<TokenInfo>,
@@ -351,6 +374,7 @@ pub struct TokenList {
 
 /// What every error reply carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorReply {
     /// A stable code: `unauthorized`, `forbidden`, `invalid`, `not_found`, `lock_lost`,
     /// `no_audit_table`, `foreign_table`, `corrupt`, `outcome_unknown`, `store`, `timeout`.

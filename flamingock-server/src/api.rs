@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use flamingock_client::Scope;
 use flamingock_client::wire::{
     AcquireReply, AcquireRequest, AppendReply, AppendRequest, CreateTokenRequest, CreatedToken,
-    EntriesReply, ExtendReply, ExtendRequest, HistoryRequest, LockReply, NowReply, REQUEST_ID_KEY,
-    ReleaseRequest, Role, TokenInfo, TokenList, UnitStatesReply,
+    EntriesReply, ErrorReply, ExtendReply, ExtendRequest, HistoryRequest, LockReply, NowReply,
+    REQUEST_ID_KEY, ReleaseRequest, Role, TokenInfo, TokenList, UnitStatesReply,
 };
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence};
@@ -45,11 +45,40 @@ pub struct AppState {
     pub db: ServerDb,
 }
 
+/// The API's OpenAPI document, derived from the handlers and the wire types (served at
+/// `/v1/openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Flamingock server", description = "The audit store and lock of many services and environments"),
+    paths(now, initialize, unit_states, entries, history, append, read_lock, force_release, acquire, extend, release, list_tokens, create_token, revoke_token),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer token every endpoint takes.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
     let scope = "/v1/services/{service}/environments/{environment}";
     Router::new()
         .route("/v1/now", get(now))
+        .route("/v1/openapi.json", get(openapi))
         .route(&format!("{scope}/initialize"), post(initialize))
         .route(&format!("{scope}/unit-states"), get(unit_states))
         .route(&format!("{scope}/entries"), get(entries).post(append))
@@ -136,6 +165,7 @@ async fn not_found() -> ServerError {
     ServerError::NotFound("no such endpoint; the API is under /v1".to_owned())
 }
 
+#[utoipa::path(get, path = "/v1/now", tag = "clock", responses((status = 200, body = NowReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn now(
     State(state): State<AppState>,
     _caller: Caller,
@@ -146,13 +176,14 @@ async fn now(
 }
 
 /// The body of `POST initialize`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 struct InitializeRequest {
     /// Check the tables, create nothing (what a reader may do).
     read_only: bool,
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/initialize", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = InitializeRequest, responses((status = 204, description = "The tables are there"), (status = 404, description = "Read-only: no audit table yet", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn initialize(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,6 +204,7 @@ async fn initialize(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/unit-states", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), responses((status = 200, body = UnitStatesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn unit_states(
     State(state): State<AppState>,
     caller: Caller,
@@ -190,6 +222,7 @@ async fn unit_states(
     Ok(Json(UnitStatesReply { units }))
 }
 
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn entries(
     State(state): State<AppState>,
     caller: Caller,
@@ -205,6 +238,7 @@ async fn entries(
     Ok(Json(EntriesReply { entries }))
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/history", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = HistoryRequest, responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,6 +256,7 @@ async fn history(
     Ok(Json(EntriesReply { entries }))
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = AppendRequest, responses((status = 200, body = AppendReply), (status = 409, description = "The fence's lease is gone", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn append(
     State(state): State<AppState>,
     caller: Caller,
@@ -317,6 +352,7 @@ fn check_owner(owner: &str) -> Result<(), ServerError> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn read_lock(
     State(state): State<AppState>,
     caller: Caller,
@@ -332,6 +368,7 @@ async fn read_lock(
     }))
 }
 
+#[utoipa::path(delete, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn force_release(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,6 +389,7 @@ async fn force_release(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/acquire", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = AcquireRequest, responses((status = 200, body = AcquireReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn acquire(
     State(state): State<AppState>,
     caller: Caller,
@@ -384,6 +422,7 @@ async fn acquire(
     Ok(Json(reply))
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/extend", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = ExtendRequest, responses((status = 200, body = ExtendReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn extend(
     State(state): State<AppState>,
     caller: Caller,
@@ -404,6 +443,7 @@ async fn extend(
     Ok(Json(ExtendReply { extended }))
 }
 
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/release", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = ReleaseRequest, responses((status = 204, description = "Released, or not ours"), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn release(
     State(state): State<AppState>,
     caller: Caller,
@@ -435,6 +475,7 @@ fn admin_only(caller: &Caller, what: &str) -> Result<(), ServerError> {
     }
 }
 
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", responses((status = 200, body = TokenList), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -450,6 +491,7 @@ async fn list_tokens(
     Ok(Json(TokenList { tokens }))
 }
 
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateTokenRequest, responses((status = 201, body = CreatedToken), (status = 400, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -480,6 +522,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens", params(("id" = String, Path, description = "The token's id")), responses((status = 200, body = TokenInfo), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,

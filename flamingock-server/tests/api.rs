@@ -601,3 +601,60 @@ async fn no_token_appears_in_the_servers_log() {
     }
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_token() {
+    let Some((api, db)) = api("server_openapi").await else {
+        return;
+    };
+    let (status, doc) = api.call(None, Method::GET, "v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    let mut operations: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("an item")
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    operations.sort();
+    let scope = "/v1/services/{service}/environments/{environment}";
+    let mut expected: Vec<String> = [
+        "GET /v1/now".to_owned(),
+        format!("POST {scope}/initialize"),
+        format!("GET {scope}/unit-states"),
+        format!("GET {scope}/entries"),
+        format!("POST {scope}/entries"),
+        format!("POST {scope}/history"),
+        format!("GET {scope}/locks/{{key}}"),
+        format!("DELETE {scope}/locks/{{key}}"),
+        format!("POST {scope}/locks/{{key}}/acquire"),
+        format!("POST {scope}/locks/{{key}}/extend"),
+        format!("POST {scope}/locks/{{key}}/release"),
+        "GET /v1/tokens".to_owned(),
+        "POST /v1/tokens".to_owned(),
+        "POST /v1/tokens/{id}/revoke".to_owned(),
+    ]
+    .into();
+    expected.sort();
+    assert_eq!(operations, expected);
+    // Every one of them answers as the document says it exists (401 without a token, not 404).
+    for operation in &expected {
+        let (method, path) = operation.split_once(' ').expect("method and path");
+        let path = path
+            .replace("{service}", "orders")
+            .replace("{environment}", "prod")
+            .replace("{key}", "flamingock")
+            .replace("{id}", "x");
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+        let (status, body) = api
+            .call(None, method, path.trim_start_matches('/'), Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{operation}: {body}");
+    }
+    assert!(doc["components"]["schemas"]["AppendRequest"]["properties"]["request_id"].is_object());
+    db.drop_database().await;
+}
