@@ -83,6 +83,21 @@ pub mod shared {
     }
 }
 
+pub mod blocked {
+    #[flamingock::change_unit(
+        id = "flaky-export",
+        order = "1",
+        author = "ana",
+        transactional = false
+    )]
+    pub mod flaky {
+        #[execution]
+        pub fn execute() -> Result<(), std::io::Error> {
+            Err(std::io::Error::other("the export endpoint answered 500"))
+        }
+    }
+}
+
 fn units(module: &str) -> Vec<&'static ChangeUnit> {
     ChangeUnit::registered()
         .filter(|unit| unit.source.module_path.contains(module))
@@ -213,4 +228,63 @@ async fn a_missing_token_is_a_clear_error_before_anything_is_sent() {
         panic!("no token must be refused");
     };
     assert!(error.to_string().contains("FLAMINGOCK_TOKEN"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_fixes_a_blocked_unit_through_the_server_and_a_runner_may_not() {
+    let Some(db) = fresh(Backend::Sqlite, "server_fix").await else {
+        return;
+    };
+    let server = Server::start(&db.url);
+    let url = server.url("orders", "prod");
+    let engine = |token: String| {
+        let url = url.clone();
+        async move {
+            Flamingock::builder()
+                .database_url(url)
+                .token(token)
+                .build()
+                .await
+                .expect("the engine")
+        }
+    };
+    let runner = engine(token(&db.url, "runner", Some(("orders", "prod")))).await;
+    runner
+        .run(units("::blocked::"))
+        .await
+        .expect_err("the unit fails");
+    let blocked = runner
+        .run(units("::blocked::"))
+        .await
+        .expect_err("the unit is blocked");
+    assert!(blocked.to_string().contains("flaky-export"), "{blocked}");
+    let request = flamingock::FixRequest {
+        change_id: "flaky-export".to_owned(),
+        resolution: flamingock::Resolution::Applied,
+        operator: "eva".to_owned(),
+        reason: "checked the export by hand".to_owned(),
+        expected: None,
+    };
+    let refused = runner
+        .fix(units("::blocked::"), &request)
+        .await
+        .expect_err("a runner records no fix");
+    assert!(format!("{refused}").contains("403"), "{refused}");
+    let operator = engine(token(&db.url, "operator", Some(("orders", "prod")))).await;
+    let fixed = operator
+        .fix(units("::blocked::"), &request)
+        .await
+        .expect("the operator's fix");
+    assert_eq!(fixed.entry.author, "eva");
+    // Runs skip it from now on; the operator's token cannot run units.
+    let report = runner
+        .run(units("::blocked::"))
+        .await
+        .expect("the run skips it");
+    assert_eq!(report.count(UnitOutcome::Applied), 0, "{report}");
+    let rows = flamingock::AuditStore::entries(runner.store().as_ref())
+        .await
+        .expect("rows");
+    let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(states, ["STARTED", "FAILED", "MANUAL_MARKED_AS_APPLIED"]);
 }
