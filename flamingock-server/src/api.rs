@@ -281,6 +281,20 @@ async fn append(
     }
     let mut entry = request.entry;
     let store = state.db.store(&scope, false)?;
+    let guard = state.db.guard_append(&scope, request_id).await?;
+    let written = append_named(store.as_ref(), &mut entry, request_id, request.fence).await;
+    guard.release().await;
+    Ok(Json(AppendReply { written: written? }))
+}
+
+/// Appends `entry` under its name `request_id`, unless a row of that name is there already
+/// (`Ok(false)`). The caller holds the name's [`AppendGuard`](crate::db::AppendGuard).
+async fn append_named(
+    store: &dyn flamingock_core::AuditStore,
+    entry: &mut flamingock_core::AuditEntry,
+    request_id: &str,
+    fence: Option<flamingock_client::wire::WireFence>,
+) -> Result<bool, ServerError> {
     // A retry of an append whose reply was lost: the row is there under its name.
     let earlier = store
         .history(
@@ -293,7 +307,7 @@ async fn append(
         .iter()
         .any(|row| row.metadata_str(REQUEST_ID_KEY) == Some(request_id))
     {
-        return Ok(Json(AppendReply { written: false }));
+        return Ok(false);
     }
     let metadata = entry
         .metadata
@@ -304,9 +318,9 @@ async fn append(
         ));
     };
     object.insert(REQUEST_ID_KEY.to_owned(), request_id.into());
-    let fence = request.fence.map(Fence::from);
-    store.append(&entry, fence.as_ref()).await?;
-    Ok(Json(AppendReply { written: true }))
+    let fence = fence.map(Fence::from);
+    store.append(entry, fence.as_ref()).await?;
+    Ok(true)
 }
 
 /// A read's failure: `no_audit_table` when nothing ran for the scope yet (the engine then

@@ -27,7 +27,7 @@ impl ServerDb {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = StoreOptions::default()
             .with_audit_table("flamingock_server_probe")
-            .with_max_connections(10);
+            .with_max_connections(POSTGRES_CONNECTIONS);
         let db = match Backend::from_url(url)? {
             Backend::Sqlite => {
                 let store = flamingock_sqlx::connect(url, options).await?;
@@ -101,6 +101,85 @@ impl ServerDb {
         }
         Ok(())
     }
+}
+
+/// Held while one named append is checked and written, so that two copies of it (a retry sent
+/// while the first is still being served, by this server or another one) are written once.
+pub enum AppendGuard {
+    /// PostgreSQL: a transaction holding an advisory lock on the row's name, released when it
+    /// ends (however the request ends), and the slot that bounds how many such transactions
+    /// hold a connection of the pool at once.
+    Postgres(
+        sqlx::Transaction<'static, sqlx::Postgres>,
+        tokio::sync::SemaphorePermit<'static>,
+    ),
+    /// SQLite: the process's append mutex (one server per SQLite file: it has one writer anyway).
+    Sqlite(tokio::sync::MutexGuard<'static, ()>),
+}
+
+/// How many appends of one server may hold a connection for their lock at once: fewer than
+/// the pool's connections, so that the appends themselves always find one.
+static POSTGRES_APPEND_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// The size of the PostgreSQL pool (see [`POSTGRES_APPEND_SLOTS`]).
+const POSTGRES_CONNECTIONS: u32 = 10;
+
+/// Serializes the appends of a SQLite server.
+static SQLITE_APPENDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl AppendGuard {
+    /// Ends the guard (on PostgreSQL, commits the transaction that holds the lock).
+    pub async fn release(self) {
+        if let AppendGuard::Postgres(tx, _slot) = self
+            && let Err(error) = tx.commit().await
+        {
+            // The lock ends with the session's transaction either way.
+            tracing::warn!(%error, "ending the transaction of an append's lock failed");
+        }
+    }
+}
+
+impl ServerDb {
+    /// Takes the guard of the append named `request_id` in `scope`.
+    pub async fn guard_append(
+        &self,
+        scope: &Scope,
+        request_id: &str,
+    ) -> Result<AppendGuard, StoreError> {
+        match self {
+            ServerDb::Sqlite(_) => Ok(AppendGuard::Sqlite(SQLITE_APPENDS.lock().await)),
+            ServerDb::Postgres(pool) => {
+                let error = |e: sqlx::Error| StoreError::Query {
+                    action: "taking the lock of a named append",
+                    source: Box::new(e),
+                };
+                let key = request_key(scope, request_id);
+                let slot = POSTGRES_APPEND_SLOTS
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                let mut tx = pool.begin().await.map_err(error)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                Ok(AppendGuard::Postgres(tx, slot))
+            }
+        }
+    }
+}
+
+/// A 64-bit lock key for one row name of one scope.
+fn request_key(scope: &Scope, request_id: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!(
+        "flamingock-append:{}:{request_id}",
+        scope.table_prefix()
+    ));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 fn missing_pool(url: &str) -> StoreError {

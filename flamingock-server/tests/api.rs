@@ -658,3 +658,63 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
     assert!(doc["components"]["schemas"]["AppendRequest"]["properties"]["request_id"].is_object());
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_of_one_append_sent_at_once_to_two_servers_leave_one_row() {
+    let Some(db) = fresh(Backend::Postgres, "server_dup").await else {
+        return;
+    };
+    let servers = [Server::start(&db.url), Server::start(&db.url)];
+    let runner = token(&db.url, "runner", Some(("orders", "prod")));
+    let client = http();
+    let init = client
+        .post(format!("{}/{SCOPE}/initialize", servers[0].base))
+        .bearer_auth(&runner)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(init.status(), StatusCode::NO_CONTENT);
+    let body = append_body(AuditState::Started, None);
+    let sends = (0..8).map(|n| {
+        client
+            .post(format!("{}/{SCOPE}/entries", servers[n % 2].base))
+            .bearer_auth(&runner)
+            .json(&body)
+            .send()
+    });
+    let mut written = 0;
+    for reply in futures_join(sends).await {
+        let reply = reply.expect("an answer");
+        assert_eq!(reply.status(), StatusCode::OK);
+        let reply: Value = reply.json().await.expect("json");
+        written += usize::from(reply["written"] == true);
+    }
+    assert_eq!(written, 1);
+    let rows: Value = client
+        .get(format!("{}/{SCOPE}/entries", servers[1].base))
+        .bearer_auth(&runner)
+        .send()
+        .await
+        .expect("entries")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rows["entries"].as_array().map(Vec::len), Some(1), "{rows}");
+    drop(servers);
+    db.drop_database().await;
+}
+
+/// Runs every future at once (spawned), in order of the results.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("no panic"));
+    }
+    out
+}
