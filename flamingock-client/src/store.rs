@@ -222,7 +222,7 @@ impl AuditStore for HttpAuditStore {
             &serde_json::json!({ "read_only": self.read_only }),
         )
         .await
-        .map_err(|failure| self.transport.error(ACTION, true, failure))
+        .map_err(|failure| self.transport.error(ACTION, false, failure))
     }
 
     async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
@@ -333,7 +333,7 @@ impl DistributedLock for HttpAuditStore {
         let reply: AcquireReply = self
             .post(&lock_path(&fence.key, "acquire"), &request)
             .await
-            .map_err(|failure| self.transport.error(ACTION, true, failure))?;
+            .map_err(|failure| self.transport.error(ACTION, false, failure))?;
         match (reply.acquired, reply.holder) {
             (true, _) => Ok(Acquisition::Acquired),
             (false, Some(holder)) => Ok(Acquisition::Held(holder.into())),
@@ -356,7 +356,7 @@ impl DistributedLock for HttpAuditStore {
         };
         self.post::<_, ()>(&lock_path(&fence.key, "release"), &request)
             .await
-            .map_err(|failure| self.transport.error(ACTION, true, failure))
+            .map_err(|failure| self.transport.error(ACTION, false, failure))
     }
 
     async fn read(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
@@ -420,7 +420,8 @@ async fn extend(
             Some(&request),
         )
         .await
-        .map_err(|failure| transport.error(ACTION, true, failure))?;
+        // Repeating it is harmless, and the heartbeat tries again: not a write of unknown outcome.
+        .map_err(|failure| transport.error(ACTION, false, failure))?;
     Ok(reply.extended)
 }
 

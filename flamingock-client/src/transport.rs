@@ -198,8 +198,9 @@ impl Transport {
         }
     }
 
-    /// The [`StoreError`] of a failed request doing `action`. `write`: whether the request
-    /// changes something, so that a lost reply makes its outcome unknown.
+    /// The [`StoreError`] of a failed request doing `action`. `write`: whether a lost reply leaves
+    /// something people must know about in doubt (an append, a forced release), so that it is
+    /// reported as of unknown outcome; idempotent requests (initialize, the lease) are not.
     pub(crate) fn error(&self, action: &'static str, write: bool, failure: Failure) -> StoreError {
         match failure {
             Failure::Refused { status, reply } => refused(action, &self.audit_table, status, reply),
