@@ -105,6 +105,8 @@ pub struct FlamingockBuilder {
     system_versions: Option<String>,
     history_import: Option<flamingock_core::import::ImportOptions>,
     baseline: Option<(String, String)>,
+    /// The Flamingock server's token (never shown: the builder has no `Debug`).
+    token: Option<String>,
 }
 
 impl FlamingockBuilder {
@@ -195,6 +197,13 @@ impl FlamingockBuilder {
     /// with [`audit_store`](Self::audit_store) is used as it is.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// The token for a Flamingock server audit store (a URL `http://` or `https://`; feature
+    /// `server`); default: the `FLAMINGOCK_TOKEN` variable. Never logged or shown.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -351,7 +360,11 @@ impl FlamingockBuilder {
             self.lock_wait,
             env_var,
         )?;
-        let store = match self.store {
+        let server = match &self.store {
+            Some(_) => None,
+            None => crate::store_url::server_store(&self.database_url, self.token, self.read_only)?,
+        };
+        let store = match self.store.or(server) {
             Some(store) => store,
             None => {
                 let (url, _) = crate::store_url::audit_store_url(self.database_url, env_var)?;
@@ -500,7 +513,7 @@ fn env_flag(name: &str) -> Result<bool, Error> {
     }
 }
 
-fn env_var(name: &str) -> Result<Option<String>, Error> {
+pub(crate) fn env_var(name: &str) -> Result<Option<String>, Error> {
     match std::env::var(name) {
         Ok(value) if value.trim().is_empty() => Ok(None),
         Ok(value) => Ok(Some(value)),

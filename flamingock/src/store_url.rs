@@ -43,6 +43,52 @@ pub(crate) fn audit_store_url(
     Ok((DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default))
 }
 
+/// Whether `url` names a Flamingock server (`http://` or `https://`) rather than a database.
+pub(crate) fn is_server_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// The audit store on the Flamingock server the URL names (the builder's, else the
+/// environment's), with the builder's token or `FLAMINGOCK_TOKEN`'s; `None` when the URL names
+/// a database.
+#[cfg(feature = "server")]
+pub(crate) fn server_store(
+    explicit: &Option<String>,
+    token: Option<String>,
+    read_only: bool,
+) -> Result<Option<std::sync::Arc<dyn flamingock_core::AuditStore>>, Error> {
+    let env = crate::builder::env_var;
+    let (url, _) = audit_store_url(explicit.clone(), env)?;
+    if !is_server_url(&url) {
+        return Ok(None);
+    }
+    let token = match token {
+        Some(token) => token,
+        None => env(flamingock_client::TOKEN_ENV)?.unwrap_or_default(),
+    };
+    let store = flamingock_client::HttpAuditStore::new(&url, token)?.read_only(read_only);
+    Ok(Some(std::sync::Arc::new(store)))
+}
+
+/// Without the `server` feature: `None` for a database URL, an error that says how to get the
+/// client for a server URL.
+#[cfg(not(feature = "server"))]
+pub(crate) fn server_store(
+    explicit: &Option<String>,
+    _token: Option<String>,
+    _read_only: bool,
+) -> Result<Option<std::sync::Arc<dyn flamingock_core::AuditStore>>, Error> {
+    let (url, _) = audit_store_url(explicit.clone(), crate::builder::env_var)?;
+    if !is_server_url(&url) {
+        return Ok(None);
+    }
+    Err(Error::Config(format!(
+        "the audit store URL {} names a Flamingock server, and this build has no client for it: enable the `server` feature of the flamingock crate (features = [\"server\"])",
+        flamingock_sqlx::redact_url(&url)
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -56,6 +102,14 @@ mod tests {
     ) -> impl Fn(&str) -> Result<Option<String>, Error> + 'a {
         let vars: HashMap<&str, &str> = vars.iter().copied().collect();
         move |name| Ok(vars.get(name).map(|value| (*value).to_owned()))
+    }
+
+    #[test]
+    fn http_and_https_urls_name_a_server() {
+        assert!(is_server_url("https://flamingock.internal/orders/prod"));
+        assert!(is_server_url("HTTP://127.0.0.1:8080/orders/prod"));
+        assert!(!is_server_url("sqlite://flamingock.db"));
+        assert!(!is_server_url("postgres://db/app"));
     }
 
     #[test]

@@ -168,7 +168,11 @@ async fn versions_in_and_out_of_range_and_undo_to_a_version(backend: Backend) {
         .expect("the release is undone");
     assert_eq!(undone.rolled_back(), ["sv-1-4-mail", "sv-1-4-shared"]);
     assert_eq!(*mails.0.lock().unwrap(), ["sent", "unsent"]);
-    assert_eq!(ids(&db).await, [12, 99], "1.2 and the unversioned unit stay");
+    assert_eq!(
+        ids(&db).await,
+        [12, 99],
+        "1.2 and the unversioned unit stay"
+    );
     for id in ["sv-1-4-mail", "sv-1-4-shared"] {
         assert_eq!(
             db.states_of(id).await.last(),

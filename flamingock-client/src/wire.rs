@@ -1,0 +1,384 @@
+//! The JSON bodies of the server's `/v1` API, shared by the server and this client, so that the
+//! two cannot disagree on a field.
+//!
+//! Paths (every one under `/v1`; `{scope}` is `services/{service}/environments/{environment}`):
+//!
+//! | method and path | body -> reply | roles |
+//! |---|---|---|
+//! | `GET /now` | -> [`NowReply`] | any |
+//! | `POST /{scope}/initialize` | -> `204` | runner, operator, admin |
+//! | `GET /{scope}/unit-states` | -> [`UnitStatesReply`] | reader, runner, operator, admin |
+//! | `GET /{scope}/entries` | -> [`EntriesReply`] | reader, runner, operator, admin |
+//! | `POST /{scope}/history` | [`HistoryRequest`] -> [`EntriesReply`] | reader, runner, operator, admin |
+//! | `POST /{scope}/entries` | [`AppendRequest`] -> [`AppendReply`] | runner (other rows), operator (`MANUAL_MARKED_*` rows), admin |
+//! | `GET /{scope}/locks/{key}` | -> [`LockReply`] | reader, runner, operator, admin |
+//! | `POST /{scope}/locks/{key}/acquire` | [`AcquireRequest`] -> [`AcquireReply`] | runner, operator, admin |
+//! | `POST /{scope}/locks/{key}/extend` | [`ExtendRequest`] -> [`ExtendReply`] | runner, operator, admin |
+//! | `POST /{scope}/locks/{key}/release` | [`ReleaseRequest`] -> `204` | runner, operator, admin |
+//! | `DELETE /{scope}/locks/{key}` | -> [`LockReply`] (what was removed) | operator, admin |
+//! | `GET /tokens` | -> [`TokenList`] | admin |
+//! | `POST /tokens` | [`CreateTokenRequest`] -> [`CreatedToken`] | admin |
+//! | `POST /tokens/{id}/revoke` | -> [`TokenInfo`] | admin |
+//!
+//! Errors come as [`ErrorReply`] with `401` (no token, or one the server does not know or that
+//! is revoked), `403` (a token out of its role or scope), `400` (a body or name the server
+//! refuses), `409` with code `lock_lost` (a fenced append whose lease is gone), `500`/`503`.
+
+use chrono::{DateTime, Utc};
+use flamingock_core::history::{HistoryOrder, HistoryQuery};
+use flamingock_core::lock::{Fence, LockInfo};
+use flamingock_core::model::{AuditEntry, AuditState, UnitState};
+use serde::{Deserialize, Serialize};
+
+/// The key of an entry's metadata under which the client names the row it writes, so that a
+/// retried append is recorded once.
+pub const REQUEST_ID_KEY: &str = "request_id";
+
+/// The reply of `GET /v1/now`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NowReply {
+    /// The server's database clock.
+    pub now: DateTime<Utc>,
+}
+
+/// The reply of `GET unit-states`: the newest row of every unit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnitStatesReply {
+    /// One per unit that has a row.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub units: Vec<UnitState>,
+}
+
+/// The reply of `GET entries` and `POST history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntriesReply {
+    /// The rows, in the order asked for.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub entries: Vec<AuditEntry>,
+}
+
+/// Who must hold which lease for a fenced write (see [`Fence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WireFence {
+    /// The lock's key.
+    pub key: String,
+    /// The runner id that must hold it.
+    pub owner: String,
+}
+
+impl From<&Fence> for WireFence {
+    fn from(fence: &Fence) -> Self {
+        Self {
+            key: fence.key.clone(),
+            owner: fence.owner.clone(),
+        }
+    }
+}
+
+impl From<WireFence> for Fence {
+    fn from(fence: WireFence) -> Self {
+        Self {
+            key: fence.key,
+            owner: fence.owner,
+        }
+    }
+}
+
+/// The body of `POST entries`: one row to append.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendRequest {
+    /// The client's name for this row (a UUID); an append whose row is already recorded under
+    /// this name succeeds without writing a second one. Stored in the row's metadata under
+    /// [`REQUEST_ID_KEY`].
+    pub request_id: String,
+    /// The row (`id` and `created_at` are the store's and ignored).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub entry: AuditEntry,
+    /// With a fence, the row is written only while that lease is still held.
+    pub fence: Option<WireFence>,
+}
+
+/// The reply of `POST entries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendReply {
+    /// `false` when the row was already recorded under this request id (a retry).
+    pub written: bool,
+}
+
+/// The body of `POST history`: a [`HistoryQuery`] on the wire.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct HistoryRequest {
+    /// Only rows of this change unit.
+    pub change_id: Option<String>,
+    /// Only rows with this author.
+    pub author: Option<String>,
+    /// Only rows in one of these states (empty: any state).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub states: Vec<AuditState>,
+    /// Only rows of this stage.
+    pub stage: Option<String>,
+    /// Only rows of this run.
+    pub execution_id: Option<String>,
+    /// Only rows written at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only rows written strictly before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only each unit's newest row.
+    pub latest_per_unit: bool,
+    /// `true`: newest first; `false`: oldest first.
+    pub newest_first: bool,
+    /// Keyset paging: only rows after this row id in the chosen order.
+    pub after_id: Option<i64>,
+    /// At most this many rows.
+    pub limit: Option<u32>,
+}
+
+impl From<&HistoryQuery> for HistoryRequest {
+    fn from(query: &HistoryQuery) -> Self {
+        Self {
+            change_id: query.change_id.clone(),
+            author: query.author.clone(),
+            states: query.states.clone(),
+            stage: query.stage.clone(),
+            execution_id: query.execution_id.clone(),
+            since: query.since,
+            until: query.until,
+            latest_per_unit: query.latest_per_unit,
+            newest_first: query.order == HistoryOrder::NewestFirst,
+            after_id: query.after_id,
+            limit: query.limit,
+        }
+    }
+}
+
+impl From<HistoryRequest> for HistoryQuery {
+    fn from(request: HistoryRequest) -> Self {
+        let mut query = HistoryQuery::new();
+        query.change_id = request.change_id;
+        query.author = request.author;
+        query.states = request.states;
+        query.stage = request.stage;
+        query.execution_id = request.execution_id;
+        query.since = request.since;
+        query.until = request.until;
+        query.latest_per_unit = request.latest_per_unit;
+        query.order = if request.newest_first {
+            HistoryOrder::NewestFirst
+        } else {
+            HistoryOrder::OldestFirst
+        };
+        query.after_id = request.after_id;
+        query.limit = request.limit;
+        query
+    }
+}
+
+/// A lease holder on the wire (see [`LockInfo`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WireLockInfo {
+    /// The lock's key.
+    pub key: String,
+    /// The holder's runner id.
+    pub owner: String,
+    /// The holder's host name.
+    pub hostname: String,
+    /// When the holder took the lease, by the server's database clock.
+    pub acquired_at: DateTime<Utc>,
+    /// When the lease ends unless extended.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it had ended when read.
+    pub expired: bool,
+}
+
+impl From<LockInfo> for WireLockInfo {
+    fn from(info: LockInfo) -> Self {
+        Self {
+            key: info.key,
+            owner: info.owner,
+            hostname: info.hostname,
+            acquired_at: info.acquired_at,
+            expires_at: info.expires_at,
+            expired: info.expired,
+        }
+    }
+}
+
+impl From<WireLockInfo> for LockInfo {
+    fn from(info: WireLockInfo) -> Self {
+        Self {
+            key: info.key,
+            owner: info.owner,
+            hostname: info.hostname,
+            acquired_at: info.acquired_at,
+            expires_at: info.expires_at,
+            expired: info.expired,
+        }
+    }
+}
+
+/// The body of `POST locks/{key}/acquire`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AcquireRequest {
+    /// The runner id taking the lease.
+    pub owner: String,
+    /// The runner's host name.
+    pub hostname: String,
+    /// How long the lease lasts, in milliseconds.
+    pub lease_ms: u64,
+}
+
+/// The reply of `POST locks/{key}/acquire`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AcquireReply {
+    /// Whether the lease is now the caller's.
+    pub acquired: bool,
+    /// When not: who holds it.
+    pub holder: Option<WireLockInfo>,
+}
+
+/// The body of `POST locks/{key}/extend`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExtendRequest {
+    /// The runner id that holds the lease.
+    pub owner: String,
+    /// The new lease, from now, in milliseconds.
+    pub lease_ms: u64,
+}
+
+/// The reply of `POST locks/{key}/extend`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExtendReply {
+    /// `false` when the lease is no longer the caller's.
+    pub extended: bool,
+}
+
+/// The body of `POST locks/{key}/release`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleaseRequest {
+    /// The runner id that holds the lease.
+    pub owner: String,
+}
+
+/// The reply of `GET locks/{key}` and `DELETE locks/{key}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LockReply {
+    /// The lease row, if there is (or was) one that could be read.
+    pub lock: Option<WireLockInfo>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads the audit and the lock of its service and environment.
+    Reader,
+    /// Also initializes, appends run rows and takes the lock: what a service's runs need.
+    Runner,
+    /// Also records fixes (`MANUAL_MARKED_*` rows) and force-releases the lock; no run rows.
+    Operator,
+    /// Everything, and manages tokens; may be unscoped.
+    Admin,
+}
+
+impl Role {
+    /// Every role, least first.
+    pub const ALL: [Role; 4] = [Role::Reader, Role::Runner, Role::Operator, Role::Admin];
+
+    /// The name on the command line and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Runner => "runner",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role a name stands for.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateTokenRequest {
+    /// The new token's role.
+    pub role: Role,
+    /// The service it is for (required unless the role is admin).
+    pub service: Option<String>,
+    /// The environment it is for (required unless the role is admin).
+    pub environment: Option<String>,
+}
+
+/// A token as listed: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    /// The token's id (what `token revoke` takes).
+    pub id: String,
+    /// Its first characters, to recognize it by.
+    pub prefix: String,
+    /// Its role.
+    pub role: Role,
+    /// Its service; `None` for an unscoped admin token.
+    pub service: Option<String>,
+    /// Its environment; `None` for an unscoped admin token.
+    pub environment: Option<String>,
+    /// When it was made (the server's clock).
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The reply of `POST /v1/tokens`: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedToken {
+    /// The token, shown once; the server keeps only its SHA-256.
+    pub token: String,
+    /// What `token list` shows of it.
+    pub info: TokenInfo,
+}
+
+/// The reply of `GET /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenList {
+    /// Every token, oldest first.
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// What every error reply carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorReply {
+    /// A stable code: `unauthorized`, `forbidden`, `invalid`, `not_found`, `lock_lost`,
+    /// `no_audit_table`, `foreign_table`, `corrupt`, `outcome_unknown`, `store`, `timeout`.
+    pub code: String,
+    /// What went wrong and what to do, for people.
+    pub error: String,
+}
