@@ -143,6 +143,11 @@ impl Engine {
         self
     }
 
+    /// The options runs use (selection, application, validate-only).
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
     /// This runner's id (one per engine), recorded in every audit entry it writes.
     pub fn runner_id(&self) -> &str {
         &self.runner_id
@@ -268,8 +273,18 @@ impl Engine {
                 .await?
                 {
                     Acquired::Lease(held) => {
-                        // Another tool's history first, then the plan that sees it.
-                        self.import_before_plan(&units, Some(&held)).await?;
+                        // Another tool's history first, then the plan that sees it. A failed
+                        // import gives the lock back, unless its write's outcome is unknown:
+                        // then the lease runs out, as after a unit in doubt (DESIGN 9).
+                        if let Err(error) = self.import_before_plan(&units, Some(&held)).await {
+                            match &error {
+                                Error::Store(StoreError::OutcomeUnknown { .. }) => {
+                                    held.leave_to_expire("(history import)").await
+                                }
+                                _ => held.release().await,
+                            }
+                            return Err(error);
+                        }
                         lease = Some(held);
                         // Another instance may have done the work while this one waited.
                         planned = self.plan(units.iter().copied()).await?;

@@ -297,9 +297,10 @@ impl FlamingockBuilder {
     /// Before the first run on a database whose schema exists but has no history: records every
     /// selected unit up to and including `up_to` (in run order) as applied by a person
     /// (`MANUAL_MARKED_AS_APPLIED`, `baseline: true`, the reason in metadata; the person is
-    /// `$USER`, else the application's name). Once those units have history, later runs record
-    /// nothing; a run where only some of them do is refused. The CLI's `baseline` does the same
-    /// once, by hand.
+    /// `$USER`, else the application's name). Once any of those units has history, later runs
+    /// record nothing and take no lock for it (units in range added since are named in a
+    /// warning and applied by the run); a validate-only run records nothing. The CLI's
+    /// `baseline` does the same once, by hand, and refuses when any unit in range has history.
     pub fn baseline(mut self, up_to: impl Into<String>, reason: impl Into<String>) -> Self {
         self.baseline = Some((up_to.into(), reason.into()));
         self
@@ -415,6 +416,8 @@ impl FlamingockBuilder {
         let baseline = self.baseline.clone();
         let app_name = self.app_name.clone();
         let engine = self.build().await?;
+        // A validate-only run writes nothing, a baseline neither (its units show as pending).
+        let baseline = baseline.filter(|_| !engine.options().validate_only);
         if let Some((up_to, reason)) = baseline {
             crate::baseline::on_start(&engine, &registered, up_to, reason, app_name).await?;
         }

@@ -22,8 +22,11 @@ pub struct BaselineRequest {
     pub operator: String,
     /// Why: how the schema came to be there.
     pub reason: String,
-    /// When every unit in range already has history, record nothing and succeed (a baseline
-    /// configured on the builder, seen again at every start) instead of refusing.
+    /// A baseline configured on the builder, seen again at every start: when any unit in range
+    /// already has history (the baseline was recorded before, or the database was migrated
+    /// since), record nothing and succeed, without taking the lock; units in range without
+    /// history are then left to the run (a warning names them). Without `once`, any history in
+    /// range refuses the baseline.
     pub once: bool,
 }
 
@@ -70,6 +73,13 @@ impl Engine {
             return Err(BaselineError::UnknownUnit(request.up_to.clone()));
         };
         let covered = &ordered[..=last];
+        // A start-up baseline seen again: one read, no lock, when it is done already.
+        if request.once
+            && let Ok(states) = self.store.unit_states().await
+            && self.baseline_done(covered, &states)
+        {
+            return Ok(Vec::new());
+        }
         self.store.initialize().await.map_err(Error::from)?;
         let lease = Lease::acquire_always(
             &self.store,
@@ -85,6 +95,31 @@ impl Engine {
         result
     }
 
+    /// For a `once` baseline: whether some unit in range has history, so that the baseline is
+    /// not to be recorded (again). Units in range without history are named in a warning.
+    fn baseline_done(
+        &self,
+        covered: &[&'static ChangeUnit],
+        states: &std::collections::HashMap<String, crate::model::UnitState>,
+    ) -> bool {
+        let without: Vec<&str> = covered
+            .iter()
+            .filter(|unit| !states.contains_key(unit.id))
+            .map(|unit| unit.id)
+            .collect();
+        if without.len() == covered.len() {
+            return false;
+        }
+        if !without.is_empty() {
+            tracing::warn!(
+                units = %without.join(", "),
+                "baseline not recorded: units up to it already have history; these, added \
+                 since, have none and are left to the run"
+            );
+        }
+        true
+    }
+
     async fn record_baseline(
         &self,
         covered: &[&'static ChangeUnit],
@@ -98,7 +133,7 @@ impl Engine {
             .filter(|unit| states.contains_key(unit.id))
             .map(|unit| unit.id.to_owned())
             .collect();
-        if request.once && with_history.len() == covered.len() {
+        if request.once && self.baseline_done(covered, &states) {
             return Ok(Vec::new());
         }
         if !with_history.is_empty() {

@@ -146,6 +146,7 @@ impl Engine {
             .map_err(Error::Validation)?;
         let mut rows: Vec<(usize, AuditEntry)> = Vec::new();
         let mut unknown = Vec::new();
+        let mut claimed: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
         let execution_id = uuid::Uuid::now_v7().to_string();
         for entry in &entries {
             let found = matching_unit(tool, entry, &selected, &import.migrations)
@@ -165,6 +166,18 @@ impl Engine {
             if states.contains_key(unit.id) {
                 report.already_in_audit.push(unit.id.to_owned());
                 continue;
+            }
+            // Two entries for one unit (`01` and `1`, say) would import it twice.
+            if let Some(first) = claimed.insert(unit.id, entry.version.as_str()) {
+                return Err(ImportError::Unreadable {
+                    tool,
+                    table,
+                    detail: format!(
+                        "versions {first} and {} both match change unit \"{}\"",
+                        entry.version, unit.id
+                    ),
+                }
+                .into());
             }
             let position = selected
                 .iter()

@@ -49,7 +49,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Failure>
                     format!(
                         " ({} in doubt, blocking until `fix`: {})",
                         report.in_doubt.len(),
-                        report.in_doubt.join(", ")
+                        terminal_safe(&report.in_doubt.join(", "))
                     )
                 }
             )?;
@@ -65,7 +65,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Failure>
             if !report.ignored.is_empty() {
                 outln!(
                     "ignored (no unit): version {}",
-                    report.ignored.join(", version ")
+                    terminal_safe(&report.ignored.join(", version "))
                 )?;
             }
         }

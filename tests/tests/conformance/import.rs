@@ -425,6 +425,36 @@ macro_rules! import_suite {
             }
 
             #[tokio::test]
+            async fn two_entries_for_one_unit_refuse_the_import() {
+                let Some(db) = fresh("impdupe").await else {
+                    return;
+                };
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+                       version VARCHAR(50) PRIMARY KEY NOT NULL,
+                       run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+                    )",
+                )
+                .await;
+                // Both read as version 20240101000000.
+                db.execute(
+                    "INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000'), ('020240101000000')",
+                )
+                .await;
+                let error = flamingock::run!(db
+                    .builder(&module("diesel_folder"))
+                    .import_history(ImportOptions::from(SourceTool::Diesel)))
+                .await
+                .unwrap_err();
+                let message = error.to_string();
+                assert!(message.contains("both match change unit"), "{message}");
+                assert!(message.contains("nothing was imported"), "{message}");
+                assert!(imported(&db.entries().await).is_empty());
+                assert_eq!(db.count("SELECT COUNT(*) FROM __diesel_schema_migrations").await, 2);
+                db.drop().await;
+            }
+
+            #[tokio::test]
             async fn a_missing_source_table_imports_nothing_and_units_run() {
                 let Some(db) = fresh("impmissing").await else {
                     return;
@@ -495,6 +525,10 @@ macro_rules! import_suite {
                 };
                 db.execute("CREATE TABLE authors (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL)").await;
                 let builder = || db.builder(&module("v2")).baseline("2_seed_authors", "schema from a dump");
+                // A validate-only start records no baseline: it writes nothing at all.
+                let refused = flamingock::run!(builder().validate_only()).await.unwrap_err();
+                assert!(matches!(refused, flamingock::Error::PendingUnits { .. }), "{refused}");
+                assert!(db.entries().await.is_empty(), "a validate-only run wrote a baseline");
                 let report = flamingock::run!(builder()).await.unwrap();
                 assert_eq!(report.applied(), ["3_create_loans"]);
                 let again = flamingock::run!(builder()).await.unwrap();

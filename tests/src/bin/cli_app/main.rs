@@ -125,13 +125,13 @@ mod blocking {
     }
 }
 
-/// A unit on another transactional database (a SQLite file): `TX_SEPARATE`, with a marker.
 /// A folder of sqlx migrations, for `import` and `baseline` (sqlx's migrator applies
 /// `import_sqlx_v1` first in the scenario).
 mod takeover {
     flamingock::sql_units!("fixtures/sql/import_sqlx_v2", author = "fixtures");
 }
 
+/// A unit on another transactional database (a SQLite file): `TX_SEPARATE`, with a marker.
 mod separate {
     use flamingock::prelude::*;
     use sqlx::{Sqlite, Transaction};
