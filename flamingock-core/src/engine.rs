@@ -26,21 +26,25 @@ mod admin;
 mod apply;
 mod attempt;
 mod checks;
+mod drift;
 mod failure;
 mod heartbeat;
 mod inspect;
 mod lease;
 mod manual;
 mod planned;
+mod repair;
 mod separate;
 mod transaction;
 mod undo;
 mod unwind;
 
 pub use admin::LockRelease;
+pub use drift::{DriftCheck, DriftPolicy, DriftedUnit, ON_DRIFT_ENV, UncomparableUnit};
 pub use failure::UnitFailure;
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
+pub use repair::{RepairError, RepairOutcome, RepairRequest};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
 use attempt::Attempt;
@@ -70,6 +74,8 @@ pub struct Engine {
     dependencies: Dependencies,
     options: RunOptions,
     lock_options: LockOptions,
+    /// What a run does when an applied unit changed since it was applied.
+    drift_policy: DriftPolicy,
     /// Set once the store's and targets' tables are known to exist.
     initialized: tokio::sync::OnceCell<()>,
     runner_id: String,
@@ -89,6 +95,7 @@ impl Engine {
             dependencies: Dependencies::new(),
             options: RunOptions::default(),
             lock_options: LockOptions::default(),
+            drift_policy: DriftPolicy::default(),
             initialized: tokio::sync::OnceCell::new(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -241,6 +248,16 @@ impl Engine {
                     Acquired::NoLock => {}
                 }
             }
+            // Drift is judged on the plan the run acts on (made under the lock when one is held).
+            let drifted = match self.judge_drift(&planned) {
+                Ok(drifted) => drifted,
+                Err(error) => {
+                    if let Some(lease) = lease {
+                        lease.release().await;
+                    }
+                    return Err(error);
+                }
+            };
             let pending = planned.iter().filter(|p| p.is_pending()).count();
             tracing::info!(units = planned.len(), pending, store = %self.store.describe(), "planned");
             let mut report = RunReport {
@@ -249,6 +266,7 @@ impl Engine {
                 audit_store: self.store.describe(),
                 duration_ms: 0,
                 units: Vec::with_capacity(planned.len()),
+                drift: drifted,
             };
             let result = self
                 .execute(&planned, &execution_id, lease.as_ref(), &mut report)

@@ -92,6 +92,7 @@ pub struct FlamingockBuilder {
     read_only: bool,
     units_expected: crate::unit_crate::UnitsExpected,
     placeholders: flamingock_core::sql_unit::SqlPlaceholders,
+    on_drift: Option<flamingock_core::engine::DriftPolicy>,
 }
 
 impl FlamingockBuilder {
@@ -168,6 +169,16 @@ impl FlamingockBuilder {
     /// anything runs.
     pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.placeholders.insert(name, value);
+        self
+    }
+
+    /// What a run does when an applied unit changed since it was applied (its checksum is not
+    /// the one the audit recorded): [`DriftPolicy::Stop`](crate::DriftPolicy::Stop), the
+    /// default, stops it before anything runs, naming each unit and the `repair` command;
+    /// [`DriftPolicy::Warn`](crate::DriftPolicy::Warn) logs a warning, lists them in the report
+    /// and goes on. Unset here, `FLAMINGOCK_ON_DRIFT` (`stop` or `warn`) decides.
+    pub fn on_drift(mut self, policy: flamingock_core::engine::DriftPolicy) -> Self {
+        self.on_drift = Some(policy);
         self
     }
 
@@ -250,6 +261,7 @@ impl FlamingockBuilder {
             self.lock_wait,
             env_var,
         )?;
+        let drift_policy = crate::drift_config::drift_policy(self.on_drift, env_var)?;
         let store = match self.store {
             Some(store) => store,
             None => {
@@ -267,6 +279,7 @@ impl FlamingockBuilder {
         };
         let mut engine = Engine::new(store)
             .with_lock_options(lock_options)
+            .with_drift_policy(drift_policy)
             .with_dependencies(dependencies)
             .with_options(RunOptions {
                 selection: self.selection,

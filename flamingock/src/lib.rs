@@ -33,6 +33,7 @@
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod drift_config;
 mod lock_config;
 mod sql_files;
 mod store_url;
@@ -40,6 +41,10 @@ mod unit_crate;
 
 pub use builder::{
     AUDIT_TABLE_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, Flamingock, FlamingockBuilder,
+};
+pub use flamingock_core::engine::{
+    DriftCheck, DriftPolicy, DriftedUnit, ON_DRIFT_ENV, RepairError, RepairOutcome, RepairRequest,
+    UncomparableUnit,
 };
 pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PlannedUnit, Resolution, Route,

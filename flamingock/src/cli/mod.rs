@@ -1,5 +1,6 @@
 //! The command line (feature `cli`): `status`, `history`, `plan`, `apply`, `undo`, `fix`, `lock`,
-//! `validate` (docs/architecture.md#recovery for `fix` and undo).
+//! `validate`, `verify`, `repair` (docs/architecture.md#recovery for `fix` and undo, docs/drift.md
+//! for `verify` and `repair`).
 //!
 //! Put it in a binary of your own, so that it knows your change units:
 //!
@@ -22,6 +23,7 @@
 
 mod app_commands;
 mod args;
+mod drift_commands;
 mod html;
 mod output;
 mod plan_sql;
@@ -155,6 +157,8 @@ impl AppInvocation {
             AppCommand::Apply(selection) => app_commands::apply(&session, selection).await,
             AppCommand::Undo(undo) => app_commands::undo(&session, undo).await,
             AppCommand::Validate(selection) => app_commands::validate(&session, selection),
+            AppCommand::Verify(selection) => drift_commands::verify(&session, selection).await,
+            AppCommand::Repair(repair) => drift_commands::repair(&session, repair).await,
         }
     }
 }
@@ -237,9 +241,9 @@ fn store_reads_only(command: &StoreCommand) -> bool {
 fn app_reads_only(command: &AppCommand) -> bool {
     match command {
         AppCommand::Store(command) => store_reads_only(command),
-        AppCommand::Plan(_) | AppCommand::Validate(_) => true,
+        AppCommand::Plan(_) | AppCommand::Validate(_) | AppCommand::Verify(_) => true,
         AppCommand::Undo(undo) => undo.dry_run,
-        AppCommand::Apply(_) => false,
+        AppCommand::Apply(_) | AppCommand::Repair(_) => false,
     }
 }
 
@@ -248,6 +252,7 @@ fn check_app_arguments(cli: &AppCli) -> Result<(), ExitCode> {
     let checked = match &cli.command {
         AppCommand::Store(command) => store_commands::check_arguments(command, cli.global.format),
         AppCommand::Undo(undo) => app_commands::undo_scope(undo).map(drop),
+        AppCommand::Repair(repair) => drift_commands::operator(repair).map(drop),
         _ => Ok(()),
     };
     let checked = checked.and_then(|()| match (&cli.command, cli.global.format) {
