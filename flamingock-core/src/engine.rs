@@ -5,7 +5,8 @@
 //! The rooms below: `planned` (a unit's decision and route), `checks` (route and dependency
 //! checks), `attempt` (one try of one unit and its audit rows), `transaction` (the unit's
 //! transaction, shared or separate), `apply` and `separate` (the write sequences), `undo`,
-//! `manual` (fix), `lease` (the lock during a run), `admin` and `inspect` (operators' views).
+//! `manual` (fix), `drift` (applied units whose checksum changed) and `repair`, `lease` (the lock
+//! during a run), `admin` and `inspect` (operators' views).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
