@@ -30,7 +30,8 @@ OPTIONS:
 
     flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N [--postgres-url URL]
                            one measurement with a timeline of every SQL statement and span on
-                           stderr (tools: floor, sqlx, refinery, flamingock, flamingock-macro;
+                           stderr (tools: floor, sqlx, refinery, flamingock, flamingock-macro,
+                           sqlx-macro, flamingock-sql-files (these two at N = 20 only);
                            fleet: 8 flamingock processes at once, wall-clock stamps)
 
 The full run: cargo run --release -p flamingock-bench -- --out BENCHMARKS.md

@@ -22,6 +22,7 @@ mod markdown;
 mod orchestrate;
 mod report;
 mod results;
+mod sql_files;
 mod tools;
 mod trace;
 mod workload;

@@ -1,7 +1,7 @@
 //! The benchmark run: for each database and N, a fresh database per cold measurement, each tool in
 //! a child process of its own, tools taking turns within each repetition (so that a busy machine
-//! slows them alike); warm starts on the last cold run's database; then the macro path and the
-//! fleet start. Progress goes to stderr.
+//! slows them alike); warm starts on the last cold run's database; then the macro path, the
+//! compiled-in SQL files and the fleet start. Progress goes to stderr.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +15,7 @@ use crate::error::BenchError;
 use crate::fresh::{FreshDb, PostgresServer};
 use crate::macro_units;
 use crate::results::{Fleet, Key, Results, Sample};
+use crate::sql_files;
 use crate::trace::{TRACE_ENV, WALL_CLOCK};
 use crate::workload::{Database, Mode, Tool};
 
@@ -70,6 +71,13 @@ pub fn measure(options: &Options) -> Result<(Results, RunFacts), BenchError> {
             database,
             macro_units::COUNT,
             &[Tool::Flamingock, Tool::FlamingockMacro],
+            options.runs,
+        )?;
+        bench.cold_and_warm(
+            Pass::Main,
+            database,
+            sql_files::COUNT,
+            &[Tool::SqlxMacro, Tool::FlamingockSqlFiles],
             options.runs,
         )?;
         for &n in &options.durable_sizes {

@@ -9,6 +9,7 @@ use crate::machine::Machine;
 use crate::macro_units;
 use crate::markdown::{Table, duration, rss, thousands, times};
 use crate::results::{Fleet, Key, Results, Sample, max_rss_kib, median, ratio};
+use crate::sql_files;
 use crate::workload::{Database, Mode, Tool};
 
 /// The analysis written by hand after profiling, appended to every report.
@@ -30,6 +31,7 @@ pub fn render(results: &Results, machine: &Machine, options: &Options) -> String
     warm(&mut out, results);
     cold(&mut out, results, true);
     macro_path(&mut out, results);
+    sql_files(&mut out, results);
     fleet(&mut out, &results.fleet);
     out.push_str(METHOD);
     out.push('\n');
@@ -313,10 +315,54 @@ fn tool_series(
             .is_some();
         (key.durable == durable
             && key.mode == mode
-            && key.tool != Tool::FlamingockMacro
+            && Tool::AT_EVERY_N.contains(&key.tool)
             && compared)
             .then_some((*key, samples))
     })
+}
+
+/// The title of the compiled-in SQL files' section.
+pub const SQL_FILES_TITLE: &str = "SQL files: `sql_units!` beside sqlx's `migrate!`";
+
+fn sql_files(out: &mut String, results: &Results) {
+    let _ = writeln!(
+        out,
+        "## {SQL_FILES_TITLE}\n\nThe same {} SQL files (`flamingock-bench/migrations/`, one \
+         `CREATE TABLE` each), compiled into the binary by both tools: as change units by \
+         `flamingock::sql_units!` and run with `flamingock::run!()`, and as a static `Migrator` by \
+         `sqlx::migrate!` and run with `MIGRATOR.run(&pool)`. Each applies a file in a \
+         transaction of its own and records it in its own table; neither reads a file at run \
+         time.\n",
+        sql_files::COUNT
+    );
+    let mut table = Table::new(&[
+        "database",
+        "mode",
+        "tool",
+        "median",
+        "× sqlx `migrate!`",
+        "peak RSS",
+    ]);
+    for (key, samples) in &results.series {
+        if key.durable
+            || key.n != sql_files::COUNT
+            || !matches!(key.tool, Tool::SqlxMacro | Tool::FlamingockSqlFiles)
+        {
+            continue;
+        }
+        let Some(time) = median(samples) else {
+            continue;
+        };
+        table.row([
+            key.database.label().to_owned(),
+            key.mode.key().to_owned(),
+            key.tool.label().to_owned(),
+            duration(time),
+            times(results.ratio_to(*key, Tool::SqlxMacro)),
+            rss(max_rss_kib(samples)),
+        ]);
+    }
+    table.write(out);
 }
 
 fn macro_path(out: &mut String, results: &Results) {
@@ -422,6 +468,11 @@ which is what `flamingock::run!()` does, with N `ChangeUnit`s built at run time 
 generates (`flamingock-macros/src/expand.rs`: take each parameter from the `Scope`, call the \
 method, convert its result); the macro adds no other run-time work, and the table above compares \
 the two paths on the same units.
+- **sqlx `migrate!`** and **flamingock, `sql_units!`**: the 20 checked-in files of \
+`flamingock-bench/migrations/`, embedded at compile time by each macro (nothing is read from disk \
+at run time); `MIGRATOR.run(&pool)` on a pool made as for sqlx's `Migrator`, and \
+`flamingock::run!(Flamingock::builder().database_url(..).module(..))` selecting the units \
+`sql_units!` registered (`TX_SHARED`: the file and its audit row commit together).
 - Every sqlx-based tool on SQLite uses the audit store's connection settings (WAL journal, busy \
 timeout, file created if missing); refinery's rusqlite connection gets the same WAL journal and \
 busy timeout; SQLite's `synchronous` stays at its default (`FULL`) for every tool.

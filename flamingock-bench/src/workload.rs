@@ -62,6 +62,10 @@ pub enum Tool {
     Flamingock,
     /// Flamingock through `run!()` with the units `#[change_unit]` declares in this crate.
     FlamingockMacro,
+    /// sqlx's `Migrator` built at compile time by `sqlx::migrate!` over the checked-in files.
+    SqlxMacro,
+    /// Flamingock through `run!()` with the units `sql_units!` registers for the same files.
+    FlamingockSqlFiles,
 }
 
 impl Tool {
@@ -74,12 +78,14 @@ impl Tool {
     ];
 
     /// Every tool, for parsing.
-    pub const ALL: [Tool; 5] = [
+    pub const ALL: [Tool; 7] = [
         Tool::Floor,
         Tool::SqlxMigrator,
         Tool::Refinery,
         Tool::Flamingock,
         Tool::FlamingockMacro,
+        Tool::SqlxMacro,
+        Tool::FlamingockSqlFiles,
     ];
 
     /// The name used on the command line.
@@ -90,6 +96,8 @@ impl Tool {
             Tool::Refinery => "refinery",
             Tool::Flamingock => "flamingock",
             Tool::FlamingockMacro => "flamingock-macro",
+            Tool::SqlxMacro => "sqlx-macro",
+            Tool::FlamingockSqlFiles => "flamingock-sql-files",
         }
     }
 
@@ -101,6 +109,8 @@ impl Tool {
             Tool::Refinery => "refinery",
             Tool::Flamingock => "flamingock",
             Tool::FlamingockMacro => "flamingock, `#[change_unit]` units",
+            Tool::SqlxMacro => "sqlx `migrate!`",
+            Tool::FlamingockSqlFiles => "flamingock, `sql_units!`",
         }
     }
 }

@@ -11,6 +11,7 @@ use sqlx::Connection;
 
 const N: usize = 5;
 const MACRO_UNITS: usize = 20;
+const SQL_FILES: usize = 20;
 const FLEET_SIZE: usize = 8;
 
 fn postgres_url() -> String {
@@ -175,6 +176,21 @@ fn the_whole_benchmark_runs_and_reports_every_row() {
     }
     assert!(
         report.contains(&format!("The same {MACRO_UNITS} changes")),
+        "{report}"
+    );
+
+    let sql_files = section(&report, "SQL files: `sql_units!` beside sqlx's `migrate!`");
+    for database in databases {
+        for mode in ["cold", "warm"] {
+            for tool in ["sqlx `migrate!`", "flamingock, `sql_units!`"] {
+                let row = format!("| {database} | {mode} | {tool} | ");
+                assert!(has_row(&sql_files, &row, 6), "no row `{row}` in:\n{report}");
+            }
+        }
+    }
+    assert_eq!(rows(&sql_files), databases.len() * 4, "{report}");
+    assert!(
+        report.contains(&format!("The same {SQL_FILES} SQL files")),
         "{report}"
     );
 

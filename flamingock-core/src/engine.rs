@@ -5,7 +5,8 @@
 //! The rooms below: `planned` (a unit's decision and route), `checks` (route and dependency
 //! checks), `attempt` (one try of one unit and its audit rows), `transaction` (the unit's
 //! transaction, shared or separate), `apply` and `separate` (the write sequences), `undo`,
-//! `manual` (fix), `lease` (the lock during a run), `admin` and `inspect` (operators' views).
+//! `manual` (fix), `drift` (applied units whose checksum changed) and `repair`, `lease` (the lock
+//! during a run), `admin` and `inspect` (operators' views).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ mod apply;
 mod attempt;
 mod baseline;
 mod checks;
+mod drift;
 mod failure;
 mod heartbeat;
 mod import;
@@ -36,6 +38,7 @@ mod lease;
 mod manual;
 mod pending;
 mod planned;
+mod repair;
 mod separate;
 mod transaction;
 mod undo;
@@ -43,11 +46,13 @@ mod unwind;
 
 pub use admin::LockRelease;
 pub use baseline::{BaselineError, BaselineRequest};
+pub use drift::{DriftCheck, DriftPolicy, DriftedUnit, ON_DRIFT_ENV, UncomparableUnit};
 pub use failure::UnitFailure;
 pub use import::{HistoryImport, ImportReport};
 pub use manual::{FixError, FixOutcome, FixRequest, Resolution, SeenState};
 pub use pending::{PendingCheck, PendingStatus};
 pub use planned::{PlannedUnit, Route, SeparateTarget};
+pub use repair::{RepairError, RepairOutcome, RepairRequest};
 pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoScope};
 
 use attempt::Attempt;
@@ -81,6 +86,8 @@ pub struct Engine {
     dependencies: Dependencies,
     options: RunOptions,
     lock_options: LockOptions,
+    /// What a run does when an applied unit changed since it was applied.
+    drift_policy: DriftPolicy,
     /// Set once the store's and targets' tables are known to exist.
     initialized: tokio::sync::OnceCell<()>,
     runner_id: String,
@@ -104,6 +111,7 @@ impl Engine {
             dependencies: Dependencies::new(),
             options: RunOptions::default(),
             lock_options: LockOptions::default(),
+            drift_policy: DriftPolicy::default(),
             initialized: tokio::sync::OnceCell::new(),
             runner_id: uuid::Uuid::new_v4().to_string(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -299,6 +307,16 @@ impl Engine {
                     }
                 }
             }
+            // Drift is judged on the plan the run acts on (made under the lock when one is held).
+            let drifted = match self.judge_drift(&planned) {
+                Ok(drifted) => drifted,
+                Err(error) => {
+                    if let Some(lease) = lease {
+                        lease.release().await;
+                    }
+                    return Err(error);
+                }
+            };
             let pending = planned.iter().filter(|p| p.is_pending()).count();
             tracing::info!(units = planned.len(), pending, store = %self.store.describe(), "planned");
             self.listeners.emit(|| RunEvent::RunStarted {
@@ -313,6 +331,7 @@ impl Engine {
                 audit_store: self.store.describe(),
                 duration_ms: 0,
                 units: Vec::with_capacity(planned.len()),
+                drift: drifted,
             };
             let result = self
                 .execute(&planned, &execution_id, lease.as_ref(), &mut report)

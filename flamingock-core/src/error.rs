@@ -297,6 +297,20 @@ pub enum Error {
         report: Box<RunReport>,
     },
 
+    /// Applied units changed since they were applied (their checksum is not the one the audit
+    /// recorded); nothing ran. `DriftPolicy::Warn` lets such a run go on.
+    #[error(
+        "{}",
+        list(
+            "applied change units changed since they were applied; nothing ran",
+            drifted
+        )
+    )]
+    Drift {
+        /// Each drifted unit, with both checksums and the `flamingock repair` command.
+        drifted: Vec<crate::engine::DriftedUnit>,
+    },
+
     /// The lock could not be had in time; nothing ran.
     #[error("{}", lock_timeout_message(holder, *waited, *unanswered))]
     LockTimeout {

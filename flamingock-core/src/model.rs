@@ -279,6 +279,10 @@ pub mod metadata_keys {
     /// `true` on a row written by `baseline` (a `MANUAL_MARKED_AS_APPLIED` for a database whose
     /// schema existed before its history).
     pub const BASELINE: &str = "baseline";
+    /// `true` on a row a person wrote with `repair` (accepting an applied unit's checksum now).
+    pub const REPAIR: &str = "repair";
+    /// On a repair row: the checksum the unit's row had before (string; `null`: none recorded).
+    pub const PREVIOUS_CHECKSUM: &str = "previous_checksum";
 }
 
 /// One row of the audit log, to be inserted (`id` and `created_at` are set by the store) or as read.
@@ -382,6 +386,11 @@ pub struct UnitState {
     pub created_at: Option<DateTime<Utc>>,
     /// That row's error, if any.
     pub error: Option<String>,
+    /// The unit's checksum as that row recorded it; `None` on a row that has none (history
+    /// imported from another tool whose checksums cannot be compared): drift detection compares
+    /// it with the unit's current checksum (see [`crate::engine::DriftCheck`]).
+    #[serde(default)]
+    pub checksum: Option<String>,
     /// How many times the unit has been tried so far (see [`ChangeContext::attempt`]).
     ///
     /// [`ChangeContext::attempt`]: crate::inject::ChangeContext::attempt

@@ -108,6 +108,10 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// One line per selected unit, in order.
     pub units: Vec<UnitReport>,
+    /// Applied units that changed since they were applied, which the run went on past
+    /// (`DriftPolicy::Warn`; under the default policy drift stops the run instead).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<crate::engine::DriftedUnit>,
 }
 
 impl RunReport {
@@ -224,6 +228,9 @@ impl fmt::Display for RunReport {
             let error = unit.error.as_deref().unwrap_or_default();
             writeln!(f, "error in \"{}\": {}", unit.change_id, error)?;
         }
+        for unit in &self.drift {
+            writeln!(f, "drift (going on, as told): {unit}")?;
+        }
         let stages = self.by_stage();
         if stages.len() > 1 {
             for (stage, units) in &stages {
@@ -308,6 +315,7 @@ mod tests {
                 duration_ms: None,
                 error: Some(long.clone()),
             }],
+            drift: Vec::new(),
         };
         let text = report.to_string();
         assert!(text.contains(&long));

@@ -80,6 +80,7 @@ where
         execution_id: get(row, "execution_id")?,
         created_at: created_at(row).map_err(corrupt)?,
         error: get(row, "error")?,
+        checksum: get(row, "checksum")?,
         tries: get(row, "tries")?,
         change_id,
     })

@@ -126,6 +126,9 @@ mod checks {
             let mut row = entry(change_id, state, tx);
             row.execution_id = execution_id.to_owned();
             row.error = error.map(str::to_owned);
+            // Each row its own checksum (one none, as imported history may have), so the
+            // newest row's is told apart from an older one's.
+            row.checksum = (change_id != "c").then(|| format!("sum-{execution_id}-{state}"));
             store.append(&row, None).await.expect("append");
             memory.append(&row, None).await.expect("append to memory");
         }
@@ -138,12 +141,16 @@ mod checks {
             assert_eq!(got.state, want.state, "{change_id}");
             assert_eq!(got.execution_id, want.execution_id, "{change_id}");
             assert_eq!(got.error, want.error, "{change_id}");
+            assert_eq!(got.checksum, want.checksum, "{change_id}");
             assert_eq!(got.tries, want.tries, "tries of {change_id}");
             assert!(got.created_at.is_some(), "{change_id}");
         }
         assert_eq!(states["a"].tries, 2);
         assert_eq!(states["b"].tries, 2);
         assert_eq!(states["c"].tries, 0);
+        // The checksum is the newest row's: a NON_TX unit's APPLIED, not its STARTED.
+        assert_eq!(states["a"].checksum.as_deref(), Some("sum-e2-APPLIED"));
+        assert_eq!(states["c"].checksum, None);
         db.cleanup(store.as_ref()).await;
     }
 

@@ -107,6 +107,7 @@ pub struct FlamingockBuilder {
     baseline: Option<(String, String)>,
     /// The Flamingock server's token (never shown: the builder has no `Debug`).
     token: Option<String>,
+    on_drift: Option<flamingock_core::engine::DriftPolicy>,
 }
 
 impl FlamingockBuilder {
@@ -220,6 +221,16 @@ impl FlamingockBuilder {
     /// anything runs.
     pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.placeholders.insert(name, value);
+        self
+    }
+
+    /// What a run does when an applied unit changed since it was applied (its checksum is not
+    /// the one the audit recorded): [`DriftPolicy::Stop`](crate::DriftPolicy::Stop), the
+    /// default, stops it before anything runs, naming each unit and the `repair` command;
+    /// [`DriftPolicy::Warn`](crate::DriftPolicy::Warn) logs a warning, lists them in the report
+    /// and goes on. Unset here, `FLAMINGOCK_ON_DRIFT` (`stop` or `warn`) decides.
+    pub fn on_drift(mut self, policy: flamingock_core::engine::DriftPolicy) -> Self {
+        self.on_drift = Some(policy);
         self
     }
 
@@ -361,6 +372,7 @@ impl FlamingockBuilder {
             self.lock_wait,
             env_var,
         )?;
+        let drift_policy = crate::drift_config::drift_policy(self.on_drift, env_var)?;
         let server = match &self.store {
             Some(_) => None,
             None => crate::store_url::server_store(&self.database_url, self.token, self.read_only)?,
@@ -382,6 +394,7 @@ impl FlamingockBuilder {
         };
         let mut engine = Engine::new(store)
             .with_lock_options(lock_options)
+            .with_drift_policy(drift_policy)
             .with_dependencies(dependencies)
             .with_options(RunOptions {
                 selection: self.selection,

@@ -34,6 +34,7 @@ mod baseline;
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod drift_config;
 mod lock_config;
 mod sql_files;
 mod store_url;
@@ -49,6 +50,10 @@ pub use builder::{
     SYSTEM_VERSIONS_ENV, VALIDATE_ONLY_ENV,
 };
 pub use flamingock_core::engine::{BaselineError, BaselineRequest, HistoryImport, ImportReport};
+pub use flamingock_core::engine::{
+    DriftCheck, DriftPolicy, DriftedUnit, ON_DRIFT_ENV, RepairError, RepairOutcome, RepairRequest,
+    UncomparableUnit,
+};
 pub use flamingock_core::engine::{
     Engine, FixError, FixOutcome, FixRequest, LockRelease, PendingCheck, PendingStatus,
     PlannedUnit, Resolution, Route, RunOptions, SeenState, SeparateTarget, UndoError, UndoLine,

@@ -14,6 +14,7 @@ use crate::workload::{Database, Mode, Tool};
 pub mod flamingock;
 pub mod floor;
 pub mod refinery;
+pub mod sql_files;
 pub mod sqlx_migrator;
 
 /// How long a SQLite statement waits for another connection's write lock: the audit store's
@@ -51,6 +52,8 @@ pub async fn run(job: &Job) -> Result<Duration, BenchError> {
         Tool::Refinery => refinery::run(job).await,
         Tool::Flamingock => flamingock::run_runtime_units(job).await,
         Tool::FlamingockMacro => flamingock::run_macro_units(job).await,
+        Tool::SqlxMacro => sql_files::run_sqlx(job).await,
+        Tool::FlamingockSqlFiles => sql_files::run_flamingock(job).await,
     }
 }
 

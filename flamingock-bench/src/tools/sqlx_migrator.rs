@@ -73,7 +73,7 @@ fn write_migrations(workdir: &Path, n: usize) -> Result<PathBuf, BenchError> {
 }
 
 /// How many successful migrations sqlx has recorded (outside the timed part).
-async fn count<DB>(pool: &Pool<DB>) -> Result<usize, BenchError>
+pub(super) async fn count<DB>(pool: &Pool<DB>) -> Result<usize, BenchError>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,

@@ -7,9 +7,11 @@ use crate::plan::order_units;
 
 impl Engine {
     /// Checks a plan the way [`run`](Self::run) does before the first unit runs: every parameter
-    /// of every pending unit (and of its rollback) can be filled. Writes nothing.
+    /// of every pending unit (and of its rollback) can be filled, and no applied unit drifted
+    /// (unless the drift policy is to warn). Writes nothing.
     pub fn check_plan(&self, planned: &[PlannedUnit]) -> Result<(), Error> {
-        self.check_dependencies(planned)
+        self.check_dependencies(planned)?;
+        self.refuse_drift(planned).map(drop)
     }
 
     /// Checks `units` as this engine selects them (stage, module): duplicate ids or orders, each

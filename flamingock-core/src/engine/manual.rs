@@ -141,7 +141,7 @@ pub enum FixError {
 impl Engine {
     /// After the resolution's write failed with `error` (or lost its reply): `Ok` when its row
     /// is the unit's newest (under the lock nobody else writes it), the error otherwise.
-    async fn find_out_fix(
+    pub(super) async fn find_out_fix(
         &self,
         entry: &AuditEntry,
         error: Option<StoreError>,

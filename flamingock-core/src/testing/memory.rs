@@ -137,6 +137,7 @@ impl AuditStore for MemoryAuditStore {
                     execution_id: row.execution_id.clone(),
                     created_at: row.created_at,
                     error: row.error.clone(),
+                    checksum: row.checksum.clone(),
                     tries,
                 },
             );

@@ -113,7 +113,7 @@ FROM `{table}` ORDER BY id"#,
         format!(
             r#"SELECT newest.change_id, newest.state, newest.execution_id,
        DATE_FORMAT(newest.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
-       newest.error, history.tries
+       newest.error, newest.checksum, history.tries
 FROM (SELECT change_id, MAX(id) AS newest_id,
              COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
       FROM `{table}` GROUP BY change_id) AS history

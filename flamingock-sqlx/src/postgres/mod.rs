@@ -116,7 +116,7 @@ FROM "{table}" ORDER BY id"#,
         format!(
             r#"SELECT newest.change_id, newest.state, newest.execution_id,
        to_char(newest.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
-       newest.error, history.tries
+       newest.error, newest.checksum, history.tries
 FROM (SELECT change_id, MAX(id) AS newest_id,
              COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
       FROM "{table}" GROUP BY change_id) AS history

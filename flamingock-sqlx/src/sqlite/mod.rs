@@ -100,7 +100,7 @@ VALUES ({values})"#,
     fn select_unit_states(table: &str) -> String {
         format!(
             r#"SELECT newest.change_id, newest.state, newest.execution_id, newest.created_at,
-       newest.error, history.tries
+       newest.error, newest.checksum, history.tries
 FROM (SELECT change_id, MAX(id) AS newest_id,
              COUNT(CASE WHEN {counts_as_try} THEN 1 END) AS tries
       FROM "{table}" GROUP BY change_id) AS history

@@ -110,6 +110,10 @@ struct PlanLine {
     tx_strategy: String,
     state: Option<String>,
     action: &'static str,
+    /// `"drifted"` or `"not comparable"` for an applied unit whose checksum changed or was not
+    /// recorded (docs/drift.md); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'static str>,
 }
 
 fn action(decision: Decision) -> &'static str {
@@ -125,6 +129,16 @@ fn action(decision: Decision) -> &'static str {
 pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure> {
     check_some_selected(session, args)?;
     let planned = plan_units(session, selected(session, args)).await?;
+    let drift = session.engine.drift(&planned);
+    let drift_of = |id: &str| {
+        if drift.drifted.iter().any(|d| d.change_id == id) {
+            Some("drifted")
+        } else if drift.not_comparable.iter().any(|d| d.change_id == id) {
+            Some("not comparable")
+        } else {
+            None
+        }
+    };
     let lines: Vec<PlanLine> = planned
         .iter()
         .map(|p| PlanLine {
@@ -136,8 +150,12 @@ pub async fn plan(session: &Session, args: &SelectionArgs) -> Result<(), Failure
             action: if p.out_of_range {
                 "skip (system version out of range)"
             } else {
-                action(p.decision)
+                match drift_of(p.unit.id) {
+                    Some("drifted") => "DRIFTED: changed since applied (see `verify`, `repair`)",
+                    _ => action(p.decision),
+                }
             },
+            drift: drift_of(p.unit.id),
         })
         .collect();
     let mut table = Table::new(&["order", "change", "stage", "strategy", "state", "action"]);

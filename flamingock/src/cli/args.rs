@@ -102,6 +102,8 @@ Examples:
   my-app status --format json
   my-app history --change seed-clients
   my-app fix export-clients --rolled-back --reason \"removed the partial export by hand\"
+  my-app verify                    applied units that changed since they were applied
+  my-app repair 3_add_index --reason \"only comments changed\"
 
 Exit codes: 0 ok, 1 failure, 2 usage.";
 
@@ -129,7 +131,7 @@ pub struct StoreCli {
 #[command(
     about = "Flamingock operations for this program's change units",
     long_about = "Flamingock operations for this program's change units: status, history, plan, \
-        apply, undo, fix, lock, validate.",
+        apply, undo, fix, lock, validate, verify, repair.",
     after_help = APP_EXAMPLES
 )]
 pub struct AppCli {
@@ -244,6 +246,24 @@ pub enum AppCommand {
         Refused, with nothing written, if any of those units already has history."
     )]
     Baseline(BaselineArgs),
+
+    /// List applied units whose code or SQL file changed since they were applied (drift), and
+    /// those whose history has no checksum to compare; writes nothing.
+    #[command(
+        after_help = "Examples:\n  my-app verify\n  my-app verify --format json\n\n\
+        Exits 1 when any unit drifted, 0 otherwise (units that cannot be compared are listed, \
+        and do not fail it). `repair` accepts a drifted unit as it is now."
+    )]
+    Verify(SelectionArgs),
+
+    /// Accept an applied unit as it is now, after it changed (or when its imported history has
+    /// no checksum): records its current checksum, with who and why, under the lock.
+    #[command(after_help = "Example:\n  \
+        my-app repair 3_add_index --reason \"reformatted the file; the index is the same\"\n\n\
+        Appends MANUAL_MARKED_AS_APPLIED with the unit's current checksum, the previous one, who \
+        (--by, default $USER) and why. Refused, with nothing written, when the unit is not \
+        applied or has not drifted.")]
+    Repair(RepairArgs),
 }
 
 /// `import` arguments.
@@ -270,6 +290,19 @@ pub struct BaselineArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
     /// Who decides (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+/// `repair` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct RepairArgs {
+    /// The unit's id.
+    pub change_id: String,
+    /// Why the unit may stay as it is now: what was checked.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Who accepts it (default: $USER).
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
 }

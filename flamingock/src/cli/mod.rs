@@ -1,5 +1,6 @@
 //! The command line (feature `cli`): `status`, `history`, `plan`, `apply`, `undo`, `fix`, `lock`,
-//! `validate` (docs/architecture.md#recovery for `fix` and undo).
+//! `validate`, `verify`, `repair` (docs/architecture.md#recovery for `fix` and undo, docs/drift.md
+//! for `verify` and `repair`).
 //!
 //! Put it in a binary of your own, so that it knows your change units:
 //!
@@ -22,6 +23,7 @@
 
 mod app_commands;
 mod args;
+mod drift_commands;
 mod html;
 mod output;
 mod plan_sql;
@@ -167,6 +169,8 @@ impl AppInvocation {
             AppCommand::Validate(selection) => app_commands::validate(&session, selection),
             AppCommand::Import(args) => takeover::import(&session, args).await,
             AppCommand::Baseline(args) => takeover::baseline(&session, args).await,
+            AppCommand::Verify(selection) => drift_commands::verify(&session, selection).await,
+            AppCommand::Repair(repair) => drift_commands::repair(&session, repair).await,
         }
     }
 }
@@ -249,9 +253,12 @@ fn store_reads_only(command: &StoreCommand) -> bool {
 fn app_reads_only(command: &AppCommand) -> bool {
     match command {
         AppCommand::Store(command) => store_reads_only(command),
-        AppCommand::Plan(_) | AppCommand::Validate(_) => true,
+        AppCommand::Plan(_) | AppCommand::Validate(_) | AppCommand::Verify(_) => true,
         AppCommand::Undo(undo) => undo.dry_run,
-        AppCommand::Apply(_) | AppCommand::Import(_) | AppCommand::Baseline(_) => false,
+        AppCommand::Apply(_)
+        | AppCommand::Import(_)
+        | AppCommand::Baseline(_)
+        | AppCommand::Repair(_) => false,
     }
 }
 
@@ -261,7 +268,11 @@ fn selection_args(command: &AppCommand) -> Option<&args::SelectionArgs> {
         AppCommand::Plan(plan) => Some(&plan.selection),
         AppCommand::Apply(selection) | AppCommand::Validate(selection) => Some(selection),
         AppCommand::Undo(undo) => Some(&undo.selection),
-        AppCommand::Store(_) | AppCommand::Import(_) | AppCommand::Baseline(_) => None,
+        AppCommand::Verify(selection) => Some(selection),
+        AppCommand::Store(_)
+        | AppCommand::Import(_)
+        | AppCommand::Baseline(_)
+        | AppCommand::Repair(_) => None,
     }
 }
 
@@ -270,6 +281,7 @@ fn check_app_arguments(cli: &AppCli) -> Result<(), ExitCode> {
     let checked = match &cli.command {
         AppCommand::Store(command) => store_commands::check_arguments(command, cli.global.format),
         AppCommand::Undo(undo) => app_commands::undo_scope(undo).map(drop),
+        AppCommand::Repair(repair) => drift_commands::operator(repair).map(drop),
         _ => Ok(()),
     };
     let checked = checked.and_then(|()| match (&cli.command, cli.global.format) {

@@ -38,6 +38,12 @@ impl App {
         })
     }
 
+    /// The same database and directory, with the units of another module of `cli_app` (the
+    /// program as a later build of it sees them).
+    pub fn select(&mut self, module: &'static str) {
+        self.module = module;
+    }
+
     pub fn url(&self) -> &str {
         match &self.db {
             Db::Sqlite(db) => &db.url,

@@ -31,6 +31,7 @@ macro_rules! cli_suite {
                 undo_of_a_separate_target_removes_its_marker,
                 import_takes_over_a_database_migrated_by_sqlx,
                 baseline_records_units_up_to_one_once,
+                verify_exits_one_on_drift_and_repair_accepts_it_once,
             );
         }
     };
@@ -158,6 +159,106 @@ mod scenarios {
             show(&again)
         );
         assert_eq!(app.history(&[]).len(), 2, "nothing more written");
+    }
+
+    pub async fn verify_exits_one_on_drift_and_repair_accepts_it_once(backend: Backend) {
+        let Some(mut app) = App::new(backend, "cli_app::drift_original").await else {
+            return;
+        };
+        app.expect(&["apply"], 0);
+        let clean = app.expect(&["verify"], 0);
+        assert!(clean.contains("no drift"), "{clean}");
+        let json = app.json(&["verify"]);
+        assert_eq!(json["drifted"], serde_json::json!([]), "{json}");
+
+        // A later build of the program: the first file was edited, a third added.
+        app.select("cli_app::drift_edited");
+        let drifted = app.run(&["verify"]);
+        assert_eq!(drifted.status.code(), Some(1), "{}", show(&drifted));
+        let stdout = String::from_utf8_lossy(&drifted.stdout);
+        assert!(
+            stdout.contains("1_create_authors") && stdout.contains("DRIFTED"),
+            "{stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&drifted.stderr);
+        assert!(
+            stderr.contains("fixtures/sql/drift_edited/1_create_authors.sql:1")
+                && stderr.contains("flamingock repair 1_create_authors --reason"),
+            "{stderr}"
+        );
+        let json = app.run(&["verify", "--format", "json"]);
+        assert_eq!(json.status.code(), Some(1), "{}", show(&json));
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+        assert_eq!(
+            json["drifted"][0]["change_id"], "1_create_authors",
+            "{json}"
+        );
+        assert_eq!(json["not_comparable"], serde_json::json!([]), "{json}");
+        let plan = app.run(&["plan", "--format", "json"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(1),
+            "a plan through drift fails: {}",
+            show(&plan)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON");
+        assert_eq!(plan[0]["drift"], "drifted", "{plan}");
+        assert_eq!(plan[1].get("drift"), None, "{plan}");
+        let refused = app.run(&["apply"]);
+        assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+        let rows = app.history(&[]).len();
+        assert_eq!(rows, 2, "the refused apply wrote nothing");
+
+        let needs_who = app.run(&["repair", "1_create_authors", "--reason", "checked"]);
+        assert_eq!(needs_who.status.code(), Some(2), "{}", show(&needs_who));
+        let unknown = app.run(&["repair", "no-such-unit", "--reason", "x", "--by", "ana"]);
+        assert_eq!(unknown.status.code(), Some(2), "{}", show(&unknown));
+        let pending = app.run(&["repair", "3_index_authors", "--reason", "x", "--by", "ana"]);
+        assert_eq!(pending.status.code(), Some(1), "{}", show(&pending));
+        assert!(
+            String::from_utf8_lossy(&pending.stderr).contains("is not applied"),
+            "{}",
+            show(&pending)
+        );
+        assert_eq!(
+            app.history(&[]).len(),
+            rows,
+            "refused repairs wrote nothing"
+        );
+
+        let repaired = app.json(&[
+            "repair",
+            "1_create_authors",
+            "--reason",
+            "the column was widened by hand",
+            "--by",
+            "ana",
+        ]);
+        assert_eq!(
+            repaired["entry"]["state"], "MANUAL_MARKED_AS_APPLIED",
+            "{repaired}"
+        );
+        assert_eq!(repaired["entry"]["author"], "ana", "{repaired}");
+        assert_eq!(repaired["entry"]["metadata"]["repair"], true, "{repaired}");
+        assert!(repaired["previous_checksum"].is_string(), "{repaired}");
+        app.expect(&["verify"], 0);
+        let again = app.run(&[
+            "repair",
+            "1_create_authors",
+            "--reason",
+            "again",
+            "--by",
+            "ana",
+        ]);
+        assert_eq!(again.status.code(), Some(1), "{}", show(&again));
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("nothing to repair"),
+            "{}",
+            show(&again)
+        );
+        let report = app.json(&["apply"]);
+        assert_eq!(report["units"][2]["outcome"], "applied", "{report}");
+        app.finish().await;
     }
 
     pub async fn undo_last_three_then_apply_reapplies_them(backend: Backend) {

@@ -2,7 +2,8 @@
 //! `flamingock::cli::main_async(builder)`, so every command knows the units below.
 //!
 //! Environment: `CLI_APP_MODULE` selects one scenario module (`cli_app::sqlite_schema`,
-//! `cli_app::pg_schema`, `cli_app::no_rollback`, `cli_app::blocking`, `cli_app::separate`);
+//! `cli_app::pg_schema`, `cli_app::no_rollback`, `cli_app::blocking`, `cli_app::separate`,
+//! `cli_app::drift_original`, `cli_app::drift_edited`);
 //! `CLI_APP_DIR` is where the non-transactional units write files and where the "warehouse"
 //! target's SQLite file lives; `CLI_APP_FAIL` names units that must fail this time.
 
@@ -160,6 +161,17 @@ mod separate {
             Ok(())
         }
     }
+}
+
+/// A folder of SQL files as first applied, and an edited copy of it (the first file changed, a
+/// third added) under the same ids, for `verify` and `repair`.
+mod drift_original {
+    flamingock::sql_units!("fixtures/sql/drift", author = "fixtures");
+}
+
+/// See [`drift_original`].
+mod drift_edited {
+    flamingock::sql_units!("fixtures/sql/drift_edited", author = "fixtures");
 }
 
 /// The "warehouse" target: a SQLite file in `dir` (its pool connects on first use).

@@ -1,0 +1,1 @@
+CREATE TABLE t_12 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_13 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_14 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_15 (id INTEGER);

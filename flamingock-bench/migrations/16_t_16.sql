@@ -1,0 +1,1 @@
+CREATE TABLE t_16 (id INTEGER);

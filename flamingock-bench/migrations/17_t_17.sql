@@ -1,0 +1,1 @@
+CREATE TABLE t_17 (id INTEGER);

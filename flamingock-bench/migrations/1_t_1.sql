@@ -1,0 +1,1 @@
+CREATE TABLE t_1 (id INTEGER);

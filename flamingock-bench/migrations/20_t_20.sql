@@ -1,0 +1,1 @@
+CREATE TABLE t_20 (id INTEGER);

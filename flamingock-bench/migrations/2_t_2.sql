@@ -1,0 +1,1 @@
+CREATE TABLE t_2 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_3 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_4 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_5 (id INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE t_7 (id INTEGER);

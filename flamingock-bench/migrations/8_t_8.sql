@@ -1,0 +1,1 @@
+CREATE TABLE t_8 (id INTEGER);
