@@ -80,19 +80,8 @@ impl Engine {
         {
             return Ok(Vec::new());
         }
-        self.store.initialize().await.map_err(Error::from)?;
-        let lease = Lease::acquire_always(
-            &self.store,
-            &self.lock_options,
-            &self.runner_id,
-            &self.hostname,
-        )
-        .await?;
-        let result = self.record_baseline(covered, request, lease.as_ref()).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        result
+        self.with_lock(async |lease| self.record_baseline(covered, request, lease).await)
+            .await
     }
 
     /// For a `once` baseline: whether some unit in range has history, so that the baseline is

@@ -75,19 +75,8 @@ impl Engine {
             options: options.clone(),
             migrations: migrations.into_iter().collect(),
         };
-        self.store.initialize().await?;
-        let lease = Lease::acquire_always(
-            &self.store,
-            &self.lock_options,
-            &self.runner_id,
-            &self.hostname,
-        )
-        .await?;
-        let result = self.import_with(&units, &import, lease.as_ref()).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        result
+        self.with_lock(async |lease| self.import_with(&units, &import, lease).await)
+            .await
     }
 
     /// The run's import step (a no-op without [`with_history_import`](Self::with_history_import)):

@@ -287,3 +287,27 @@ async fn gave_up_waiting(
         }),
     }
 }
+
+impl super::Engine {
+    /// A person's (or a command's) write under the lock, taken whatever the audit says (fix,
+    /// repair, baseline, import by hand): the store's tables first, then the lease, given to
+    /// `work` and released when it is done.
+    pub(super) async fn with_lock<T, E: From<Error>>(
+        &self,
+        work: impl AsyncFnOnce(Option<&Lease>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.store.initialize().await.map_err(Error::from)?;
+        let lease = Lease::acquire_always(
+            &self.store,
+            &self.lock_options,
+            &self.runner_id,
+            &self.hostname,
+        )
+        .await?;
+        let result = work(lease.as_ref()).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+}

@@ -194,19 +194,8 @@ impl Engine {
                 problem,
             });
         }
-        self.store.initialize().await.map_err(Error::from)?;
-        let lease = Lease::acquire_always(
-            &self.store,
-            &self.lock_options,
-            &self.runner_id,
-            &self.hostname,
-        )
-        .await?;
-        let result = self.record_fix(units, request, lease.as_ref()).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        result
+        self.with_lock(async |lease| self.record_fix(units, request, lease).await)
+            .await
     }
 
     async fn record_fix(

@@ -134,19 +134,8 @@ impl Engine {
         if unit.run_always {
             return Err(RepairError::RunsAlways(request.change_id.clone()));
         }
-        self.store.initialize().await.map_err(Error::from)?;
-        let lease = Lease::acquire_always(
-            &self.store,
-            &self.lock_options,
-            &self.runner_id,
-            &self.hostname,
-        )
-        .await?;
-        let result = self.record_repair(unit, request, lease.as_ref()).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        result
+        self.with_lock(async |lease| self.record_repair(unit, request, lease).await)
+            .await
     }
 
     async fn record_repair(
