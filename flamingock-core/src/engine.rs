@@ -257,12 +257,33 @@ impl Engine {
             let mut planned = self.plan(units.iter().copied()).await?;
             self.check_dependencies(&planned)?;
             if self.options.validate_only {
+                // Nothing is run, taken or written: a unit pending or blocked fails the run, a
+                // drifted one too (under the default policy), and an up-to-date plan is the
+                // report (units that run always are not run either).
                 let check = PendingCheck::of(&planned);
                 if !check.is_up_to_date() {
                     return Err(Error::PendingUnits {
                         check: Box::new(check),
                     });
                 }
+                let mut report = RunReport {
+                    execution_id: execution_id.clone(),
+                    runner_id: self.runner_id.clone(),
+                    audit_store: self.store.describe(),
+                    duration_ms: 0,
+                    units: Vec::with_capacity(planned.len()),
+                    drift: self.judge_drift(&planned)?,
+                };
+                for unit in &planned {
+                    let outcome = if unit.out_of_range {
+                        UnitOutcome::OutOfRange
+                    } else {
+                        UnitOutcome::AlreadyApplied
+                    };
+                    self.finish(&mut report, &execution_id, unit.report_line(outcome));
+                }
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                return Ok(report);
             }
             self.prepare_for_work(&planned).await?;
             let mut lease = None;

@@ -373,16 +373,19 @@ impl FlamingockBuilder {
             env_var,
         )?;
         let drift_policy = crate::drift_config::drift_policy(self.on_drift, env_var)?;
+        // A validate-only run writes nothing, not even the tables of a store never used.
+        let validate_only = self.validate_only || env_flag(VALIDATE_ONLY_ENV)?;
+        let read_only = self.read_only || validate_only;
         let server = match &self.store {
             Some(_) => None,
-            None => crate::store_url::server_store(&self.database_url, self.token, self.read_only)?,
+            None => crate::store_url::server_store(&self.database_url, self.token, read_only)?,
         };
         let store = match self.store.or(server) {
             Some(store) => store,
             None => {
                 let (url, _) = crate::store_url::audit_store_url(self.database_url, env_var)?;
                 let mut options =
-                    flamingock_sqlx::StoreOptions::default().with_read_only(self.read_only);
+                    flamingock_sqlx::StoreOptions::default().with_read_only(read_only);
                 if let Some(table) = self.audit_table.or(env_var(AUDIT_TABLE_ENV)?) {
                     options.audit_table = table;
                 }
@@ -400,7 +403,7 @@ impl FlamingockBuilder {
                 selection: self.selection,
                 app_name: self.app_name,
                 app_version: self.app_version,
-                validate_only: self.validate_only || env_flag(VALIDATE_ONLY_ENV)?,
+                validate_only,
             });
         for target in self.targets {
             engine = engine.with_target(target);
@@ -439,8 +442,9 @@ impl FlamingockBuilder {
 
     /// What a run would find, without running: up to date, pending (the units it would apply) or
     /// blocked (with each blocked unit's state and error). For a readiness endpoint or a CI
-    /// gate; `plan --check` prints the same and exits 0, 3 or 4. Reads the audit; writes nothing
-    /// on a store that exists (a store never used before gets its tables).
+    /// gate; `plan --check` prints the same and exits 0, 3 or 4. A drifted unit counts as
+    /// blocked while drift stops runs (the default). Opens the store read-only: writes nothing,
+    /// and a store never used reads as every unit pending.
     ///
     /// ```standalone_crate
     /// use flamingock::prelude::*;
@@ -464,7 +468,7 @@ impl FlamingockBuilder {
         let registered: Vec<&'static ChangeUnit> = ChangeUnit::registered().collect();
         self.units_expected
             .check(&registered, &self.selection, None)?;
-        let engine = self.build().await?;
+        let engine = self.read_only(true).build().await?;
         engine.pending(registered).await
     }
 

@@ -40,6 +40,7 @@ pub struct WebhookListener {
     worker: Mutex<Option<Worker>>,
 }
 
+#[derive(Clone)]
 struct Shared {
     url: reqwest::Url,
     headers: reqwest::header::HeaderMap,
@@ -66,17 +67,16 @@ impl WebhookListener {
                 parsed.scheme()
             )));
         }
-        let listener = Self {
+        Ok(Self {
             shared: Arc::new(Shared {
                 url: parsed,
                 headers: reqwest::header::HeaderMap::new(),
-                client: reqwest::Client::new(),
+                client: http_client(Duration::from_secs(10))?,
                 retries: 3,
                 first_pause: Duration::from_millis(200),
             }),
             worker: Mutex::new(None),
-        };
-        listener.timeout(Duration::from_secs(10))
+        })
     }
 
     /// Sends this header with every post (an `Authorization` token, say). Its value is never
@@ -97,11 +97,7 @@ impl WebhookListener {
 
     /// How long one post may take before it counts as failed (10 s by default).
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, crate::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|error| crate::Error::Config(format!("the webhook's HTTP client: {error}")))?;
-        self.shared_mut().client = client;
+        self.shared_mut().client = http_client(timeout)?;
         Ok(self)
     }
 
@@ -114,9 +110,9 @@ impl WebhookListener {
         self
     }
 
-    /// The settings, while no event has been sent (the builder methods run before that).
+    /// The settings, to change (for the events sent from now on).
     fn shared_mut(&mut self) -> &mut Shared {
-        Arc::get_mut(&mut self.shared).expect("configured before its first event")
+        Arc::make_mut(&mut self.shared)
     }
 
     /// The queue of a running delivery task, started on the current runtime if there is none
@@ -139,6 +135,16 @@ impl WebhookListener {
         });
         Ok(queue)
     }
+}
+
+/// The HTTP client posts go through: `timeout` per request, and no redirects followed (a
+/// redirect would carry the headers, a secret among them, to wherever it points).
+fn http_client(timeout: Duration) -> Result<reqwest::Client, crate::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| crate::Error::Config(format!("the webhook's HTTP client: {error}")))
 }
 
 impl std::fmt::Debug for WebhookListener {

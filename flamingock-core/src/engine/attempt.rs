@@ -103,6 +103,15 @@ impl<'a> Attempt<'a> {
         self.lease.is_some_and(Lease::is_lost)
     }
 
+    /// The checksum the unit's current row recorded (the try being recovered), if any.
+    pub(super) fn recorded_checksum(&self) -> Option<String> {
+        self.unit
+            .current
+            .as_ref()
+            .and_then(|state| state.checksum.clone())
+            .filter(|checksum| !checksum.is_empty())
+    }
+
     /// An audit row of this try in `state`.
     pub(super) fn entry(
         &self,

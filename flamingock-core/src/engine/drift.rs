@@ -149,7 +149,9 @@ pub(super) fn judge(unit: &PlannedUnit) -> Judgement {
     let Some(current) = unit.current.as_ref().filter(|s| s.state.is_applied()) else {
         return Judgement::Unchanged;
     };
-    if unit.unit.run_always {
+    // A unit that runs every time, or is out of the run's version range, is not judged: the
+    // first's row is rewritten by every run, the second is never acted on.
+    if unit.unit.run_always || unit.out_of_range {
         return Judgement::Unchanged;
     }
     let declared = unit.unit;

@@ -46,11 +46,15 @@ pub struct PendingCheck {
 }
 
 impl PendingCheck {
-    /// The check of a plan.
+    /// The check of a plan. A unit that runs always counts as pending only until its first
+    /// run: once applied, every run applies it again, and waiting for that would never end.
     pub fn of(planned: &[PlannedUnit]) -> Self {
         let pending: Vec<String> = planned
             .iter()
             .filter(|p| p.is_pending())
+            .filter(|p| {
+                !(p.unit.run_always && p.current.as_ref().is_some_and(|s| s.state.is_applied()))
+            })
             .map(|p| p.unit.id.to_owned())
             .collect();
         Self::new(planned.len(), pending, blocked_units(planned))
@@ -116,6 +120,34 @@ impl Engine {
         units: impl IntoIterator<Item = &'static ChangeUnit>,
     ) -> Result<PendingCheck, Error> {
         let planned = self.plan(units).await?;
-        Ok(PendingCheck::of(&planned))
+        Ok(self.pending_check(&planned))
+    }
+
+    /// The check of `planned` as this engine's runs would meet it: [`PendingCheck::of`], and,
+    /// when drift stops runs ([`DriftPolicy::Stop`](super::DriftPolicy::Stop), the default),
+    /// each drifted unit counted as blocked (a run would stop on it until `repair`).
+    pub fn pending_check(&self, planned: &[PlannedUnit]) -> PendingCheck {
+        let check = PendingCheck::of(planned);
+        if self.drift_policy() != super::DriftPolicy::Stop {
+            return check;
+        }
+        let drifted = self.drift(planned).drifted;
+        if drifted.is_empty() {
+            return check;
+        }
+        let mut blocked = check.blocked;
+        blocked.extend(drifted.into_iter().map(|unit| BlockedUnit {
+            change_id: unit.change_id.clone(),
+            stage: planned
+                .iter()
+                .find(|p| p.unit.id == unit.change_id)
+                .map_or_else(String::new, |p| p.unit.stage_name().to_owned()),
+            state: "DRIFTED".to_owned(),
+            last_error: Some(format!(
+                "changed since it was applied (checksum recorded {}, now {}); `repair` accepts it",
+                unit.recorded_checksum, unit.current_checksum
+            )),
+        }));
+        PendingCheck::new(check.units, check.pending, blocked)
     }
 }

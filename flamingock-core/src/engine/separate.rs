@@ -108,6 +108,11 @@ async fn record_recovered(
     marker: String,
 ) -> Tried<UnitOutcome> {
     let mut row = attempt.entry(AuditState::Applied, None, None);
+    // The try that committed ran the code its STARTED row recorded: keep that checksum, so an
+    // edit made since is still seen as drift.
+    if let Some(recorded) = attempt.recorded_checksum() {
+        row.checksum = Some(recorded);
+    }
     let metadata = row
         .metadata
         .get_or_insert_with(|| serde_json::Value::Object(Default::default()));

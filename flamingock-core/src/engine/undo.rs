@@ -44,7 +44,18 @@ impl Engine {
         units: impl IntoIterator<Item = &'static ChangeUnit>,
         scope: &UndoScope,
     ) -> Result<Vec<PlannedUnit>, UndoError> {
-        let planned = self.plan(units).await?;
+        let mut planned = self.plan(units).await?;
+        // A run's version range (`system_versions`) says what runs apply, not what undo sees:
+        // an out-of-range unit keeps its own decision here, so a blocked one still refuses.
+        for unit in planned.iter_mut().filter(|unit| unit.out_of_range) {
+            unit.out_of_range = false;
+            unit.decision = crate::plan::decide(
+                unit.strategy(),
+                unit.unit.recovery,
+                unit.unit.run_always,
+                unit.current.as_ref().map(|s| s.state),
+            );
+        }
         let range = undo_range(&planned, scope)?;
         self.check_rollbacks(&range)?;
         Ok(range)
@@ -339,12 +350,16 @@ fn in_place(unit: &PlannedUnit) -> bool {
 fn undo_range(planned: &[PlannedUnit], scope: &UndoScope) -> Result<Vec<PlannedUnit>, UndoError> {
     let start = match scope {
         UndoScope::ToVersion(version) => {
-            let above: Vec<PlannedUnit> = planned
-                .iter()
-                .filter(|p| version_of(p.unit).is_some_and(|v| v > *version))
-                .cloned()
-                .collect();
-            return applied_newest_first(&above);
+            let above = |p: &PlannedUnit| version_of(p.unit).is_some_and(|v| v > *version);
+            let Some(first) = planned.iter().position(above) else {
+                return Ok(Vec::new());
+            };
+            // Refused as `--to` would be: a blocked unit from the first one undone onwards,
+            // with a version or without; only the units above the version are rolled back.
+            let span = &planned[first..];
+            applied_newest_first(span)?;
+            let selected: Vec<PlannedUnit> = span.iter().filter(|p| above(p)).cloned().collect();
+            return applied_newest_first(&selected);
         }
         UndoScope::To(id) => {
             planned

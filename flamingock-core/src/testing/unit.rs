@@ -225,6 +225,12 @@ impl UnitBuilder {
         self
     }
 
+    /// The release the unit ships with (`system_version = "1.4.0"`).
+    pub fn system_version(mut self, version: &'static str) -> Self {
+        self.unit.system_version = Some(version);
+        self
+    }
+
     /// The checksum recorded with the unit (the macro hashes the unit's source).
     pub fn checksum(mut self, checksum: &'static str) -> Self {
         self.unit.checksum = checksum;

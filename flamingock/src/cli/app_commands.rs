@@ -195,10 +195,7 @@ pub async fn plan_check(session: &Session, args: &SelectionArgs) -> Result<(), F
 /// The check of `units` (`plan --check`, and `status --check` over every unit).
 pub async fn check(session: &Session, units: Vec<&'static ChangeUnit>) -> Result<(), Failure> {
     let planned = plan_units(session, units).await?;
-    print_check(
-        session,
-        &flamingock_core::engine::PendingCheck::of(&planned),
-    )
+    print_check(session, &session.engine.pending_check(&planned))
 }
 
 /// Prints a check as a sentence or JSON and ends with its exit code.
