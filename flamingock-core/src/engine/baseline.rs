@@ -7,6 +7,7 @@
 use super::Engine;
 use super::attempt::Attempt;
 use super::lease::Lease;
+use super::manual::manual_metadata;
 use super::planned::PlannedUnit;
 use crate::error::Error;
 use crate::model::{AuditEntry, AuditState, ChangeUnit, metadata_keys};
@@ -137,19 +138,13 @@ impl Engine {
                 None,
                 None,
             );
-            let mut metadata = match row.metadata.take() {
-                Some(serde_json::Value::Object(map)) => map,
-                _ => serde_json::Map::new(),
-            };
-            metadata.insert(metadata_keys::MANUAL.into(), true.into());
-            metadata.insert(metadata_keys::BASELINE.into(), true.into());
-            metadata.insert(metadata_keys::UNIT_AUTHOR.into(), unit.author.into());
-            metadata.insert(
-                metadata_keys::RESOLVED_BY.into(),
-                request.operator.clone().into(),
-            );
-            metadata.insert(metadata_keys::REASON.into(), request.reason.clone().into());
-            row.metadata = Some(serde_json::Value::Object(metadata));
+            row.metadata = Some(manual_metadata(
+                row.metadata.take(),
+                unit.author.to_owned(),
+                &request.operator,
+                &request.reason,
+                [(metadata_keys::BASELINE, true.into())],
+            ));
             row.author = request.operator.clone();
             rows.push(row);
         }

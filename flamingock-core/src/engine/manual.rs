@@ -204,19 +204,7 @@ impl Engine {
         request: &FixRequest,
         lease: Option<&Lease>,
     ) -> Result<FixOutcome, FixError> {
-        let newest = self
-            .store
-            .history(
-                &HistoryQuery::new()
-                    .change(&request.change_id)
-                    .newest_first()
-                    .limit(1),
-            )
-            .await
-            .map_err(Error::from)?
-            .pop()
-            // MariaDB compares with trailing spaces padded: only the very id is this unit's.
-            .filter(|row| row.change_id == request.change_id);
+        let newest = self.newest_row(&request.change_id).await?;
         let execution_id = uuid::Uuid::now_v7().to_string();
         let previous = newest.as_ref().map(|row| row.state);
         if let Some(seen) = request.expected
@@ -258,21 +246,14 @@ impl Engine {
                 )
             }
         };
-        let mut metadata = match entry.metadata.take() {
-            Some(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        metadata.insert(metadata_keys::MANUAL.into(), true.into());
-        metadata.insert(
-            metadata_keys::UNIT_AUTHOR.into(),
-            unit_author.unwrap_or_else(|| entry.author.clone()).into(),
-        );
-        metadata.insert(
-            metadata_keys::RESOLVED_BY.into(),
-            request.operator.clone().into(),
-        );
-        metadata.insert(metadata_keys::REASON.into(), request.reason.clone().into());
-        entry.metadata = Some(serde_json::Value::Object(metadata));
+        let unit_author = unit_author.unwrap_or_else(|| entry.author.clone());
+        entry.metadata = Some(manual_metadata(
+            entry.metadata.take(),
+            unit_author,
+            &request.operator,
+            &request.reason,
+            [],
+        ));
         entry.author = request.operator.clone();
         entry.state = request.resolution.state();
         let written = self
@@ -292,6 +273,47 @@ impl Engine {
         );
         Ok(FixOutcome { previous, entry })
     }
+}
+
+impl Engine {
+    /// The newest audit row of unit `change_id`, if it has any.
+    pub(super) async fn newest_row(&self, change_id: &str) -> Result<Option<AuditEntry>, Error> {
+        Ok(self
+            .store
+            .history(
+                &HistoryQuery::new()
+                    .change(change_id)
+                    .newest_first()
+                    .limit(1),
+            )
+            .await?
+            .pop()
+            // MariaDB compares with trailing spaces padded: only the very id is this unit's.
+            .filter(|row| row.change_id == change_id))
+    }
+}
+
+/// The metadata of a row a person writes (fix, repair, baseline): `existing` (when it is an
+/// object), marked `manual`, with the unit's own author, who decided and why, then `extra`.
+pub(super) fn manual_metadata(
+    existing: Option<serde_json::Value>,
+    unit_author: String,
+    operator: &str,
+    reason: &str,
+    extra: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
+) -> serde_json::Value {
+    let mut metadata = match existing {
+        Some(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    metadata.insert(metadata_keys::MANUAL.into(), true.into());
+    metadata.insert(metadata_keys::UNIT_AUTHOR.into(), unit_author.into());
+    metadata.insert(metadata_keys::RESOLVED_BY.into(), operator.into());
+    metadata.insert(metadata_keys::REASON.into(), reason.into());
+    for (key, value) in extra {
+        metadata.insert(key.into(), value);
+    }
+    serde_json::Value::Object(metadata)
 }
 
 fn unknown_fix(entry: &AuditEntry, error: Option<StoreError>) -> FixError {

@@ -10,9 +10,8 @@ use serde::Serialize;
 
 use super::Engine;
 use super::lease::Lease;
-use super::manual::{FixError, SeenState};
+use super::manual::{FixError, SeenState, manual_metadata};
 use crate::error::Error;
-use crate::history::HistoryQuery;
 use crate::model::{AuditEntry, AuditState, ChangeUnit, metadata_keys};
 use crate::store::StoreError;
 
@@ -144,19 +143,7 @@ impl Engine {
         request: &RepairRequest,
         lease: Option<&Lease>,
     ) -> Result<RepairOutcome, RepairError> {
-        let newest = self
-            .store
-            .history(
-                &HistoryQuery::new()
-                    .change(&request.change_id)
-                    .newest_first()
-                    .limit(1),
-            )
-            .await
-            .map_err(Error::from)?
-            .pop()
-            // MariaDB compares with trailing spaces padded: only the very id is this unit's.
-            .filter(|row| row.change_id == request.change_id);
+        let newest = self.newest_row(&request.change_id).await?;
         let row = match newest {
             Some(row) if row.state.is_applied() => row,
             other => {
@@ -173,20 +160,19 @@ impl Engine {
                 checksum: unit.checksum.to_owned(),
             });
         }
-        let unit_author = row.unit_author().to_owned();
-        let mut metadata = serde_json::Map::new();
-        metadata.insert(metadata_keys::MANUAL.into(), true.into());
-        metadata.insert(metadata_keys::REPAIR.into(), true.into());
-        metadata.insert(
-            metadata_keys::PREVIOUS_CHECKSUM.into(),
-            previous_checksum.clone().into(),
+        let metadata = manual_metadata(
+            None,
+            row.unit_author().to_owned(),
+            &request.operator,
+            &request.reason,
+            [
+                (metadata_keys::REPAIR, true.into()),
+                (
+                    metadata_keys::PREVIOUS_CHECKSUM,
+                    previous_checksum.clone().into(),
+                ),
+            ],
         );
-        metadata.insert(metadata_keys::UNIT_AUTHOR.into(), unit_author.into());
-        metadata.insert(
-            metadata_keys::RESOLVED_BY.into(),
-            request.operator.clone().into(),
-        );
-        metadata.insert(metadata_keys::REASON.into(), request.reason.clone().into());
         let entry = AuditEntry {
             id: 0,
             created_at: None,
@@ -205,7 +191,7 @@ impl Engine {
             ),
             checksum: Some(unit.checksum.to_owned()),
             error: None,
-            metadata: Some(serde_json::Value::Object(metadata)),
+            metadata: Some(metadata),
             ..row
         };
         let written = self
