@@ -83,15 +83,7 @@ fn table(check: &DriftCheck) -> Table {
 
 /// Who `repair` records as accepting the change: `--by`, else `$USER`.
 pub fn operator(args: &RepairArgs) -> Result<String, Failure> {
-    match &args.by {
-        Some(by) => Ok(by.clone()),
-        None => ["USER", "USERNAME"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-            .ok_or_else(|| {
-                Failure::Usage("who accepts the change? pass --by NAME ($USER is not set)".into())
-            }),
-    }
+    super::store_commands::operator(args.by.as_ref(), "who accepts the change")
 }
 
 /// `repair`.

@@ -233,17 +233,23 @@ pub fn check_arguments(command: &StoreCommand, format: Format) -> Result<(), Fai
     }
 }
 
-/// Who `fix` records as resolving the unit: `--by`, else `$USER`.
-fn fix_operator(args: &FixArgs) -> Result<String, Failure> {
-    match &args.by {
+/// Who a person's command (`fix`, `repair`, `baseline`) records: `--by`, else `$USER` (or
+/// `$USERNAME`); neither is a usage error that asks `question`.
+pub(super) fn operator(by: Option<&String>, question: &str) -> Result<String, Failure> {
+    match by {
         Some(by) => Ok(by.clone()),
         None => ["USER", "USERNAME"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
             .ok_or_else(|| {
-                Failure::Usage("who resolves the unit? pass --by NAME ($USER is not set)".into())
+                Failure::Usage(format!("{question}? pass --by NAME ($USER is not set)"))
             }),
     }
+}
+
+/// Who `fix` records as resolving the unit.
+fn fix_operator(args: &FixArgs) -> Result<String, Failure> {
+    operator(args.by.as_ref(), "who resolves the unit")
 }
 
 /// `fix`.

@@ -76,15 +76,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Failure>
 
 /// Who `baseline` records: `--by`, else `$USER`.
 fn operator(args: &BaselineArgs) -> Result<String, Failure> {
-    match &args.by {
-        Some(by) => Ok(by.clone()),
-        None => ["USER", "USERNAME"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-            .ok_or_else(|| {
-                Failure::Usage("who records the baseline? pass --by NAME ($USER is not set)".into())
-            }),
-    }
+    super::store_commands::operator(args.by.as_ref(), "who records the baseline")
 }
 
 #[derive(Serialize)]
