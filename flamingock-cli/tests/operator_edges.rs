@@ -76,6 +76,7 @@ fn row(change_id: &str, order: &str) -> AuditEntry {
         checksum: None,
         error: None,
         metadata: None,
+        system_version: None,
     }
 }
 

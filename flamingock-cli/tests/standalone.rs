@@ -106,6 +106,7 @@ fn row(change_id: &str, order: &str, author: &str, state: AuditState, run: &str)
         checksum: None,
         error: (state == AuditState::Failed).then(|| "connection reset".into()),
         metadata: None,
+        system_version: None,
     }
 }
 

@@ -127,6 +127,8 @@ pub struct HistoryRequest {
     pub stage: Option<String>,
     /// Only rows of this run.
     pub execution_id: Option<String>,
+    /// Only rows of units that ship with this system version.
+    pub system_version: Option<String>,
     /// Only rows written at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Only rows written strictly before this instant.
@@ -149,6 +151,7 @@ impl From<&HistoryQuery> for HistoryRequest {
             states: query.states.clone(),
             stage: query.stage.clone(),
             execution_id: query.execution_id.clone(),
+            system_version: query.system_version.clone(),
             since: query.since,
             until: query.until,
             latest_per_unit: query.latest_per_unit,
@@ -167,6 +170,7 @@ impl From<HistoryRequest> for HistoryQuery {
         query.states = request.states;
         query.stage = request.stage;
         query.execution_id = request.execution_id;
+        query.system_version = request.system_version;
         query.since = request.since;
         query.until = request.until;
         query.latest_per_unit = request.latest_per_unit;

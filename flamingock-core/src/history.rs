@@ -46,6 +46,8 @@ pub struct HistoryQuery {
     pub stage: Option<String>,
     /// Only rows of this run (its execution id).
     pub execution_id: Option<String>,
+    /// Only rows of units that ship with this system version (`1.4.0`).
+    pub system_version: Option<String>,
     /// Only rows written at or after this instant (database clock).
     pub since: Option<DateTime<Utc>>,
     /// Only rows written strictly before this instant (database clock).
@@ -100,6 +102,12 @@ impl HistoryQuery {
         self
     }
 
+    /// Only rows of units that ship with this system version.
+    pub fn system_version(mut self, version: impl Into<String>) -> Self {
+        self.system_version = Some(version.into());
+        self
+    }
+
     /// Only rows written at or after `at`.
     pub fn since(mut self, at: DateTime<Utc>) -> Self {
         self.since = Some(at);
@@ -150,6 +158,10 @@ impl HistoryQuery {
                 .execution_id
                 .as_ref()
                 .is_none_or(|e| *e == entry.execution_id)
+            && self
+                .system_version
+                .as_ref()
+                .is_none_or(|v| entry.system_version.as_ref() == Some(v))
             && self
                 .since
                 .is_none_or(|since| created.is_some_and(|at| at >= since))
@@ -220,6 +232,7 @@ mod tests {
             checksum: None,
             error: None,
             metadata: None,
+            system_version: None,
         }
     }
 

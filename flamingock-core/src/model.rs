@@ -248,7 +248,8 @@ pub const DEFAULT_TARGET: &str = "default";
 pub mod metadata_keys {
     /// The unit's description (string).
     pub const DESCRIPTION: &str = "description";
-    /// The version of the target system the unit was written for (string).
+    /// The system version of the unit, on rows written before the audit table had a
+    /// `system_version` column of its own (string; see [`AuditEntry::system_version`]).
     pub const SYSTEM_VERSION: &str = "system_version";
     /// `true` when the unit runs at every start.
     pub const RUN_ALWAYS: &str = "run_always";
@@ -328,6 +329,10 @@ pub struct AuditEntry {
     pub error: Option<String>,
     /// Everything else, as a JSON object (see [`metadata_keys`]).
     pub metadata: Option<serde_json::Value>,
+    /// The release the unit ships with (`system_version = "1.4.0"`), a semver version; `None`
+    /// for a unit that names none and on rows that are not a unit's (an import's history).
+    #[serde(default)]
+    pub system_version: Option<String>,
 }
 
 impl AuditEntry {

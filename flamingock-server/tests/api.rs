@@ -34,6 +34,7 @@ fn entry(change_id: &str, state: AuditState) -> AuditEntry {
         checksum: None,
         error: None,
         metadata: None,
+        system_version: None,
     }
 }
 

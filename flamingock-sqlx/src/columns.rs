@@ -2,7 +2,8 @@
 //! table order, how it is written; from it come the column list every insert names
 //! ([`insert_columns`]), its values in a dialect's spelling ([`insert_values`]), the binds of an
 //! [`AuditEntry`] in that same order ([`bind_entry`], [`bind_fenced`]), the check that a table is
-//! ours ([`audit_column_names`]) and the columns reads take as stored ([`plain_columns`]); and
+//! ours ([`first_shape_column_names`], and [`ADDED_COLUMNS`], those a table of an earlier shape
+//! gets in place) and the columns reads take as stored ([`plain_columns`]); and
 //! [`counts_as_try_condition`], the one condition every dialect counts tries with.
 
 use flamingock_core::lock::Fence;
@@ -36,8 +37,9 @@ const fn column(name: &'static str, written: Written) -> AuditColumn {
     AuditColumn { name, written }
 }
 
-/// The columns every audit table has (docs/architecture.md#audit-states), in table order; a table lacking one is not ours.
-pub(crate) const AUDIT_COLUMNS: [AuditColumn; 20] = [
+/// The columns every audit table has (docs/architecture.md#audit-states), in table order: those
+/// of the first released shape (a table lacking one is not ours), then [`ADDED_COLUMNS`].
+pub(crate) const AUDIT_COLUMNS: [AuditColumn; 21] = [
     column("id", Written::Id),
     column("execution_id", Written::Text(|e| e.execution_id.clone())),
     column("change_id", Written::Text(|e| e.change_id.clone())),
@@ -70,7 +72,32 @@ pub(crate) const AUDIT_COLUMNS: [AuditColumn; 20] = [
         "metadata",
         Written::Json(|e| e.metadata.as_ref().map(|value| value.to_string())),
     ),
+    column(
+        "system_version",
+        Written::OptionalText(|e| e.system_version.clone()),
+    ),
 ];
+
+/// A column the audit table gained after its first released shape: a table of an earlier shape
+/// gets it in place ([`upgrade`](crate::upgrade)), as nullable text, filled from the metadata key
+/// that held the value before.
+pub(crate) struct AddedColumn {
+    pub(crate) name: &'static str,
+    /// The [`AuditEntry::metadata`] key earlier releases wrote the value under.
+    pub(crate) metadata_key: &'static str,
+}
+
+/// The columns added since the first released shape, oldest first (the last ones of
+/// [`AUDIT_COLUMNS`], in the same order).
+pub(crate) const ADDED_COLUMNS: [AddedColumn; 1] = [AddedColumn {
+    name: "system_version",
+    metadata_key: flamingock_core::model::metadata_keys::SYSTEM_VERSION,
+}];
+
+/// The names of the first released shape's columns: a table lacking one of them is not ours.
+pub(crate) fn first_shape_column_names() -> impl Iterator<Item = &'static str> {
+    audit_column_names().filter(|name| !ADDED_COLUMNS.iter().any(|added| added.name == *name))
+}
 
 /// The names of [`AUDIT_COLUMNS`], in table order.
 pub(crate) fn audit_column_names() -> impl Iterator<Item = &'static str> {
@@ -200,16 +227,16 @@ mod tests {
 
     #[test]
     fn the_insert_lists_each_bound_column_once_then_the_clock() {
-        assert_eq!(bound_count(), 18);
+        assert_eq!(bound_count(), 19);
         assert_eq!(
             insert_columns(),
             "execution_id, change_id, author, change_order, stage, state, execution_ms, \
              hostname, runner_id, target_system, tx_strategy, recovery_strategy, app_name, \
-             app_version, source, checksum, error, metadata, created_at"
+             app_version, source, checksum, error, metadata, system_version, created_at"
         );
         let values = insert_values(|n| format!("${n}"), |p| format!("{p}::jsonb"), "now()");
         assert!(values.starts_with("$1, $2, "), "{values}");
-        assert!(values.ends_with("$17, $18::jsonb, now()"), "{values}");
+        assert!(values.ends_with("$17, $18::jsonb, $19, now()"), "{values}");
     }
 
     #[test]
@@ -218,8 +245,15 @@ mod tests {
             plain_columns(),
             "id, execution_id, change_id, author, change_order, stage, state, execution_ms, \
              hostname, runner_id, target_system, tx_strategy, recovery_strategy, app_name, \
-             app_version, source, checksum, error"
+             app_version, source, checksum, error, system_version"
         );
-        assert_eq!(audit_column_names().count(), 20);
+        assert_eq!(audit_column_names().count(), 21);
+        assert_eq!(first_shape_column_names().count(), 20);
+        let last = AUDIT_COLUMNS.iter().rev().map(|c| c.name);
+        assert!(
+            last.zip(ADDED_COLUMNS.iter().rev())
+                .all(|(name, added)| name == added.name),
+            "the added columns come last, in the order they were added"
+        );
     }
 }

@@ -208,6 +208,7 @@ mod tests {
             checksum: None,
             error: None,
             metadata: None,
+            system_version: None,
         }
     }
 }

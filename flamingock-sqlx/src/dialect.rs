@@ -63,6 +63,17 @@ pub trait Dialect:
     /// The statements creating the table (and its index) if missing, in order.
     #[doc(hidden)]
     fn create_schema(table: &str, index: &str) -> Vec<String>;
+    /// Adds `column`, nullable text, to the audit `table` of an earlier shape.
+    #[doc(hidden)]
+    fn add_text_column(table: &str, column: &str) -> String;
+    /// Fills `column` of the rows that have none from their metadata's `key` (a string), where
+    /// earlier releases kept the value; leaves every other row as it is.
+    #[doc(hidden)]
+    fn fill_from_metadata(table: &str, column: &str, key: &str) -> String;
+    /// Whether `error` says that the column an `ALTER TABLE .. ADD COLUMN` adds is already
+    /// there (another instance added it first).
+    #[doc(hidden)]
+    fn is_duplicate_column(error: &sqlx::Error) -> bool;
     /// Inserts one row: the columns of [`insert_columns`](crate::columns::insert_columns) bound in order, `created_at` from the database clock.
     #[doc(hidden)]
     fn insert_entry(table: &str) -> String;

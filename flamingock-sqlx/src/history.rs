@@ -55,6 +55,7 @@ fn statement<DB: HistorySql>(table: &str, query: &HistoryQuery) -> (String, Vec<
         ("author", &query.author),
         ("stage", &query.stage),
         ("execution_id", &query.execution_id),
+        ("system_version", &query.system_version),
     ];
     for (column, value) in equal {
         if let Some(value) = value {

@@ -41,6 +41,7 @@ mod sql;
 mod sql_tx;
 mod store;
 mod target;
+mod upgrade;
 mod url;
 
 #[cfg(feature = "mysql")]

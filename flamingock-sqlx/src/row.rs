@@ -3,7 +3,7 @@
 //! never guessed at.
 
 use chrono::{DateTime, Utc};
-use flamingock_core::model::UnitState;
+use flamingock_core::model::{UnitState, metadata_keys};
 use flamingock_core::{AuditEntry, AuditState, RecoveryStrategy, StoreError, TxStrategy};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
@@ -27,6 +27,20 @@ where
     let tx_strategy: String = get(row, "tx_strategy")?;
     let recovery_strategy: String = get(row, "recovery_strategy")?;
     let metadata: Option<String> = get(row, "metadata")?;
+    let metadata: Option<serde_json::Value> = metadata
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| corrupt(format!("metadata is not JSON: {e}")))?;
+    // A row an earlier release wrote (beside this one, during a rolling upgrade) has the
+    // version in its metadata only.
+    let system_version: Option<String> =
+        get::<_, Option<String>>(row, "system_version")?.or_else(|| {
+            metadata
+                .as_ref()?
+                .get(metadata_keys::SYSTEM_VERSION)?
+                .as_str()
+                .map(str::to_owned)
+        });
     Ok(AuditEntry {
         id,
         execution_id: get(row, "execution_id")?,
@@ -50,10 +64,8 @@ where
         source: get(row, "source")?,
         checksum: get(row, "checksum")?,
         error: get(row, "error")?,
-        metadata: metadata
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|e| corrupt(format!("metadata is not JSON: {e}")))?,
+        metadata,
+        system_version,
     })
 }
 

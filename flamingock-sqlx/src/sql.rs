@@ -112,7 +112,7 @@ where
 }
 
 /// The column names of `table` (none: there is no such table).
-async fn table_columns<DB>(
+pub(crate) async fn table_columns<DB>(
     conn: &mut DB::Connection,
     table: &TableName,
     kind: &TableKind,
@@ -173,12 +173,31 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
+    Ok(inspect_columns::<DB>(conn, table, kind, columns)
+        .await?
+        .is_some())
+}
+
+/// [`inspect_table`], answering with the table's column names when it is there and ours.
+pub(crate) async fn inspect_columns<DB>(
+    conn: &mut DB::Connection,
+    table: &TableName,
+    kind: &TableKind,
+    columns: impl IntoIterator<Item = &'static str>,
+) -> Result<Option<Vec<String>>, EnsureError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
     let found = table_columns::<DB>(conn, table, kind).await?;
     if found.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     check_columns(&found, table, kind, columns)?;
-    Ok(true)
+    Ok(Some(found))
 }
 
 /// Creates `table` with `create` if it has no columns yet, or checks that it has every one of

@@ -16,7 +16,7 @@ use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditStore, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
-use crate::columns::{audit_column_names, bind_entry, bind_fenced};
+use crate::columns::{bind_entry, bind_fenced, first_shape_column_names};
 use crate::commit::{CommitFailure, commit_settled};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
@@ -24,13 +24,14 @@ use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{
-    TableKind, begin, ensure_table, inspect_table, query_error, serialize_creation, sql,
+    TableKind, begin, ensure_table, inspect_columns, query_error, serialize_creation, sql,
     write_error,
 };
 use crate::target::SqlTarget;
+use crate::upgrade::{missing_columns, upgrade_audit_table};
 
 /// The audit table, as [`ensure_table`] creates or checks it.
-const AUDIT_TABLE: TableKind = TableKind {
+pub(crate) const AUDIT_TABLE: TableKind = TableKind {
     kind: "audit",
     reading: "reading the audit table's columns",
     creating: "creating the audit table",
@@ -61,6 +62,19 @@ pub struct SqlAuditStore<DB: Dialect> {
     /// Where the pool's sessions resolve table names ([`Dialect::NAME_RESOLUTION`]), read on the
     /// run's runtime when the lock is first taken, for the heartbeat's own connection.
     name_resolution: Arc<tokio::sync::OnceCell<Option<String>>>,
+    /// Set once the audit table is known to have every column reads name (or to be absent).
+    readable: Arc<tokio::sync::OnceCell<()>>,
+}
+
+/// What the audit table's columns say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditShape {
+    /// There is no audit table yet.
+    Absent,
+    /// Ours, of an earlier shape: it lacks columns added since ([`upgrade_audit_table`]).
+    Earlier,
+    /// Ours, with every column.
+    Current,
 }
 
 impl<DB: Dialect> Clone for SqlAuditStore<DB> {
@@ -75,6 +89,7 @@ impl<DB: Dialect> Clone for SqlAuditStore<DB> {
             identity: self.identity.clone(),
             read_only: self.read_only,
             name_resolution: Arc::clone(&self.name_resolution),
+            readable: Arc::clone(&self.readable),
         }
     }
 }
@@ -119,6 +134,7 @@ impl<DB: Dialect> SqlAuditStore<DB> {
             identity,
             read_only: options.read_only,
             name_resolution: Arc::default(),
+            readable: Arc::default(),
         })
     }
 
@@ -250,7 +266,9 @@ where
         }
         // Tables that are there and ours need no write transaction: on SQLite that would wait
         // for a holder's write lock (up to the busy timeout) before the lock wait even began.
-        if self.tables_are_there().await? {
+        let (shape, lock_there) = self.tables().await?;
+        if shape == AuditShape::Current && lock_there {
+            let _ = self.readable.set(());
             return Ok(());
         }
         let mut tx = begin(&self.pool).await.map_err(query_error(
@@ -258,14 +276,19 @@ where
         ))?;
         serialize_creation::<DB>(&mut tx, &self.table, &AUDIT_TABLE).await?;
         let schema: Vec<Arc<str>> = self.sql.schema.clone();
-        let columns = audit_column_names();
+        let columns = first_shape_column_names();
         if ensure_table::<DB>(&mut tx, &self.table, &AUDIT_TABLE, columns, &schema).await? {
             tracing::info!(table = %self.table, store = %self.describe(), "created the audit table");
         }
         lock::ensure_table::<DB>(&mut tx, &self.lock).await?;
         tx.commit()
             .await
-            .map_err(query_error("committing the creation of the audit table"))
+            .map_err(query_error("committing the creation of the audit table"))?;
+        if shape == AuditShape::Earlier {
+            upgrade_audit_table(&self.pool, &self.table, &self.lock).await?;
+        }
+        let _ = self.readable.set(());
+        Ok(())
     }
 
     async fn unit_states(&self) -> Result<HashMap<String, UnitState>, StoreError> {
@@ -304,6 +327,7 @@ where
     }
 
     async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.ensure_readable().await?;
         let rows = sqlx::query(sql(&self.sql.entries))
             .fetch_all(&self.pool)
             .await
@@ -317,6 +341,7 @@ where
         &self,
         query: &flamingock_core::history::HistoryQuery,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.ensure_readable().await?;
         let indexes = !self.read_only;
         crate::history::history(&self.pool, &self.table, &self.identity, indexes, query).await
     }
@@ -458,30 +483,44 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    /// `initialize()` of a store that only reads: the audit table must be there and ours, the
-    /// lock table ours if it is there; nothing is created, upgraded or locked.
-    /// Whether the audit and lock tables are both there (and ours), read without a transaction.
-    async fn tables_are_there(&self) -> Result<bool, StoreError> {
+    /// The audit table's shape, and whether the lock table is there (and ours), read without a
+    /// transaction.
+    async fn tables(&self) -> Result<(AuditShape, bool), StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(query_error("reading the audit table's columns"))?;
-        let columns = audit_column_names();
+        let shape = self.audit_shape(&mut conn).await?;
+        Ok((
+            shape,
+            lock::table_is_there::<DB>(&mut conn, &self.lock).await?,
+        ))
+    }
+
+    /// What the audit table's columns say: absent, ours of an earlier shape, or current; an
+    /// error for a table that is not ours.
+    async fn audit_shape(&self, conn: &mut DB::Connection) -> Result<AuditShape, StoreError> {
+        let columns = first_shape_column_names();
         Ok(
-            inspect_table::<DB>(&mut conn, &self.table, &AUDIT_TABLE, columns).await?
-                && lock::table_is_there::<DB>(&mut conn, &self.lock).await?,
+            match inspect_columns::<DB>(conn, &self.table, &AUDIT_TABLE, columns).await? {
+                None => AuditShape::Absent,
+                Some(found) if missing_columns(&found).is_empty() => AuditShape::Current,
+                Some(_) => AuditShape::Earlier,
+            },
         )
     }
 
+    /// `initialize()` of a store that only reads: the audit table must be there and ours (of
+    /// this release's shape or an earlier one: states read the same), the lock table ours if it
+    /// is there; nothing is created, upgraded or locked.
     async fn check_tables(&self) -> Result<(), StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(query_error("reading the audit table's columns"))?;
-        let columns = audit_column_names();
-        if !inspect_table::<DB>(&mut conn, &self.table, &AUDIT_TABLE, columns).await? {
+        if self.audit_shape(&mut conn).await? == AuditShape::Absent {
             return Err(StoreError::NoAuditTable {
                 table: self.table.to_string(),
                 store: format!("the {} database {}", DB::LABEL, self.location),
@@ -489,6 +528,48 @@ where
         }
         lock::check_table::<DB>(&mut conn, &self.lock).await
     }
+
+    /// Before a read that names every column (entries, history): an audit table of an earlier
+    /// shape is upgraded first, or, by a store that only reads, refused with what to do. Checked
+    /// once per store.
+    async fn ensure_readable(&self) -> Result<(), StoreError>
+    where
+        Self: AuditStore,
+    {
+        self.readable
+            .get_or_try_init(|| async {
+                let mut conn = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(query_error("reading the audit table's columns"))?;
+                let shape = self.audit_shape(&mut conn).await?;
+                drop(conn);
+                match shape {
+                    AuditShape::Absent | AuditShape::Current => Ok(()),
+                    AuditShape::Earlier if self.read_only => {
+                        Err(StoreError::Unsupported(format!(
+                            "the audit table `{}` in {} was created by an earlier release of Flamingock and lacks the column(s) {}; a store opened only to read does not upgrade it: run Flamingock once with write access (any run upgrades it in place, keeping every row), then read again",
+                            self.table,
+                            self.describe(),
+                            upgrade_names(),
+                        )))
+                    }
+                    AuditShape::Earlier => AuditStore::initialize(self).await,
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The added columns, for messages.
+fn upgrade_names() -> String {
+    crate::columns::ADDED_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The transaction of a `TX_SHARED` unit: the unit's statements and its audit row commit together.

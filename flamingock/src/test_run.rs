@@ -189,6 +189,7 @@ fn given_row(unit: &ChangeUnit, state: AuditState) -> AuditEntry {
         checksum: Some(unit.checksum.to_owned()),
         error: (state == AuditState::Failed).then(|| "failed (given by the test)".to_owned()),
         metadata: None,
+        system_version: unit.system_version.map(str::to_owned),
     }
 }
 

@@ -125,9 +125,6 @@ impl<'a> Attempt<'a> {
         if let Some(description) = u.description {
             metadata.insert(metadata_keys::DESCRIPTION.into(), description.into());
         }
-        if let Some(version) = u.system_version {
-            metadata.insert(metadata_keys::SYSTEM_VERSION.into(), version.into());
-        }
         if u.run_always {
             metadata.insert(metadata_keys::RUN_ALWAYS.into(), true.into());
         }
@@ -155,6 +152,7 @@ impl<'a> Attempt<'a> {
             checksum: Some(u.checksum.to_owned()),
             error,
             metadata: (!metadata.is_empty()).then_some(serde_json::Value::Object(metadata)),
+            system_version: u.system_version.map(str::to_owned),
         }
     }
 

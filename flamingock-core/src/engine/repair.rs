@@ -192,6 +192,7 @@ impl Engine {
             checksum: Some(unit.checksum.to_owned()),
             error: None,
             metadata: Some(metadata),
+            system_version: unit.system_version.map(str::to_owned),
             ..row
         };
         let written = self

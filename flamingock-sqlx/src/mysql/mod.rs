@@ -72,6 +72,7 @@ impl Dialect for MySql {
     checksum TEXT NULL,
     error MEDIUMTEXT NULL,
     metadata JSON NULL,
+    system_version TEXT NULL,
     PRIMARY KEY (id),
     KEY `{index}` (change_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"#
@@ -88,6 +89,25 @@ impl Dialect for MySql {
             options.get_port(),
             options.get_database().unwrap_or_default()
         )
+    }
+
+    fn add_text_column(table: &str, column: &str) -> String {
+        format!(r#"ALTER TABLE `{table}` ADD COLUMN {column} TEXT NULL"#)
+    }
+
+    fn fill_from_metadata(table: &str, column: &str, key: &str) -> String {
+        format!(
+            r#"UPDATE `{table}` SET {column} = JSON_UNQUOTE(JSON_EXTRACT(metadata, '$.{key}'))
+WHERE {column} IS NULL AND JSON_TYPE(JSON_EXTRACT(metadata, '$.{key}')) = 'STRING'"#
+        )
+    }
+
+    fn is_duplicate_column(error: &sqlx::Error) -> bool {
+        // ER_DUP_FIELDNAME
+        error
+            .as_database_error()
+            .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .is_some_and(|e| e.number() == 1060)
     }
 
     fn insert_entry(table: &str) -> String {

@@ -74,7 +74,8 @@ impl Dialect for Postgres {
     source TEXT NOT NULL,
     checksum TEXT,
     error TEXT,
-    metadata JSONB
+    metadata JSONB,
+    system_version TEXT
 )"#
             ),
             format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" (change_id, id)"#),
@@ -91,6 +92,25 @@ impl Dialect for Postgres {
             options.get_port(),
             options.get_database().unwrap_or_default()
         )
+    }
+
+    fn add_text_column(table: &str, column: &str) -> String {
+        format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS {column} TEXT"#)
+    }
+
+    fn fill_from_metadata(table: &str, column: &str, key: &str) -> String {
+        format!(
+            r#"UPDATE "{table}" SET {column} = metadata ->> '{key}'
+WHERE {column} IS NULL AND jsonb_typeof(metadata -> '{key}') = 'string'"#
+        )
+    }
+
+    fn is_duplicate_column(error: &sqlx::Error) -> bool {
+        // duplicate_column
+        error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "42701")
     }
 
     fn insert_entry(table: &str) -> String {

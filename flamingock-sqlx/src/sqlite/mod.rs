@@ -59,7 +59,8 @@ impl Dialect for Sqlite {
     source TEXT NOT NULL,
     checksum TEXT,
     error TEXT,
-    metadata TEXT
+    metadata TEXT,
+    system_version TEXT
 )"#
             ),
             format!(r#"CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" (change_id, id)"#),
@@ -79,6 +80,23 @@ impl Dialect for Sqlite {
 
     fn second_connection_reaches_same_database(options: &SqliteConnectOptions) -> bool {
         !is_in_memory(options, "")
+    }
+
+    fn add_text_column(table: &str, column: &str) -> String {
+        format!(r#"ALTER TABLE "{table}" ADD COLUMN {column} TEXT"#)
+    }
+
+    fn fill_from_metadata(table: &str, column: &str, key: &str) -> String {
+        format!(
+            r#"UPDATE "{table}" SET {column} = json_extract(metadata, '$.{key}')
+WHERE {column} IS NULL AND json_valid(metadata) AND json_type(metadata, '$.{key}') = 'text'"#
+        )
+    }
+
+    fn is_duplicate_column(error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .is_some_and(|e| e.message().contains("duplicate column name"))
     }
 
     fn insert_entry(table: &str) -> String {

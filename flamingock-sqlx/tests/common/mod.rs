@@ -260,5 +260,6 @@ pub fn entry(change_id: &str, state: AuditState, tx_strategy: TxStrategy) -> Aud
         checksum: None,
         error: None,
         metadata: None,
+        system_version: None,
     }
 }

@@ -10,9 +10,11 @@ use flamingock_core::plan::{Decision, Selection};
 use flamingock_core::{ChangeUnit, RunReport};
 use serde::Serialize;
 
-use super::args::{Format, SelectionArgs, UndoArgs};
+use super::args::{Format, SelectionArgs, StatusArgs, UndoArgs};
 use super::output::{Table, html_only_for_history, json, out, outln, terminal_safe_lines, when};
-use super::status::{StatusLine, current_rows, line_from_row, print_status, status_label};
+use super::status::{
+    StatusLine, current_rows, line_from_row, print_status, retain_in_range, status_label,
+};
 use super::{Failure, Session};
 
 /// `--stage` / `--module` as a selection.
@@ -74,12 +76,13 @@ fn planned_line(planned: &PlannedUnit) -> StatusLine {
         last_error: planned.current.as_ref().and_then(|s| s.error.clone()),
         fix: None,
         declared: Some(true),
+        system_version: planned.unit.system_version.map(str::to_owned),
     }
 }
 
 /// `status` with the program's units: every selected unit, and the units the audit knows that
 /// this program does not declare.
-pub async fn status(session: &Session) -> Result<(), Failure> {
+pub async fn status(session: &Session, args: &StatusArgs) -> Result<(), Failure> {
     let planned = plan_units(session, session.units.clone()).await?;
     let known: HashSet<&str> = planned.iter().map(|p| p.unit.id).collect();
     let mut lines: Vec<StatusLine> = planned.iter().map(planned_line).collect();
@@ -98,6 +101,10 @@ pub async fn status(session: &Session) -> Result<(), Failure> {
         line.declared = Some(false);
         lines.push(line);
     }
+    retain_in_range(
+        &mut lines,
+        args.version_range().map_err(Failure::Usage)?.as_ref(),
+    );
     print_status(session, lines, &note)
 }
 

@@ -149,6 +149,28 @@ pub struct StatusArgs {
     /// knows only the units the audit records: a unit that never ran is not counted.
     #[arg(long)]
     pub check: bool,
+    /// Only the units whose system version is in this semver range, e.g. ">=1.4.0, <1.5.0"
+    /// (units without a version are not listed).
+    #[arg(
+        long = "system-versions",
+        value_name = "RANGE",
+        conflicts_with = "check"
+    )]
+    pub system_versions: Option<String>,
+}
+
+impl StatusArgs {
+    /// The range of `--system-versions`; a range that is not one is a usage error.
+    pub fn version_range(&self) -> Result<Option<semver::VersionReq>, String> {
+        self.system_versions
+            .as_deref()
+            .map(|range| {
+                semver::VersionReq::parse(range).map_err(|error| {
+                    format!("--system-versions {range}: not a semver range ({error}); e.g. \">=1.4.0, <1.5.0\"")
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Commands that need only the audit store.
@@ -156,7 +178,8 @@ pub struct StatusArgs {
 pub enum StoreCommand {
     /// Every unit's current state: when, by whom; pending and blocked units marked.
     #[command(
-        after_help = "Examples:\n  flamingock status\n  flamingock status --check --format json\n\n\
+        after_help = "Examples:\n  flamingock status\n  flamingock status --check --format json\n  \
+        flamingock status --system-versions \">=1.4.0, <1.5.0\"\n\n\
         Blocked units are listed with the exact `fix` command that resolves them. --check exits \
         0 up to date, 3 units pending, 4 a unit blocked. The standalone \
         binary shows the units the store has seen; a program's embedded CLI also shows its \
@@ -169,6 +192,7 @@ pub enum StoreCommand {
         after_help = "Examples:\n  flamingock history --change create-clients\n  \
         flamingock history --author ana --since 2026-01-01 --until 2026-01-31 --format csv\n  \
         flamingock history --state FAILED --state ROLLBACK_FAILED --newest-first --limit 20\n  \
+        flamingock history --system-version 1.4.0\n  \
         flamingock history --format html > report.html\n\n\
         Times are RFC 3339 (2026-01-31T12:00:00Z), a date (2026-01-31, UTC; --until includes \
         that whole day), or an age (30m, 12h, 7d ago). --since is inclusive, --until exclusive."
@@ -326,6 +350,9 @@ pub struct HistoryArgs {
     /// Only rows of this run (its execution id).
     #[arg(long, value_name = "ID")]
     pub execution: Option<String>,
+    /// Only rows of units that ship with this system version (a semver version, e.g. 1.4.0).
+    #[arg(long = "system-version", value_name = "VERSION")]
+    pub system_version: Option<String>,
     /// Only rows written at or after this time.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,

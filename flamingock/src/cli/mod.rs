@@ -155,7 +155,9 @@ impl AppInvocation {
             AppCommand::Store(StoreCommand::Status(status)) if status.check => {
                 app_commands::check(&session, session.units.clone()).await
             }
-            AppCommand::Store(StoreCommand::Status(_)) => app_commands::status(&session).await,
+            AppCommand::Store(StoreCommand::Status(args)) => {
+                app_commands::status(&session, args).await
+            }
             AppCommand::Store(command) => store_command(&session, command).await,
             AppCommand::Plan(plan) if plan.sql => {
                 plan_sql::plan_sql(&session, &plan.selection).await
@@ -305,7 +307,7 @@ impl StoreCli {
 async fn store_command(session: &Session, command: &StoreCommand) -> Result<(), Failure> {
     match command {
         StoreCommand::Status(status) if status.check => status::check(session).await,
-        StoreCommand::Status(_) => status::status(session).await,
+        StoreCommand::Status(args) => status::status(session, args).await,
         StoreCommand::History(args) => store_commands::history(session, args).await,
         StoreCommand::Fix(args) => {
             session

@@ -9,7 +9,7 @@ use flamingock_core::plan::{Decision, decide, natural_cmp};
 use flamingock_core::{AuditEntry, AuditState, TxStrategy};
 use serde::Serialize;
 
-use super::args::Format;
+use super::args::{Format, StatusArgs};
 use super::output::{Table, html_only_for_history, json, out, when};
 use super::{Failure, Session};
 
@@ -33,6 +33,21 @@ pub struct StatusLine {
     pub fix: Option<String>,
     /// Whether the program declares the unit (`None`: the standalone binary cannot tell).
     pub declared: Option<bool>,
+    /// The release the unit ships with (`system_version`).
+    pub system_version: Option<String>,
+}
+
+/// Keeps the lines whose system version is in `range` (none: every line).
+pub fn retain_in_range(lines: &mut Vec<StatusLine>, range: Option<&semver::VersionReq>) {
+    let Some(range) = range else {
+        return;
+    };
+    lines.retain(|line| {
+        line.system_version
+            .as_deref()
+            .and_then(|version| semver::Version::parse(version).ok())
+            .is_some_and(|version| range.matches(&version))
+    });
 }
 
 /// What a decision means for a person reading `status`.
@@ -84,6 +99,7 @@ pub fn line_from_row(row: &AuditEntry) -> StatusLine {
         last_error: row.error.clone(),
         fix: None,
         declared: None,
+        system_version: row.system_version.clone(),
     }
 }
 
@@ -163,6 +179,7 @@ fn status_table(lines: &[StatusLine]) -> Table {
         "state",
         "since",
         "by",
+        "version",
         "status",
         "last error",
     ]);
@@ -177,6 +194,7 @@ fn status_table(lines: &[StatusLine]) -> Table {
                 .unwrap_or_else(|| "-".into()),
             when(line.since),
             line.by.clone(),
+            line.system_version.clone().unwrap_or_default(),
             line.status.clone(),
             line.last_error.clone().unwrap_or_default(),
         ]);
@@ -185,12 +203,16 @@ fn status_table(lines: &[StatusLine]) -> Table {
 }
 
 /// `status` from the audit alone.
-pub async fn status(session: &Session) -> Result<(), Failure> {
-    let lines = current_rows(session)
+pub async fn status(session: &Session, args: &StatusArgs) -> Result<(), Failure> {
+    let mut lines = current_rows(session)
         .await?
         .iter()
         .map(line_from_row)
         .collect();
+    retain_in_range(
+        &mut lines,
+        args.version_range().map_err(Failure::Usage)?.as_ref(),
+    );
     print_status(
         session,
         lines,

@@ -28,6 +28,14 @@ pub fn history_request(args: &HistoryArgs) -> Result<HistoryRequest, Failure> {
     query.author = args.author.clone();
     query.stage = args.stage.clone();
     query.execution_id = args.execution.clone();
+    if let Some(version) = &args.system_version {
+        let parsed = semver::Version::parse(version).map_err(|error| {
+            Failure::Usage(format!(
+                "--system-version {version}: not a semver version ({error}); e.g. 1.4.0"
+            ))
+        })?;
+        query = query.system_version(parsed.to_string());
+    }
     for state in &args.states {
         let parsed = AuditState::parse(&state.to_ascii_uppercase()).ok_or_else(|| {
             let known: Vec<&str> = AuditState::ALL.iter().map(|s| s.as_str()).collect();
@@ -135,6 +143,7 @@ fn describe_filters(args: &HistoryArgs) -> String {
     add("author", &args.author);
     add("stage", &args.stage);
     add("run", &args.execution);
+    add("system version", &args.system_version);
     add("since", &args.since);
     add("until", &args.until);
     for state in &args.states {
@@ -159,6 +168,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
             "hostname",
             "app_name",
             "app_version",
+            "system_version",
             "error",
             "reason",
         ])
@@ -169,6 +179,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
             "change",
             "state",
             "author",
+            "version",
             "ms",
             "run",
             "error / reason",
@@ -201,6 +212,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
                 row.hostname.clone(),
                 row.app_name.clone().unwrap_or_default(),
                 row.app_version.clone().unwrap_or_default(),
+                row.system_version.clone().unwrap_or_default(),
                 row.error.clone().unwrap_or_default(),
                 row.reason().map(str::to_owned).unwrap_or_default(),
             ]);
@@ -211,6 +223,7 @@ fn history_table(rows: &[AuditEntry], full: bool) -> Table {
                 row.change_id.clone(),
                 row.state.to_string(),
                 row.author.clone(),
+                row.system_version.clone().unwrap_or_default(),
                 ms,
                 row.execution_id.clone(),
                 note,
@@ -229,7 +242,8 @@ pub fn check_arguments(command: &StoreCommand, format: Format) -> Result<(), Fai
     match command {
         StoreCommand::History(args) => history_request(args).map(drop),
         StoreCommand::Fix(args) => fix_operator(args).map(drop),
-        StoreCommand::Status(_) | StoreCommand::Lock { .. } => Ok(()),
+        StoreCommand::Status(args) => args.version_range().map(drop).map_err(Failure::Usage),
+        StoreCommand::Lock { .. } => Ok(()),
     }
 }
 

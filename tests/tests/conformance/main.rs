@@ -16,3 +16,4 @@ mod store_unreachable;
 mod suite;
 mod system_versions;
 mod targets;
+mod upgrade;
