@@ -410,7 +410,7 @@ pub struct ReleaseArgs {
 
 /// `undo` arguments.
 #[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("scope").required(true).args(["to", "last"])))]
+#[command(group(ArgGroup::new("scope").required(true).args(["to", "last", "to_version"])))]
 pub struct UndoArgs {
     /// Roll back every applied unit ordered after this one (it stays applied).
     #[arg(long, value_name = "ID")]
@@ -444,6 +444,10 @@ mod tests {
     fn undo_needs_exactly_one_scope() {
         assert!(AppCli::try_parse_from(["app", "undo"]).is_err());
         assert!(AppCli::try_parse_from(["app", "undo", "--to", "a", "--last", "1"]).is_err());
+        assert!(
+            AppCli::try_parse_from(["app", "undo", "--to", "a", "--to-version", "1.0.0"]).is_err()
+        );
+        assert!(AppCli::try_parse_from(["app", "undo", "--to-version", "1.3.0"]).is_ok());
         let cli = AppCli::try_parse_from(["app", "undo", "--last", "3"]).expect("valid");
         assert!(matches!(
             cli.command,

@@ -32,6 +32,7 @@ macro_rules! cli_suite {
                 import_takes_over_a_database_migrated_by_sqlx,
                 baseline_records_units_up_to_one_once,
                 verify_exits_one_on_drift_and_repair_accepts_it_once,
+                system_versions_select_show_filter_and_undo_a_release,
             );
         }
     };
@@ -487,6 +488,67 @@ mod scenarios {
             ]
         );
         assert!(app.file("after.txt"));
+        app.finish().await;
+    }
+
+    pub async fn system_versions_select_show_filter_and_undo_a_release(backend: Backend) {
+        let Some(app) = App::new(backend, "cli_app::releases").await else {
+            return;
+        };
+        // Release 1.2: the 1.4 unit is out of range, so nothing is pending for that release.
+        app.expect(&["apply", "--system-versions", "<1.3.0"], 0);
+        assert!(app.file("base.txt") && app.file("1.2.txt") && !app.file("1.4.txt"));
+        app.expect(&["plan", "--check", "--system-versions", "<1.3.0"], 0);
+        app.expect(&["plan", "--check"], 3);
+
+        // History by version: the rows of the 1.2 unit only, each showing its version.
+        let rows = app.history(&["--system-version", "1.2.0"]);
+        assert_eq!(
+            states(&rows),
+            pairs(&[("rel-1-2", "STARTED"), ("rel-1-2", "APPLIED")])
+        );
+        assert!(
+            rows.iter().all(|r| r["system_version"] == "1.2.0"),
+            "{rows:?}"
+        );
+        let table = app.expect(&["history", "--system-version", "1.2.0"], 0);
+        assert!(
+            table.contains("version") && table.contains("1.2.0"),
+            "{table}"
+        );
+
+        // Release 1.4, then status filtered by a range shows only its unit, with its version.
+        app.expect(&["apply"], 0);
+        assert!(app.file("1.4.txt"));
+        let status = app.json(&["status", "--system-versions", ">=1.4.0"]);
+        let lines = status.as_array().expect("status is a JSON array");
+        assert_eq!(lines.len(), 1, "{status}");
+        assert_eq!(lines[0]["change_id"], "rel-1-4", "{status}");
+        assert_eq!(lines[0]["system_version"], "1.4.0", "{status}");
+        let all = app.json(&["status"]);
+        assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+
+        // Undo of the 1.4 release: its unit rolled back, the others untouched.
+        app.expect(&["undo", "--to-version", "1.3.0"], 0);
+        assert!(!app.file("1.4.txt") && app.file("1.2.txt") && app.file("base.txt"));
+        let rows = app.history(&["--system-version", "1.4.0"]);
+        assert_eq!(
+            rows.last().map(|r| r["state"].clone()),
+            Some(serde_json::json!("ROLLED_BACK")),
+            "{rows:?}"
+        );
+
+        // Versions and ranges that are not ones are usage errors.
+        let bad = app.run(&["history", "--system-version", "1.x"]);
+        assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+        assert!(
+            show(&bad).contains("not a semver version"),
+            "{}",
+            show(&bad)
+        );
+        let bad = app.run(&["status", "--system-versions", "one point four"]);
+        assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+        assert!(show(&bad).contains("not a semver range"), "{}", show(&bad));
         app.finish().await;
     }
 

@@ -725,7 +725,11 @@ macro_rules! conformance_suite {
                 assert_eq!(e.error, None);
                 let metadata = e.metadata.as_ref().unwrap();
                 assert_eq!(metadata["description"], "adds the thing");
-                assert_eq!(metadata["system_version"], "1.4.0");
+                assert_eq!(e.system_version.as_deref(), Some("1.4.0"));
+                assert!(
+                    metadata.get("system_version").is_none(),
+                    "the version has its own column"
+                );
                 db.drop().await;
             }
         }

@@ -74,6 +74,62 @@ mod no_rollback {
     }
 }
 
+/// Three releases' units: one without a system version, one of 1.2.0, one of 1.4.0 (with a
+/// rollback), each writing a file.
+mod releases {
+    use flamingock::prelude::*;
+
+    use super::OutDir;
+
+    #[change_unit(id = "rel-base", order = "1", author = "ana", transactional = false)]
+    mod base {
+        use super::OutDir;
+
+        #[execution]
+        pub fn execute(dir: &OutDir) -> Result<(), std::io::Error> {
+            std::fs::write(dir.0.join("base.txt"), "base")
+        }
+    }
+
+    #[change_unit(
+        id = "rel-1-2",
+        order = "2",
+        author = "ana",
+        system_version = "1.2.0",
+        transactional = false
+    )]
+    mod one_two {
+        use super::OutDir;
+
+        #[execution]
+        pub fn execute(dir: &OutDir) -> Result<(), std::io::Error> {
+            std::fs::write(dir.0.join("1.2.txt"), "1.2")
+        }
+    }
+
+    #[derive(Default)]
+    pub struct OneFour;
+
+    #[change_unit(
+        id = "rel-1-4",
+        order = "3",
+        author = "bo",
+        system_version = "1.4.0",
+        transactional = false
+    )]
+    impl OneFour {
+        #[execution]
+        fn execute(&self, dir: &OutDir) -> Result<(), std::io::Error> {
+            std::fs::write(dir.0.join("1.4.txt"), "1.4")
+        }
+
+        #[rollback_execution]
+        fn rollback(&self, dir: &OutDir) -> Result<(), std::io::Error> {
+            std::fs::remove_file(dir.0.join("1.4.txt"))
+        }
+    }
+}
+
 /// A non-transactional unit without rollback that fails on demand, so that it blocks, between
 /// two units that do not fail.
 mod blocking {
