@@ -95,6 +95,7 @@ pub struct AppendRequest {
     /// The client's name for this row (a UUID); an append whose row is already recorded under
     /// this name succeeds without writing a second one. Stored in the row's metadata under
     /// [`REQUEST_ID_KEY`].
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub request_id: String,
     /// The row (`id` and `created_at` are the store's and ignored).
     #[cfg_attr(feature = "openapi", schema(value_type = schema::AuditEntrySchema))]
@@ -230,10 +231,12 @@ impl From<WireLockInfo> for LockInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcquireRequest {
     /// The runner id taking the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
     /// The runner's host name.
     pub hostname: String,
-    /// How long the lease lasts, in milliseconds.
+    /// How long the lease lasts, in milliseconds (a second to a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 86_400_000))]
     pub lease_ms: u64,
 }
 
@@ -252,8 +255,10 @@ pub struct AcquireReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtendRequest {
     /// The runner id that holds the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
-    /// The new lease, from now, in milliseconds.
+    /// The new lease, from now, in milliseconds (a second to a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 86_400_000))]
     pub lease_ms: u64,
 }
 
@@ -270,6 +275,7 @@ pub struct ExtendReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRequest {
     /// The runner id that holds the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
 }
 
