@@ -95,7 +95,10 @@ pub struct AppendRequest {
     /// The client's name for this row (a UUID); an append whose row is already recorded under
     /// this name succeeds without writing a second one. Stored in the row's metadata under
     /// [`REQUEST_ID_KEY`].
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = "\\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = "\\S")
+    )]
     pub request_id: String,
     /// The row (`id` and `created_at` are the store's and ignored).
     #[cfg_attr(feature = "openapi", schema(value_type = schema::AuditEntrySchema))]

@@ -76,7 +76,10 @@ impl utoipa::Modify for CommonErrors {
             ("404", "No audit table yet, or nothing of that name"),
             ("413", "The body is over the size limit"),
             ("500", "The store failed or holds a row it cannot read"),
-            ("503", "The database is unreachable, or the request took too long"),
+            (
+                "503",
+                "The database is unreachable, or the request took too long",
+            ),
         ];
         for item in openapi.paths.paths.values_mut() {
             let operations = [

@@ -125,7 +125,10 @@ async fn the_api_keeps_to_its_own_openapi_document_under_generated_requests() {
 
     let log = std::fs::read_to_string(log.path()).expect("the server's log");
     for secret in [&admin, &runner] {
-        assert!(!log.contains(secret.as_str()), "the server's log shows a token");
+        assert!(
+            !log.contains(secret.as_str()),
+            "the server's log shows a token"
+        );
     }
     drop(server);
 }
