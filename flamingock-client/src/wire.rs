@@ -22,7 +22,8 @@
 //!
 //! Errors come as [`ErrorReply`] with `401` (no token, or one the server does not know or that
 //! is revoked), `403` (a token out of its role or scope), `400` (a body or name the server
-//! refuses), `409` with code `lock_lost` (a fenced append whose lease is gone), `500`/`503`.
+//! refuses), `409` with code `lock_lost` (a fenced append whose lease is gone), `413` with code
+//! `too_large` (a body over the server's limit), `500`/`503`.
 
 use chrono::{DateTime, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
