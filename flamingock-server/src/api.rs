@@ -367,7 +367,13 @@ async fn append(
     let guard = state.db.guard_append(&scope, request_id).await?;
     let written = append_named(store.as_ref(), &mut entry, request_id, request.fence).await;
     guard.release().await;
-    Ok(Json(AppendReply { written: written? }))
+    let written = match written {
+        Ok(written) => written,
+        // On a scope never initialized: `no_audit_table`, not the failed query.
+        Err(ServerError::Store(error)) => return Err(explain_lock(&state.db, &scope, error).await),
+        Err(other) => return Err(other),
+    };
+    Ok(Json(AppendReply { written }))
 }
 
 /// Appends `entry` under its name `request_id`, unless a row of that name is there already
@@ -415,8 +421,9 @@ async fn explain(store: &dyn flamingock_core::AuditStore, error: StoreError) -> 
     }
 }
 
-/// A lock operation's failure: `no_audit_table` when the scope was never initialized (checked on
-/// a read-only store, so that explaining creates nothing), the error itself otherwise.
+/// A lock operation's or an append's failure: `no_audit_table` when the scope was never
+/// initialized (checked on a read-only store, so that explaining creates nothing), the error
+/// itself otherwise.
 async fn explain_lock(db: &ServerDb, scope: &Scope, error: StoreError) -> ServerError {
     match db.store(scope, true) {
         Ok(store) => explain(store.as_ref(), error).await,
