@@ -22,7 +22,8 @@
 //!
 //! Errors come as [`ErrorReply`] with `401` (no token, or one the server does not know or that
 //! is revoked), `403` (a token out of its role or scope), `400` (a body or name the server
-//! refuses), `409` with code `lock_lost` (a fenced append whose lease is gone), `500`/`503`.
+//! refuses), `409` with code `lock_lost` (a fenced append whose lease is gone), `413` with code
+//! `too_large` (a body over the server's limit), `500`/`503`.
 
 use chrono::{DateTime, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
@@ -47,7 +48,7 @@ pub struct NowReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitStatesReply {
     /// One per unit that has a row.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<schema::UnitStateSchema>))]
     pub units: Vec<UnitState>,
 }
 
@@ -56,7 +57,7 @@ pub struct UnitStatesReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntriesReply {
     /// The rows, in the order asked for.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<schema::AuditEntrySchema>))]
     pub entries: Vec<AuditEntry>,
 }
 
@@ -95,9 +96,13 @@ pub struct AppendRequest {
     /// The client's name for this row (a UUID); an append whose row is already recorded under
     /// this name succeeds without writing a second one. Stored in the row's metadata under
     /// [`REQUEST_ID_KEY`].
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = "\\S")
+    )]
     pub request_id: String,
     /// The row (`id` and `created_at` are the store's and ignored).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::AuditEntrySchema))]
     pub entry: AuditEntry,
     /// With a fence, the row is written only while that lease is still held.
     pub fence: Option<WireFence>,
@@ -121,7 +126,7 @@ pub struct HistoryRequest {
     /// Only rows with this author.
     pub author: Option<String>,
     /// Only rows in one of these states (empty: any state).
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<schema::AuditStateSchema>))]
     pub states: Vec<AuditState>,
     /// Only rows of this stage.
     pub stage: Option<String>,
@@ -234,10 +239,12 @@ impl From<WireLockInfo> for LockInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcquireRequest {
     /// The runner id taking the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
     /// The runner's host name.
     pub hostname: String,
-    /// How long the lease lasts, in milliseconds.
+    /// How long the lease lasts, in milliseconds (a second to a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 86_400_000))]
     pub lease_ms: u64,
 }
 
@@ -256,8 +263,10 @@ pub struct AcquireReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtendRequest {
     /// The runner id that holds the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
-    /// The new lease, from now, in milliseconds.
+    /// The new lease, from now, in milliseconds (a second to a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 86_400_000))]
     pub lease_ms: u64,
 }
 
@@ -274,6 +283,7 @@ pub struct ExtendReply {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRequest {
     /// The runner id that holds the lease.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub owner: String,
 }
 
@@ -385,4 +395,252 @@ pub struct ErrorReply {
     pub code: String,
     /// What went wrong and what to do, for people.
     pub error: String,
+}
+
+/// The OpenAPI schemas of the `flamingock-core` types the wire carries as they are
+/// ([`AuditEntry`], [`UnitState`], [`AuditState`] and the strategies): mirrors that only
+/// describe, so that the core crate needs no OpenAPI dependency. A test below checks that each
+/// mirror names exactly the fields the core type serializes.
+#[cfg(feature = "openapi")]
+#[allow(dead_code)]
+mod schema {
+    use chrono::{DateTime, Utc};
+
+    /// One state change of a unit, as the audit records it.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = AuditState)]
+    #[allow(clippy::enum_variant_names)]
+    pub(super) enum AuditStateSchema {
+        #[schema(rename = "STARTED")]
+        Started,
+        #[schema(rename = "APPLIED")]
+        Applied,
+        #[schema(rename = "FAILED")]
+        Failed,
+        #[schema(rename = "ROLLED_BACK")]
+        RolledBack,
+        #[schema(rename = "ROLLBACK_FAILED")]
+        RollbackFailed,
+        #[schema(rename = "MANUAL_MARKED_AS_APPLIED")]
+        ManualMarkedAsApplied,
+        #[schema(rename = "MANUAL_MARKED_AS_ROLLED_BACK")]
+        ManualMarkedAsRolledBack,
+        #[schema(rename = "ROLLBACK_STARTED")]
+        RollbackStarted,
+    }
+
+    /// How a unit runs.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = TxStrategy)]
+    pub(super) enum TxStrategySchema {
+        #[schema(rename = "TX_SHARED")]
+        Shared,
+        #[schema(rename = "TX_SEPARATE")]
+        Separate,
+        #[schema(rename = "NON_TX")]
+        NonTransactional,
+    }
+
+    /// What the engine does with a unit whose try was interrupted.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = RecoveryStrategy)]
+    pub(super) enum RecoveryStrategySchema {
+        #[schema(rename = "manual_intervention")]
+        ManualIntervention,
+        #[schema(rename = "always_retry")]
+        AlwaysRetry,
+    }
+
+    /// One row of the audit log (on append, `id` and `created_at` are the store's and ignored).
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = AuditEntry)]
+    pub(super) struct AuditEntrySchema {
+        /// Row id, assigned by the store; `0` before insertion.
+        id: i64,
+        /// The run (or undo, or fix) that wrote the row.
+        execution_id: String,
+        /// The unit's id.
+        change_id: String,
+        /// The unit's author; on a `MANUAL_MARKED_*` row, the person who decided.
+        author: String,
+        /// The unit's order.
+        change_order: String,
+        /// The unit's stage.
+        stage: String,
+        /// The state the row records.
+        state: AuditStateSchema,
+        /// The database clock at insertion; `null` before insertion.
+        created_at: Option<DateTime<Utc>>,
+        /// Time spent in the unit's method, on the rows that end a try.
+        execution_ms: Option<i64>,
+        /// The host of the runner that wrote the row.
+        hostname: String,
+        /// The runner that wrote the row.
+        runner_id: String,
+        /// The unit's target system.
+        target_system: String,
+        /// How the unit runs.
+        tx_strategy: TxStrategySchema,
+        /// The unit's recovery strategy.
+        recovery_strategy: RecoveryStrategySchema,
+        /// The application's name.
+        app_name: Option<String>,
+        /// The application's version.
+        app_version: Option<String>,
+        /// Where the unit is declared.
+        source: String,
+        /// The unit's checksum when the row was written.
+        checksum: Option<String>,
+        /// The error message and its cause chain, one cause per line.
+        error: Option<String>,
+        /// Everything else, as a JSON object.
+        #[schema(value_type = Option<Object>)]
+        metadata: Option<serde_json::Value>,
+    }
+
+    /// A unit's newest row, as `unit-states` lists it.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = UnitState)]
+    pub(super) struct UnitStateSchema {
+        /// The unit's id.
+        change_id: String,
+        /// The state its newest row records.
+        state: AuditStateSchema,
+        /// The run that wrote that row.
+        execution_id: String,
+        /// When it was written, by the database clock.
+        created_at: Option<DateTime<Utc>>,
+        /// That row's error, if any.
+        error: Option<String>,
+        /// The unit's checksum as that row recorded it.
+        checksum: Option<String>,
+        /// How many times the unit has been tried so far.
+        tries: i64,
+    }
+}
+
+#[cfg(all(test, feature = "openapi"))]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use flamingock_core::model::{RecoveryStrategy, TxStrategy};
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    /// The property names of a mirror's schema.
+    fn schema_fields<T: PartialSchema>() -> BTreeSet<String> {
+        let schema = serde_json::to_value(T::schema()).expect("a schema serializes");
+        schema["properties"]
+            .as_object()
+            .expect("an object schema")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The keys a value serializes with.
+    fn serialized_fields(value: &impl Serialize) -> BTreeSet<String> {
+        serde_json::to_value(value)
+            .expect("serializes")
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            id: 1,
+            execution_id: "e".to_owned(),
+            change_id: "c".to_owned(),
+            author: "a".to_owned(),
+            change_order: "1".to_owned(),
+            stage: "default".to_owned(),
+            state: AuditState::Applied,
+            created_at: None,
+            execution_ms: None,
+            hostname: "h".to_owned(),
+            runner_id: "r".to_owned(),
+            target_system: "default".to_owned(),
+            tx_strategy: TxStrategy::Shared,
+            recovery_strategy: RecoveryStrategy::ManualIntervention,
+            app_name: None,
+            app_version: None,
+            source: "s".to_owned(),
+            checksum: None,
+            error: None,
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn the_audit_entry_schema_names_exactly_the_fields_an_entry_serializes() {
+        assert_eq!(
+            schema_fields::<schema::AuditEntrySchema>(),
+            serialized_fields(&entry())
+        );
+    }
+
+    #[test]
+    fn the_unit_state_schema_names_exactly_the_fields_a_unit_state_serializes() {
+        let state = UnitState {
+            change_id: "c".to_owned(),
+            state: AuditState::Failed,
+            execution_id: "e".to_owned(),
+            created_at: None,
+            error: None,
+            checksum: None,
+            tries: 1,
+        };
+        assert_eq!(
+            schema_fields::<schema::UnitStateSchema>(),
+            serialized_fields(&state)
+        );
+    }
+
+    /// The enum mirrors list exactly the names serde writes.
+    #[test]
+    fn the_enum_schemas_list_exactly_the_names_serde_writes() {
+        fn names<T: PartialSchema>() -> BTreeSet<String> {
+            let schema = serde_json::to_value(T::schema()).expect("a schema serializes");
+            schema["enum"]
+                .as_array()
+                .expect("an enum schema")
+                .iter()
+                .map(|v| v.as_str().expect("a name").to_owned())
+                .collect()
+        }
+        fn serialized<T: Serialize>(all: &[T]) -> BTreeSet<String> {
+            all.iter()
+                .map(|v| {
+                    serde_json::to_value(v)
+                        .expect("serializes")
+                        .as_str()
+                        .expect("a name")
+                        .to_owned()
+                })
+                .collect()
+        }
+        assert_eq!(
+            names::<schema::AuditStateSchema>(),
+            serialized(&AuditState::ALL)
+        );
+        assert_eq!(
+            names::<schema::TxStrategySchema>(),
+            serialized(&[
+                TxStrategy::Shared,
+                TxStrategy::Separate,
+                TxStrategy::NonTransactional
+            ])
+        );
+        assert_eq!(
+            names::<schema::RecoveryStrategySchema>(),
+            serialized(&[
+                RecoveryStrategy::ManualIntervention,
+                RecoveryStrategy::AlwaysRetry
+            ])
+        );
+    }
 }

@@ -35,6 +35,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest lease a runner may ask for.
 const MAX_LEASE_MS: u64 = 24 * 60 * 60 * 1000;
+/// The shortest: a lease that ends before the store has read it back can never be held (the
+/// store reports it as changing under it), so a runner asks for at least a second.
+const MIN_LEASE_MS: u64 = 1000;
 /// The longest lock key.
 const MAX_LOCK_KEY_LEN: usize = 200;
 
@@ -51,9 +54,89 @@ pub struct AppState {
 #[openapi(
     info(title = "Flamingock server", description = "The audit store and lock of many services and environments"),
     paths(now, initialize, unit_states, entries, history, append, read_lock, force_release, acquire, extend, release, list_tokens, create_token, revoke_token),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
+
+/// Documents, on every operation, the error replies any request may get: a refused body or name
+/// (`400`), no or a bad token (`401`), a token out of its role or scope (`403`), nothing there
+/// (`404`), a body over [`MAX_BODY_BYTES`] (`413`), and the store failing (`500`, `503`), each
+/// an [`ErrorReply`].
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::ResponseBuilder;
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::schema::Ref;
+        let common = [
+            ("400", "A body or name the server refuses"),
+            ("401", "No token, or an unknown or revoked one"),
+            ("403", "The token is out of its role or scope"),
+            ("404", "No audit table yet, or nothing of that name"),
+            ("413", "The body is over the size limit"),
+            ("500", "The store failed or holds a row it cannot read"),
+            (
+                "503",
+                "The database is unreachable, or the request took too long",
+            ),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorReply")))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// A JSON body whose refusal (not JSON, wrong shape, too large, wrong content type) is an
+/// [`ErrorReply`] like every other error, not axum's plain-text one.
+struct Body<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ServerError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ServerError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
+                ServerError::TooLarge(format!("the body is over {MAX_BODY_BYTES} bytes")),
+            ),
+            Err(rejection) => Err(ServerError::Invalid(format!(
+                "the body is not the JSON this endpoint takes: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
 
 /// Declares the bearer token every endpoint takes.
 struct BearerAuth;
@@ -183,12 +266,12 @@ struct InitializeRequest {
     read_only: bool,
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/initialize", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = InitializeRequest, responses((status = 204, description = "The tables are there"), (status = 404, description = "Read-only: no audit table yet", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/initialize", tag = "audit", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), request_body = InitializeRequest, responses((status = 204, description = "The tables are there"), (status = 404, description = "Read-only: no audit table yet", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn initialize(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment)): Path<(String, String)>,
-    Json(request): Json<InitializeRequest>,
+    Body(request): Body<InitializeRequest>,
 ) -> Result<StatusCode, ServerError> {
     let scope = scope_of(&service, &environment)?;
     if request.read_only {
@@ -204,7 +287,7 @@ async fn initialize(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/unit-states", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), responses((status = 200, body = UnitStatesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/unit-states", tag = "audit", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), responses((status = 200, body = UnitStatesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn unit_states(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,7 +305,7 @@ async fn unit_states(
     Ok(Json(UnitStatesReply { units }))
 }
 
-#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn entries(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,17 +321,17 @@ async fn entries(
     Ok(Json(EntriesReply { entries }))
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/history", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = HistoryRequest, responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/history", tag = "audit", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), request_body = HistoryRequest, responses((status = 200, body = EntriesReply), (status = 404, body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment)): Path<(String, String)>,
-    Json(request): Json<HistoryRequest>,
+    Body(request): Body<HistoryRequest>,
 ) -> Result<Json<EntriesReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, READERS, "reading the history")?;
     let query = HistoryQuery::from(request);
-    let store = state.db.store(&scope, false)?;
+    let store = state.db.store(&scope, true)?;
     let entries = match store.history(&query).await {
         Ok(entries) => entries,
         Err(error) => return Err(explain(store.as_ref(), error).await),
@@ -256,12 +339,12 @@ async fn history(
     Ok(Json(EntriesReply { entries }))
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment")), request_body = AppendRequest, responses((status = 200, body = AppendReply), (status = 409, description = "The fence's lease is gone", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/entries", tag = "audit", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), request_body = AppendRequest, responses((status = 200, body = AppendReply), (status = 409, description = "The fence's lease is gone", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn append(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment)): Path<(String, String)>,
-    Json(request): Json<AppendRequest>,
+    Body(request): Body<AppendRequest>,
 ) -> Result<Json<AppendReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     let manual = matches!(
@@ -284,7 +367,13 @@ async fn append(
     let guard = state.db.guard_append(&scope, request_id).await?;
     let written = append_named(store.as_ref(), &mut entry, request_id, request.fence).await;
     guard.release().await;
-    Ok(Json(AppendReply { written: written? }))
+    let written = match written {
+        Ok(written) => written,
+        // On a scope never initialized: `no_audit_table`, not the failed query.
+        Err(ServerError::Store(error)) => return Err(explain_lock(&state.db, &scope, error).await),
+        Err(other) => return Err(other),
+    };
+    Ok(Json(AppendReply { written }))
 }
 
 /// Appends `entry` under its name `request_id`, unless a row of that name is there already
@@ -332,6 +421,16 @@ async fn explain(store: &dyn flamingock_core::AuditStore, error: StoreError) -> 
     }
 }
 
+/// A lock operation's or an append's failure: `no_audit_table` when the scope was never
+/// initialized (checked on a read-only store, so that explaining creates nothing), the error
+/// itself otherwise.
+async fn explain_lock(db: &ServerDb, scope: &Scope, error: StoreError) -> ServerError {
+    match db.store(scope, true) {
+        Ok(store) => explain(store.as_ref(), error).await,
+        Err(_) => error.into(),
+    }
+}
+
 /// The lock of a store, which every SQL store has.
 fn lock_of(store: &dyn flamingock_core::AuditStore) -> Result<&dyn DistributedLock, ServerError> {
     store
@@ -349,9 +448,9 @@ fn check_key(key: &str) -> Result<(), ServerError> {
 }
 
 fn lease(lease_ms: u64) -> Result<Duration, ServerError> {
-    if lease_ms == 0 || lease_ms > MAX_LEASE_MS {
+    if !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&lease_ms) {
         return Err(ServerError::Invalid(format!(
-            "lease_ms must be between 1 and {MAX_LEASE_MS} (a day)"
+            "lease_ms must be between {MIN_LEASE_MS} (a second) and {MAX_LEASE_MS} (a day)"
         )));
     }
     Ok(Duration::from_millis(lease_ms))
@@ -366,7 +465,7 @@ fn check_owner(owner: &str) -> Result<(), ServerError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20), ("key" = String, Path, description = "The lock key (1 to 200 bytes)", min_length = 1, max_length = 200)), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn read_lock(
     State(state): State<AppState>,
     caller: Caller,
@@ -376,13 +475,16 @@ async fn read_lock(
     allow(&caller, &scope, READERS, "reading the lock")?;
     check_key(&key)?;
     let store = state.db.store(&scope, true)?;
-    let lock = lock_of(store.as_ref())?.read(&key).await?;
+    let lock = match lock_of(store.as_ref())?.read(&key).await {
+        Ok(lock) => lock,
+        Err(error) => return Err(explain_lock(&state.db, &scope, error).await),
+    };
     Ok(Json(LockReply {
         lock: lock.map(Into::into),
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/services/{service}/environments/{environment}/locks/{key}", tag = "lock", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20), ("key" = String, Path, description = "The lock key (1 to 200 bytes)", min_length = 1, max_length = 200)), responses((status = 200, body = LockReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn force_release(
     State(state): State<AppState>,
     caller: Caller,
@@ -397,18 +499,21 @@ async fn force_release(
     )?;
     check_key(&key)?;
     let store = state.db.store(&scope, false)?;
-    let lock = lock_of(store.as_ref())?.force_release(&key).await?;
+    let lock = match lock_of(store.as_ref())?.force_release(&key).await {
+        Ok(lock) => lock,
+        Err(error) => return Err(explain_lock(&state.db, &scope, error).await),
+    };
     Ok(Json(LockReply {
         lock: lock.map(Into::into),
     }))
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/acquire", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = AcquireRequest, responses((status = 200, body = AcquireReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/acquire", tag = "lock", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20), ("key" = String, Path, description = "The lock key (1 to 200 bytes)", min_length = 1, max_length = 200)), request_body = AcquireRequest, responses((status = 200, body = AcquireReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn acquire(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment, key)): Path<(String, String, String)>,
-    Json(request): Json<AcquireRequest>,
+    Body(request): Body<AcquireRequest>,
 ) -> Result<Json<AcquireReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, LOCKERS, "taking the lock")?;
@@ -420,10 +525,14 @@ async fn acquire(
         key,
         owner: request.owner,
     };
-    let reply = match lock_of(store.as_ref())?
+    let acquisition = match lock_of(store.as_ref())?
         .try_acquire(&fence, &request.hostname, lease)
-        .await?
+        .await
     {
+        Ok(acquisition) => acquisition,
+        Err(error) => return Err(explain_lock(&state.db, &scope, error).await),
+    };
+    let reply = match acquisition {
         Acquisition::Acquired => AcquireReply {
             acquired: true,
             holder: None,
@@ -436,12 +545,12 @@ async fn acquire(
     Ok(Json(reply))
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/extend", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = ExtendRequest, responses((status = 200, body = ExtendReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/extend", tag = "lock", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20), ("key" = String, Path, description = "The lock key (1 to 200 bytes)", min_length = 1, max_length = 200)), request_body = ExtendRequest, responses((status = 200, body = ExtendReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn extend(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment, key)): Path<(String, String, String)>,
-    Json(request): Json<ExtendRequest>,
+    Body(request): Body<ExtendRequest>,
 ) -> Result<Json<ExtendReply>, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, LOCKERS, "extending the lock")?;
@@ -453,16 +562,19 @@ async fn extend(
         key,
         owner: request.owner,
     };
-    let extended = lock_of(store.as_ref())?.extend(&fence, lease).await?;
+    let extended = match lock_of(store.as_ref())?.extend(&fence, lease).await {
+        Ok(extended) => extended,
+        Err(error) => return Err(explain_lock(&state.db, &scope, error).await),
+    };
     Ok(Json(ExtendReply { extended }))
 }
 
-#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/release", tag = "lock", params(("service" = String, Path, description = "The service"), ("environment" = String, Path, description = "The environment"), ("key" = String, Path, description = "The lock key")), request_body = ReleaseRequest, responses((status = 204, description = "Released, or not ours"), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/services/{service}/environments/{environment}/locks/{key}/release", tag = "lock", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20), ("key" = String, Path, description = "The lock key (1 to 200 bytes)", min_length = 1, max_length = 200)), request_body = ReleaseRequest, responses((status = 204, description = "Released, or not ours"), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
 async fn release(
     State(state): State<AppState>,
     caller: Caller,
     Path((service, environment, key)): Path<(String, String, String)>,
-    Json(request): Json<ReleaseRequest>,
+    Body(request): Body<ReleaseRequest>,
 ) -> Result<StatusCode, ServerError> {
     let scope = scope_of(&service, &environment)?;
     allow(&caller, &scope, LOCKERS, "releasing the lock")?;
@@ -473,7 +585,9 @@ async fn release(
         key,
         owner: request.owner,
     };
-    lock_of(store.as_ref())?.release(&fence).await?;
+    if let Err(error) = lock_of(store.as_ref())?.release(&fence).await {
+        return Err(explain_lock(&state.db, &scope, error).await);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -509,7 +623,7 @@ async fn list_tokens(
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
-    Json(request): Json<CreateTokenRequest>,
+    Body(request): Body<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ServerError> {
     admin_only(&caller, "creating tokens")?;
     if let Some(own) = &caller.scope {

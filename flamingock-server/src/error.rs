@@ -18,6 +18,9 @@ pub enum ServerError {
     /// A request the server refuses: a bad name or body (`400`).
     #[error("{0}")]
     Invalid(String),
+    /// A body over the size limit (`413`).
+    #[error("{0}")]
+    TooLarge(String),
     /// Something named that is not there (`404`).
     #[error("{0}")]
     NotFound(String),
@@ -46,6 +49,7 @@ impl ServerError {
             ServerError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ServerError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ServerError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ServerError::Database { .. } => (StatusCode::SERVICE_UNAVAILABLE, "database"),
             ServerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ServerError::Store(error) => match error {

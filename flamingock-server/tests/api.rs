@@ -657,6 +657,122 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{operation}: {body}");
     }
     assert!(doc["components"]["schemas"]["AppendRequest"]["properties"]["request_id"].is_object());
+    // Every body is described: each reply with content names a schema, every error reply is an
+    // ErrorReply, every operation takes the bearer token declared in the components.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",
+        "{doc}"
+    );
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("an item") {
+            let name = format!("{} {path}", method.to_uppercase());
+            if name != "GET /v1/openapi.json" {
+                assert!(
+                    operation["security"][0].get("bearer").is_some(),
+                    "{name} declares no bearer token"
+                );
+            }
+            let responses = operation["responses"].as_object().expect("responses");
+            for status in ["400", "401", "403", "404", "500", "503"] {
+                let schema = &responses
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{name} documents no {status}"))["content"]["application/json"]
+                    ["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ErrorReply", "{name} {status}");
+            }
+            for (status, response) in responses {
+                if status == "204" {
+                    assert!(response.get("content").is_none(), "{name} 204 has a body");
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"];
+                assert!(schema.is_object(), "{name} {status} has no schema");
+            }
+            if let Some(body) = operation.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"]["$ref"];
+                assert!(schema.is_string(), "{name}: the request body has no schema");
+            }
+        }
+    }
+    // The core types the wire carries are described field by field, not as bare objects.
+    for (schema, fields) in [
+        (
+            "AuditEntry",
+            &["id", "change_id", "state", "tx_strategy", "metadata"][..],
+        ),
+        (
+            "UnitState",
+            &["change_id", "state", "tries", "checksum"][..],
+        ),
+        ("WireLockInfo", &["key", "owner", "expires_at"][..]),
+        ("TokenInfo", &["id", "prefix", "role"][..]),
+        ("ErrorReply", &["code", "error"][..]),
+    ] {
+        for field in fields {
+            assert!(
+                schemas[schema]["properties"][field].is_object(),
+                "{schema}.{field} is not described: {}",
+                schemas[schema]
+            );
+        }
+    }
+    assert_eq!(
+        schemas["EntriesReply"]["properties"]["entries"]["items"]["$ref"],
+        "#/components/schemas/AuditEntry"
+    );
+    assert_eq!(
+        schemas["UnitStatesReply"]["properties"]["units"]["items"]["$ref"],
+        "#/components/schemas/UnitState"
+    );
+    assert_eq!(
+        schemas["AuditState"]["enum"].as_array().map(Vec::len),
+        Some(AuditState::ALL.len())
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_is_not_the_json_an_endpoint_takes_is_an_error_reply_and_writes_nothing() {
+    let Some((api, db)) = api("server_bad_json").await else {
+        return;
+    };
+    let before = api.state().await;
+    let url = format!("{}/{SCOPE}/entries", api.server.base);
+    for (content_type, body) in [
+        ("application/json", "{not json".to_owned()),
+        ("application/json", r#"{"request_id": "x"}"#.to_owned()),
+        ("text/plain", "{}".to_owned()),
+    ] {
+        let response = api
+            .client
+            .post(&url)
+            .bearer_auth(&api.admin)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let reply: Value = response.json().await.expect("an ErrorReply");
+        assert_eq!(reply["code"], "invalid", "{reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| e.contains("JSON")),
+            "{reply}"
+        );
+    }
+    let too_large = format!(r#"{{"request_id": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let response = api
+        .client
+        .post(&url)
+        .bearer_auth(&api.admin)
+        .header("content-type", "application/json")
+        .body(too_large)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(api.state().await, before, "a refused body wrote something");
     db.drop_database().await;
 }
 
