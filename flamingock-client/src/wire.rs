@@ -496,6 +496,8 @@ mod schema {
         /// Everything else, as a JSON object.
         #[schema(value_type = Option<Object>)]
         metadata: Option<serde_json::Value>,
+        /// The release the unit ships with (a semver version), if it names one.
+        system_version: Option<String>,
     }
 
     /// A unit's newest row, as `unit-states` lists it.
@@ -572,6 +574,7 @@ mod tests {
             checksum: None,
             error: None,
             metadata: None,
+            system_version: Some("1.4.0".into()),
         }
     }
 
