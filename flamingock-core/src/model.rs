@@ -249,7 +249,7 @@ pub mod metadata_keys {
     /// The unit's description (string).
     pub const DESCRIPTION: &str = "description";
     /// The system version of the unit, on rows written before the audit table had a
-    /// `system_version` column of its own (string; see [`AuditEntry::system_version`]).
+    /// `system_version` column of its own (string; see [`AuditEntry::system_version`](super::AuditEntry::system_version)).
     pub const SYSTEM_VERSION: &str = "system_version";
     /// `true` when the unit runs at every start.
     pub const RUN_ALWAYS: &str = "run_always";
