@@ -117,3 +117,5 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("a client")
 }
+
+pub mod reply_dropper;
