@@ -12,6 +12,7 @@
 //! | the lock's acquire, extend, release, once | retried (each is safe to repeat): the run goes on, the lock ends released |
 //! | every try of the APPLIED append | `OutcomeUnknown`; the engine reads the audit and finds the row |
 //! | every try, and the server unreachable after | the run stops in doubt naming the unit; the next run finds APPLIED |
+//! | every try of the STARTED append | the engine finds STARTED in the audit and runs the unit, once |
 //! | every try of the STARTED append, server unreachable | the unit is not run; the next run blocks it for a person |
 //! | every try of a fix, server unreachable | the fix says its outcome is unknown; repeating it is refused |
 //! | a PostgreSQL target's COMMIT (TX_SEPARATE) | the marker tells it committed: APPLIED recorded, not run again |
@@ -477,6 +478,50 @@ async fn every_lost_applied_reply_unreachable_server_stops_in_doubt_on_sqlite() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_lost_applied_reply_unreachable_server_stops_in_doubt_on_postgres() {
     every_lost_applied_reply_unreachable_server_stops_in_doubt(Backend::Postgres).await;
+}
+
+/// Every try of the STARTED append loses its reply, and the audit can be read: the engine finds
+/// the row there, so the unit's intent is recorded and it runs, once (it is not left blocked
+/// for a person over a write that did land).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lost_started_reply_is_settled_from_the_audit_and_the_unit_runs_once() {
+    let Some(setup) = Setup::new(Backend::Sqlite, "rl_started_every").await else {
+        return;
+    };
+    let proxy = setup
+        .proxy(
+            Loss::first(ENTRIES)
+                .with_body(state_body("STARTED"))
+                .every_time(),
+        )
+        .await;
+    let effects = Effects::default();
+    let report = setup
+        .builder(&proxy.url("orders", "prod"), &setup.runner, &effects)
+        .build()
+        .await
+        .expect("the engine")
+        .run(units("::publish::publish"))
+        .await
+        .unwrap_or_else(|e| panic!("the engine finds STARTED in the audit: {e}"));
+    assert_eq!(report.applied(), ["publish"], "{report}");
+    assert_eq!(proxy.dropped(), quick_retries().attempts as usize);
+    assert_eq!(effects.count(), 1);
+    let first = setup.rows().await;
+    let expected = [AuditState::Started, AuditState::Applied];
+    assert_eq!(states(&first), expected, "{first:#?}");
+    setup
+        .second_run(
+            "::publish::publish",
+            &effects,
+            "publish",
+            UnitOutcome::AlreadyApplied,
+            &first,
+            &expected,
+        )
+        .await;
+    assert_eq!(effects.count(), 1, "the effect happened once");
+    setup.finish().await;
 }
 
 /// Every try of the STARTED append loses its reply and the server cannot be reached: the unit

@@ -79,9 +79,8 @@ async fn apply_transactional(attempt: &Attempt<'_>, route: TxRoute<'_>) -> Tried
         {
             return judged;
         }
-        let started_row = attempt.entry(AuditState::Started, None, None);
-        if let Err(error) = attempt.append(&started_row).await {
-            return not_started(attempt, error);
+        if let Err(not_started) = record_started(attempt).await {
+            return not_started;
         }
         point(route, Step::AfterStarted);
     }
@@ -177,9 +176,8 @@ async fn failed(
 /// written) insert `FAILED`, call the rollback method if there is one, and insert `ROLLED_BACK`
 /// or `ROLLBACK_FAILED` (keeping the original error).
 async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
-    let started_row = attempt.entry(AuditState::Started, None, None);
-    if let Err(error) = attempt.append(&started_row).await {
-        return not_started(attempt, error);
+    if let Err(not_started) = record_started(attempt).await {
+        return not_started;
     }
     crate::failpoint!("non_tx.after_started");
     let started = Instant::now();
@@ -269,6 +267,26 @@ async fn apply_non_tx(attempt: &Attempt<'_>) -> Tried<UnitOutcome> {
         .await
         .unwrap_or_else(|failure| failure);
     Tried::failed(outcome, failure)
+}
+
+/// Records the try's intent, its `STARTED` row. A write whose reply was lost (every retry's
+/// too) is looked up in the audit: a row found there is as good as one whose reply arrived, and
+/// the unit runs; a row not found, or an audit that cannot be read, means the unit is not run.
+async fn record_started(attempt: &Attempt<'_>) -> Result<(), Tried<UnitOutcome>> {
+    let started_row = attempt.entry(AuditState::Started, None, None);
+    match attempt.append(&started_row).await {
+        Ok(()) => Ok(()),
+        Err(error @ StoreError::OutcomeUnknown { .. }) => {
+            match attempt.find_out(AuditState::Started, Some(error)).await {
+                Written::Yes => Ok(()),
+                Written::No(error) | Written::Unknown(error) => Err(not_started(
+                    attempt,
+                    error.expect("find_out hands back the error it was given"),
+                )),
+            }
+        }
+        Err(error) => Err(not_started(attempt, error)),
+    }
 }
 
 /// The STARTED row could not be recorded: nothing ran (the unit is never started without it). If
