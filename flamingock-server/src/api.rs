@@ -20,7 +20,6 @@ use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence};
 use flamingock_core::{AuditState, StoreError};
 use serde::Deserialize;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -158,6 +157,13 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
+    router_with_timeout(state, REQUEST_TIMEOUT)
+}
+
+/// The router of the whole API, a request cut short with `503` after `timeout` (tests use a
+/// short one; [`router`] uses [`REQUEST_TIMEOUT`]). Every error reply, a layer's too, is an
+/// [`ErrorReply`] (see [`json_errors`](crate::error::json_errors)).
+pub fn router_with_timeout(state: AppState, timeout: Duration) -> Router {
     let scope = "/v1/services/{service}/environments/{environment}";
     Router::new()
         .route("/v1/now", get(now))
@@ -177,11 +183,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::limits::limit_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            timeout,
         ))
+        // Outside the limit and the timeout, so that their replies become `ErrorReply`s too.
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(TraceLayer::new_for_http())
         // Outermost: the trace layer (and anything else) sees the token only as "Sensitive".
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))

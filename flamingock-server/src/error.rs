@@ -94,3 +94,69 @@ impl IntoResponse for ServerError {
             .into_response()
     }
 }
+
+/// The largest body of a non-JSON error reply that is kept as the detail of its `ErrorReply`.
+const MAX_DETAIL_BYTES: usize = 4096;
+
+/// Makes every error reply an [`ErrorReply`] with `application/json`, whoever made it: a reply
+/// of a layer or of the router itself (the timeout's `503`, the body limit's `413`, axum's `405`
+/// and its plain-text rejections) gets the code of its status and a message that says what
+/// happened, its own text kept as the detail. Replies with a body type of their own (JSON, an
+/// HTML page) pass unchanged.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    // An empty body or plain text: what axum and the tower layers answer. A reply of a type of
+    // its own (JSON, a page for people) is left as its handler made it.
+    let bare = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !bare {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("invalid", "the request is not one the API takes"),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint; the API is under /v1"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take that method (GET /v1/openapi.json lists the methods of each)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the body is over the size limit"),
+        // The timeout layer's: the handler was cut short, what it did may or may not stand
+        // (a retried append is recorded once all the same).
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took longer than the server allows and was cut short",
+        ),
+        status if status.is_server_error() => ("internal", "the server failed"),
+        _ => ("invalid", "the request was refused"),
+    };
+    let error = if detail.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}: {detail}")
+    };
+    if status.is_server_error() {
+        tracing::warn!(%status, code, %error, "request failed");
+    }
+    let mut reply = (
+        status,
+        Json(ErrorReply {
+            code: code.to_owned(),
+            error,
+        }),
+    )
+        .into_response();
+    // Headers a layer set (e.g. `Allow` on a 405) are kept; the body's own are the new body's.
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            reply.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    reply
+}

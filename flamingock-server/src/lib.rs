@@ -6,7 +6,8 @@
 //!   `fk_<service>__<environment>_audit` and `_lock`, made per request: no state in memory, so
 //!   replicas on one PostgreSQL act as one);
 //! - `tokens`: random tokens kept hashed, with a role and a scope;
-//! - `api`: the router and its handlers; `error`: what a failure replies.
+//! - `api`: the router and its handlers; `error`: what a failure replies; `limits`: the body
+//!   limit.
 //!
 //! Services reach it with `flamingock`'s `server` feature: an audit store URL
 //! `https://<server>/<service>/<environment>` and a token in `FLAMINGOCK_TOKEN`.
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod tokens;
 
 pub use api::{AppState, router};
