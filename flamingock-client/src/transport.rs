@@ -203,7 +203,9 @@ impl Transport {
     /// reported as of unknown outcome; idempotent requests (initialize, the lease) are not.
     pub(crate) fn error(&self, action: &'static str, write: bool, failure: Failure) -> StoreError {
         match failure {
-            Failure::Refused { status, reply } => refused(action, &self.audit_table, status, reply),
+            Failure::Refused { status, reply } => {
+                refused(action, &self.audit_table, &self.shown, status, reply)
+            }
             Failure::Unreachable { error, maybe_sent } if write && maybe_sent => {
                 StoreError::OutcomeUnknown {
                     action,
@@ -230,7 +232,13 @@ impl Transport {
 }
 
 /// A refusal as a [`StoreError`].
-fn refused(action: &'static str, table: &str, status: StatusCode, reply: ErrorReply) -> StoreError {
+fn refused(
+    action: &'static str,
+    table: &str,
+    server: &str,
+    status: StatusCode,
+    reply: ErrorReply,
+) -> StoreError {
     let message = match status {
         StatusCode::UNAUTHORIZED => format!(
             "{} (set FLAMINGOCK_TOKEN to a token from `flamingock-server token create`)",
@@ -239,9 +247,10 @@ fn refused(action: &'static str, table: &str, status: StatusCode, reply: ErrorRe
         _ => reply.error,
     };
     if reply.code == "no_audit_table" {
+        // The error says it all; the server's own words would say it twice.
         return StoreError::NoAuditTable {
             table: table.to_owned(),
-            store: format!("the Flamingock server ({message})"),
+            store: format!("the Flamingock server at {server}"),
         };
     }
     if reply.code == "outcome_unknown" {

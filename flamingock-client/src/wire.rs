@@ -390,8 +390,9 @@ pub struct TokenList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorReply {
-    /// A stable code: `unauthorized`, `forbidden`, `invalid`, `not_found`, `lock_lost`,
-    /// `no_audit_table`, `foreign_table`, `corrupt`, `outcome_unknown`, `store`, `timeout`.
+    /// A stable code: `unauthorized`, `forbidden`, `invalid`, `not_found`,
+    /// `method_not_allowed`, `lock_lost`, `too_large`, `no_audit_table`, `foreign_table`,
+    /// `corrupt`, `outcome_unknown`, `store`, `database`, `internal`, `timeout`.
     pub code: String,
     /// What went wrong and what to do, for people.
     pub error: String,

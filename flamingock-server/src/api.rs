@@ -285,7 +285,12 @@ async fn initialize(
     if request.read_only {
         allow(&caller, &scope, READERS, "checking the audit store")?;
     } else {
-        allow(&caller, &scope, LOCKERS, "initializing the audit store")?;
+        allow(
+            &caller,
+            &scope,
+            LOCKERS,
+            "opening the audit store to write (what runs, fixes and lock releases do first; a fix takes an operator)",
+        )?;
     }
     state
         .db

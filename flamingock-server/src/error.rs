@@ -78,6 +78,10 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let error = match &self {
+            // Not the store's words, which name the server's own database file.
+            ServerError::Store(StoreError::NoAuditTable { table, .. }) => format!(
+                "there is no audit table `{table}` on this server: nothing has run for this service and environment yet"
+            ),
             ServerError::Store(store) => flamingock_core::model::error_chain(store),
             other => flamingock_core::model::error_chain(other),
         };

@@ -54,9 +54,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     }
     if over {
         drain(&mut body).await;
-        let mut refusal =
-            ServerError::TooLarge(format!("the body is over {MAX_BODY_BYTES} bytes"))
-                .into_response();
+        let mut refusal = ServerError::TooLarge(format!("the body is over {MAX_BODY_BYTES} bytes"))
+            .into_response();
         refusal
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

@@ -172,7 +172,9 @@ async fn the_cli_reads_and_fixes_through_the_server(backend: Backend) {
     assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("403") && stderr.contains("reader") && stderr.contains("operator"),
+        stderr.contains("403")
+            && stderr.contains("role reader")
+            && stderr.contains("a fix takes an operator"),
         "{}",
         show(&refused)
     );
