@@ -294,6 +294,13 @@ impl AuditStore for HttpAuditStore {
         })
     }
 
+    fn shared_transaction_refusal(&self) -> Option<String> {
+        Some(format!(
+            "its audit store, the Flamingock server at {}, cannot share a transaction with a unit: give the unit a `target_system` (a SQL target runs it with the marker protocol) or make it `transactional = false`",
+            self.transport.shown()
+        ))
+    }
+
     fn shared_transaction_type(&self) -> TypeLabel {
         TypeLabel::of::<NoSharedTransaction>()
             .shown_as("no transaction (the Flamingock server shares none; name a target system)")

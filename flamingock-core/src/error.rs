@@ -238,6 +238,20 @@ pub enum Error {
         known: Vec<String>,
     },
 
+    /// A transactional unit on the default target, and an audit store that shares no
+    /// transaction with units (the Flamingock server); nothing ran, nothing was written.
+    #[error(
+        "change unit \"{change_id}\" ({location}) is transactional on the default target, and {reason}; nothing ran"
+    )]
+    NoSharedTransaction {
+        /// The unit's id.
+        change_id: String,
+        /// Where the unit is declared.
+        location: SourceLocation,
+        /// Why the store shares no transaction, and what to do instead.
+        reason: String,
+    },
+
     /// Some parameters of pending units cannot be injected; nothing ran.
     #[error("{}", list("missing dependencies; nothing ran", .0))]
     MissingDependencies(Vec<MissingDependency>),

@@ -195,6 +195,15 @@ pub trait AuditStore: Send + Sync {
         None
     }
 
+    /// Why this store cannot run units in one transaction with their audit row at all (a store
+    /// that is not a database: the Flamingock server). When `Some`, a transactional unit on the
+    /// default target is refused when the run is planned, before anything is read or written,
+    /// with this reason and what to do instead. The default: `None`, the store shares its
+    /// transactions ([`begin_shared`](Self::begin_shared)).
+    fn shared_transaction_refusal(&self) -> Option<String> {
+        None
+    }
+
     /// Why a `TX_SHARED` unit cannot use the store's dependency of type `type_id` while its
     /// transaction is open (SQLite's pool: the transaction holds the database's write lock and
     /// the pool's only connection, so the unit would wait for the pool until it times out). Such

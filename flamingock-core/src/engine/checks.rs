@@ -14,11 +14,18 @@ impl Engine {
     /// the strategy that target and the unit's `transactional` flag give.
     pub(super) fn resolve_route(&self, unit: &'static ChangeUnit) -> Result<Route, Error> {
         let Some(name) = unit.target_system.filter(|name| *name != DEFAULT_TARGET) else {
-            return Ok(match &self.separate_store_target {
-                _ if !unit.transactional => Route::NonTransactional(None),
-                Some(own) => Route::Separate(own.clone()),
-                None => Route::Shared(None),
-            });
+            return match &self.separate_store_target {
+                _ if !unit.transactional => Ok(Route::NonTransactional(None)),
+                Some(own) => Ok(Route::Separate(own.clone())),
+                None => match self.store.shared_transaction_refusal() {
+                    None => Ok(Route::Shared(None)),
+                    Some(reason) => Err(Error::NoSharedTransaction {
+                        change_id: unit.id.to_owned(),
+                        location: unit.source,
+                        reason,
+                    }),
+                },
+            };
         };
         let Some(target) = self.targets.get(name) else {
             let mut known: Vec<String> = self.targets.keys().cloned().collect();
