@@ -43,7 +43,7 @@ impl Effects {
     }
 }
 
-pub mod publish {
+pub mod quick {
     use super::*;
 
     #[flamingock::change_unit(id = "publish", order = "1", author = "ana", transactional = false)]
@@ -294,7 +294,7 @@ async fn a_started_append_whose_reply_is_lost_is_retried_and_recorded_once() {
     one_lost_reply_is_retried(
         Backend::Sqlite,
         "rl_started",
-        "::publish::publish",
+        "::quick::publish",
         "publish",
         loss,
     )
@@ -307,7 +307,7 @@ async fn an_applied_append_whose_reply_is_lost_is_retried_and_recorded_once() {
     one_lost_reply_is_retried(
         Backend::Sqlite,
         "rl_applied",
-        "::publish::publish",
+        "::quick::publish",
         "publish",
         loss,
     )
@@ -320,7 +320,7 @@ async fn a_lock_acquire_whose_reply_is_lost_is_retried_and_the_run_goes_on() {
     one_lost_reply_is_retried(
         Backend::Sqlite,
         "rl_acquire",
-        "::publish::publish",
+        "::quick::publish",
         "publish",
         loss,
     )
@@ -340,7 +340,7 @@ async fn a_lock_release_whose_reply_is_lost_is_retried_and_the_lock_ends_release
     one_lost_reply_is_retried(
         Backend::Sqlite,
         "rl_release",
-        "::publish::publish",
+        "::quick::publish",
         "publish",
         loss,
     )
@@ -366,7 +366,7 @@ async fn every_lost_applied_reply_is_settled_from_the_audit(backend: Backend) {
         .build()
         .await
         .expect("the engine")
-        .run(units("::publish::publish"))
+        .run(units("::quick::publish"))
         .await
         .unwrap_or_else(|e| panic!("the engine finds the row in the audit: {e}"));
     assert_eq!(report.applied(), ["publish"], "{report}");
@@ -381,7 +381,7 @@ async fn every_lost_applied_reply_is_settled_from_the_audit(backend: Backend) {
     assert_eq!(states(&first), expected, "written once: {first:#?}");
     setup
         .second_run(
-            "::publish::publish",
+            "::quick::publish",
             &effects,
             "publish",
             UnitOutcome::AlreadyApplied,
@@ -443,7 +443,7 @@ async fn every_lost_applied_reply_unreachable_server_stops_in_doubt(backend: Bac
         .build()
         .await
         .expect("the engine")
-        .run(units("::publish::publish"))
+        .run(units("::quick::publish"))
         .await;
     proxy.release();
     assert_eq!(proxy.dropped(), 1, "{:#?}", proxy.forwarded());
@@ -458,7 +458,7 @@ async fn every_lost_applied_reply_unreachable_server_stops_in_doubt(backend: Bac
     );
     setup
         .second_run(
-            "::publish::publish",
+            "::quick::publish",
             &effects,
             "publish",
             UnitOutcome::AlreadyApplied,
@@ -501,7 +501,7 @@ async fn every_lost_started_reply_is_settled_from_the_audit_and_the_unit_runs_on
         .build()
         .await
         .expect("the engine")
-        .run(units("::publish::publish"))
+        .run(units("::quick::publish"))
         .await
         .unwrap_or_else(|e| panic!("the engine finds STARTED in the audit: {e}"));
     assert_eq!(report.applied(), ["publish"], "{report}");
@@ -512,7 +512,7 @@ async fn every_lost_started_reply_is_settled_from_the_audit_and_the_unit_runs_on
     assert_eq!(states(&first), expected, "{first:#?}");
     setup
         .second_run(
-            "::publish::publish",
+            "::quick::publish",
             &effects,
             "publish",
             UnitOutcome::AlreadyApplied,
@@ -547,7 +547,7 @@ async fn every_lost_started_reply_unreachable_server_leaves_the_unit_unrun_and_b
         .build()
         .await
         .expect("the engine")
-        .run(units("::publish::publish"))
+        .run(units("::quick::publish"))
         .await;
     proxy.release();
     let error = first.expect_err("the run cannot confirm STARTED");
@@ -560,7 +560,7 @@ async fn every_lost_started_reply_unreachable_server_leaves_the_unit_unrun_and_b
         .build()
         .await
         .expect("the engine")
-        .run(units("::publish::publish"))
+        .run(units("::quick::publish"))
         .await
         .expect_err("an interrupted non-transactional unit blocks");
     match &blocked {
