@@ -14,6 +14,7 @@
 //! | every try, and the server unreachable after | the run stops in doubt naming the unit; the next run finds APPLIED |
 //! | every try of the STARTED append | the engine finds STARTED in the audit and runs the unit, once |
 //! | every try of the STARTED append, server unreachable | the unit is not run; the next run blocks it for a person |
+//! | every try of an undo's ROLLBACK_STARTED | the engine finds it in the audit and rolls the unit back, once |
 //! | every try of a fix, server unreachable | the fix says its outcome is unknown; repeating it is refused |
 //! | a PostgreSQL target's COMMIT (TX_SEPARATE) | the marker tells it committed: APPLIED recorded, not run again |
 //! | the same, the target unreachable after | in doubt; the next run records APPLIED from the marker |
@@ -76,6 +77,34 @@ pub mod slow {
         }
     }
 }
+
+/// A unit with a rollback: `Effects` counts its executions, `Undone` its rollbacks.
+pub mod undoable {
+    use super::*;
+
+    #[flamingock::change_unit(
+        id = "publish-undoable",
+        order = "1",
+        author = "ana",
+        transactional = false
+    )]
+    pub mod publish_undoable {
+        use super::*;
+        #[execution]
+        pub fn execute(effects: &Effects) {
+            effects.0.fetch_add(1, Ordering::SeqCst);
+        }
+
+        #[rollback_execution]
+        pub fn rollback(undone: &Undone) {
+            undone.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// How often the undoable unit's rollback ran.
+#[derive(Clone, Default)]
+pub struct Undone(Arc<AtomicUsize>);
 
 pub mod failing {
     #[flamingock::change_unit(id = "export", order = "1", author = "ana", transactional = false)]
@@ -521,6 +550,80 @@ async fn every_lost_started_reply_is_settled_from_the_audit_and_the_unit_runs_on
         )
         .await;
     assert_eq!(effects.count(), 1, "the effect happened once");
+    setup.finish().await;
+}
+
+/// An undo whose every try of its intent (`ROLLBACK_STARTED`) loses its reply, the audit
+/// readable: the engine finds the row there and rolls the unit back, once; a normal run then
+/// applies it again, and no row is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lost_rollback_started_reply_is_settled_from_the_audit_and_the_undo_runs_once() {
+    let Some(setup) = Setup::new(Backend::Sqlite, "rl_undo_every").await else {
+        return;
+    };
+    let module = "::undoable::publish_undoable";
+    let effects = Effects::default();
+    let undone = Undone::default();
+    setup
+        .builder(&setup.direct(), &setup.runner, &effects)
+        .dependency(undone.clone())
+        .build()
+        .await
+        .expect("the engine")
+        .run(units(module))
+        .await
+        .expect("the first run applies the unit");
+    let proxy = setup
+        .proxy(
+            Loss::first(ENTRIES)
+                .with_body(state_body("ROLLBACK_STARTED"))
+                .every_time(),
+        )
+        .await;
+    let report = setup
+        .builder(&proxy.url("orders", "prod"), &setup.runner, &effects)
+        .dependency(undone.clone())
+        .build()
+        .await
+        .expect("the engine")
+        .undo(units(module), &flamingock::UndoScope::Last(1))
+        .await
+        .unwrap_or_else(|e| panic!("the engine finds ROLLBACK_STARTED in the audit: {e}"));
+    assert_eq!(
+        report
+            .units
+            .iter()
+            .map(|line| line.outcome)
+            .collect::<Vec<_>>(),
+        [flamingock::UndoOutcome::RolledBack],
+        "{report:?}"
+    );
+    assert_eq!(proxy.dropped(), quick_retries().attempts as usize);
+    assert_eq!(undone.0.load(Ordering::SeqCst), 1, "rolled back once");
+    let first = setup.rows().await;
+    let undo_rows = [
+        AuditState::Started,
+        AuditState::Applied,
+        AuditState::RollbackStarted,
+        AuditState::RolledBack,
+    ];
+    assert_eq!(states(&first), undo_rows, "{first:#?}");
+    let mut expected = undo_rows.to_vec();
+    expected.extend([AuditState::Started, AuditState::Applied]);
+    let report = setup
+        .builder(&setup.direct(), &setup.runner, &effects)
+        .dependency(undone.clone())
+        .build()
+        .await
+        .expect("the engine")
+        .run(units(module))
+        .await
+        .expect("the run applies the rolled-back unit again");
+    assert_eq!(report.applied(), ["publish-undoable"], "{report}");
+    let rows = setup.rows().await;
+    assert_eq!(states(&rows), expected, "{rows:#?}");
+    assert!(first.iter().all(|r| rows.iter().any(|s| s.id == r.id)));
+    assert_eq!((effects.count(), undone.0.load(Ordering::SeqCst)), (2, 1));
     setup.finish().await;
 }
 

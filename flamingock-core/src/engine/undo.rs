@@ -17,8 +17,9 @@ use super::failure::{Tried, UnitFailure};
 use super::lease::Lease;
 use super::planned::{PlannedUnit, Route, blocked_units};
 use super::transaction::{Commit, Purpose, UnitTransaction, confirm_lease};
-use crate::model::{AuditState, ChangeUnit};
+use crate::model::{AuditEntry, AuditState, ChangeUnit};
 use crate::plan::Decision;
+use crate::store::StoreError;
 
 mod report;
 
@@ -206,6 +207,23 @@ impl Engine {
     }
 }
 
+/// Appends the undo's intent (`ROLLBACK_STARTED`). A write whose reply was lost (every retry's
+/// too) is looked up in the audit: found there, it is as good as written, and the rollback runs;
+/// otherwise it is not run.
+async fn record_intent(attempt: &Attempt<'_>, intent: &AuditEntry) -> Result<(), StoreError> {
+    match attempt.append(intent).await {
+        Err(error @ StoreError::OutcomeUnknown { .. }) => {
+            match attempt.find_out(intent.state, Some(error)).await {
+                Written::Yes => Ok(()),
+                Written::No(error) | Written::Unknown(error) => {
+                    Err(error.expect("find_out hands back the error it was given"))
+                }
+            }
+        }
+        result => result,
+    }
+}
+
 /// Rolls one unit back the way it applied, and records the outcome.
 async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
     let Some(rollback) = &attempt.unit.unit.rollback else {
@@ -228,7 +246,7 @@ async fn roll_back(attempt: &Attempt<'_>) -> Tried<UndoOutcome> {
                 attempt.id()
             )),
         );
-        if let Err(error) = attempt.append(&intent).await {
+        if let Err(error) = record_intent(attempt, &intent).await {
             let failure = UnitFailure::at(
                 "could not record ROLLBACK_STARTED, so nothing was rolled back (if the row was written after all, the unit now blocks until `flamingock fix`)",
                 error,
