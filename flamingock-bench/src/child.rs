@@ -96,7 +96,7 @@ pub fn peak_rss_kib() -> Option<u64> {
     parse_vm_hwm(&status)
 }
 
-fn parse_vm_hwm(status: &str) -> Option<u64> {
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))

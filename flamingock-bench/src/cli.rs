@@ -26,6 +26,11 @@ OPTIONS:
                            1000; `none` to skip)
     --fleet-size P         processes started together in the fleet measurement (default 8)
     --fleet-n N            changes pending in the fleet measurement (default 200)
+    --server-sizes N,...   the Ns measured with the audit store on a flamingock-server on
+                           PostgreSQL (default 100,1000; `none` to skip)
+    --load SxI             the load run: S services of I instances each starting together
+                           against one server (default 50x4; `none` to skip)
+    --load-n N             units per service in the load run (default 20)
     -h, --help             this text
 
     flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N [--postgres-url URL]
@@ -46,6 +51,8 @@ pub enum Command {
     Bench(Options),
     Child(ChildArgs),
     Profile(ProfileArgs),
+    /// The server process the measurements through the server use (see `crate::server`).
+    Serve,
     Help,
 }
 
@@ -62,6 +69,12 @@ pub struct Options {
     pub durable_sizes: Vec<usize>,
     pub fleet_size: usize,
     pub fleet_n: usize,
+    /// The Ns measured through the server (PostgreSQL only).
+    pub server_sizes: Vec<usize>,
+    /// Services and instances per service of the load run, if any.
+    pub load: Option<(usize, usize)>,
+    /// Units per service in the load run.
+    pub load_n: usize,
 }
 
 impl Default for Options {
@@ -79,6 +92,9 @@ impl Default for Options {
             durable_sizes: vec![1_000],
             fleet_size: 8,
             fleet_n: 200,
+            server_sizes: vec![100, 1_000],
+            load: Some((50, 4)),
+            load_n: 20,
         }
     }
 }
@@ -123,6 +139,7 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
     match args.first().map(String::as_str) {
         Some("child") => return parse_child(&args[1..]).map(Command::Child),
         Some("profile") => return parse_profile(&args[1..]).map(Command::Profile),
+        Some("serve") if args.len() == 1 => return Ok(Command::Serve),
         _ => {}
     }
     let mut options = Options::default();
@@ -145,16 +162,26 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
             "--durable-sizes" => options.durable_sizes = list(flag, value)?,
             "--fleet-size" => options.fleet_size = positive(flag, value)?,
             "--fleet-n" => options.fleet_n = positive(flag, value)?,
+            "--server-sizes" if value == "none" => options.server_sizes.clear(),
+            "--server-sizes" => options.server_sizes = list(flag, value)?,
+            "--load" if value == "none" => options.load = None,
+            "--load" => options.load = Some(services_by_instances(flag, value)?),
+            "--load-n" => options.load_n = positive(flag, value)?,
             _ => return Err(BenchError::Usage(format!("unknown option `{flag}`"))),
         }
     }
-    if options.sizes.contains(&0) || options.durable_sizes.contains(&0) {
+    if options.sizes.contains(&0)
+        || options.durable_sizes.contains(&0)
+        || options.server_sizes.contains(&0)
+    {
         return Err(BenchError::Usage("sizes must be positive".into()));
     }
     options.sizes.sort_unstable();
     options.sizes.dedup();
     options.durable_sizes.sort_unstable();
     options.durable_sizes.dedup();
+    options.server_sizes.sort_unstable();
+    options.server_sizes.dedup();
     options.databases.sort_unstable();
     options.databases.dedup();
     Ok(Command::Bench(options))
@@ -227,6 +254,20 @@ fn positive(flag: &str, value: &str) -> Result<usize, BenchError> {
     }
 }
 
+/// `SxI`: S services of I instances each, both positive.
+fn services_by_instances(flag: &str, value: &str) -> Result<(usize, usize), BenchError> {
+    let bad = || {
+        BenchError::Usage(format!(
+            "`{flag}` takes services x instances, such as `50x4`, or `none`; not `{value}`"
+        ))
+    };
+    let (services, instances) = value.split_once('x').ok_or_else(bad)?;
+    match (services.trim().parse(), instances.trim().parse()) {
+        (Ok(services), Ok(instances)) if services > 0 && instances > 0 => Ok((services, instances)),
+        _ => Err(bad()),
+    }
+}
+
 fn list<T: FromStr>(flag: &str, value: &str) -> Result<Vec<T>, BenchError>
 where
     T::Err: std::fmt::Display,
@@ -271,6 +312,20 @@ mod tests {
         assert_eq!(options.databases, vec![Database::Sqlite]);
         assert_eq!(options.out, PathBuf::from("x.md"));
         assert!(options.durable_sizes.is_empty());
+        assert_eq!(options.server_sizes, vec![100, 1_000]);
+        assert_eq!(options.load, Some((50, 4)));
+        let Command::Bench(options) =
+            parse(&args("--server-sizes none --load 3x2 --load-n 7")).expect("valid")
+        else {
+            panic!("not a bench command");
+        };
+        assert!(options.server_sizes.is_empty());
+        assert_eq!((options.load, options.load_n), (Some((3, 2)), 7));
+        let Command::Bench(options) = parse(&args("--load none")).expect("valid") else {
+            panic!("not a bench command");
+        };
+        assert_eq!(options.load, None);
+        assert_eq!(parse(&args("serve")).expect("valid"), Command::Serve);
     }
 
     #[test]
@@ -301,6 +356,11 @@ mod tests {
             "--what 1",
             "child --tool x",
             "child --tool floor --mode cold",
+            "--load 50",
+            "--load 0x4",
+            "--load x4",
+            "--server-sizes 0",
+            "--load-n 0",
         ] {
             assert!(
                 matches!(parse(&args(bad)), Err(BenchError::Usage(_))),

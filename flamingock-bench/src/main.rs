@@ -22,6 +22,7 @@ mod markdown;
 mod orchestrate;
 mod report;
 mod results;
+mod server;
 mod sql_files;
 mod tools;
 mod trace;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Child(args)) => child::run(args),
+        Ok(Command::Serve) => server::serve(),
         Ok(Command::Profile(args)) => match orchestrate::profile(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

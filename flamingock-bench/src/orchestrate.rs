@@ -14,18 +14,25 @@ use crate::cli::{Options, ProfileArgs, URL_ENV};
 use crate::error::BenchError;
 use crate::fresh::{FreshDb, PostgresServer};
 use crate::macro_units;
-use crate::results::{Fleet, Key, Results, Sample};
+use crate::results::{Fleet, Key, Load, Results, Sample};
+use crate::server::ServerProcess;
 use crate::sql_files;
+use crate::tools::server::SERVER_URL_ENV;
 use crate::trace::{TRACE_ENV, WALL_CLOCK};
 use crate::workload::{Database, Mode, Tool};
 
 /// Variables a user may have set that would change what the tools do.
-const CLEARED_ENV: [&str; 4] = [
+const CLEARED_ENV: [&str; 6] = [
     "FLAMINGOCK_DATABASE_URL",
     "FLAMINGOCK_AUDIT_TABLE",
     "DATABASE_URL",
+    TOKEN_ENV,
+    SERVER_URL_ENV,
     TRACE_ENV,
 ];
+
+/// The variable the client reads its server token from.
+const TOKEN_ENV: &str = "FLAMINGOCK_TOKEN";
 
 /// What the orchestrator found out besides the samples: for the report's header.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +94,10 @@ pub fn measure(options: &Options) -> Result<(Results, RunFacts), BenchError> {
     }
     if options.databases.contains(&Database::Postgres) {
         bench.results.fleet = bench.fleet(options)?;
+        bench.through_server(options)?;
+        if let Some((services, instances)) = options.load {
+            bench.results.load = Some(bench.load(services, instances, options.load_n)?);
+        }
     }
     Ok((bench.results, facts))
 }
@@ -294,6 +305,184 @@ impl Bench<'_> {
             alone,
             together,
         })
+    }
+
+    /// Cold applies and warm starts with the audit store on one `flamingock-server` (on a
+    /// PostgreSQL database of its own), each measurement on a fresh PostgreSQL target and a
+    /// scope (service and environment) of its own on that server.
+    fn through_server(&mut self, options: &Options) -> Result<(), BenchError> {
+        if options.server_sizes.is_empty() {
+            return Ok(());
+        }
+        let server_db = self.fresh(Database::Postgres, false)?;
+        let mut server = ServerProcess::start(self.exe, &server_db.url)?;
+        let mut scopes = 0usize;
+        let tool = Tool::FlamingockServer;
+        for &n in &options.server_sizes {
+            let runs = options.runs_for(n);
+            let mut last = None;
+            for run in 1..=runs {
+                let target = self.fresh(Database::Postgres, false)?;
+                self.checkpoint()?;
+                scopes += 1;
+                let audit = server.scope_url("bench", &format!("run-{scopes}"));
+                let sample = self.one_through(&server, &audit, Mode::Cold, &target, n)?;
+                let key = key(false, Database::Postgres, Mode::Cold, n, tool);
+                progress(key, run, runs, sample.elapsed);
+                self.results.add(key, sample);
+                if run == runs {
+                    last = Some((target, audit));
+                } else {
+                    self.remove(target)?;
+                }
+            }
+            if let Some((target, audit)) = last {
+                for run in 1..=runs {
+                    let sample = self.one_through(&server, &audit, Mode::Warm, &target, n)?;
+                    let key = key(false, Database::Postgres, Mode::Warm, n, tool);
+                    progress(key, run, runs, sample.elapsed);
+                    self.results.add(key, sample);
+                }
+                self.remove(target)?;
+            }
+            server.check_running()?;
+        }
+        drop(server);
+        self.remove(server_db)
+    }
+
+    /// One measurement through `server`, the audit store URL `audit`, the target `target`.
+    fn one_through(
+        &self,
+        server: &ServerProcess,
+        audit: &str,
+        mode: Mode,
+        target: &FreshDb,
+        n: usize,
+    ) -> Result<Sample, BenchError> {
+        let tool = Tool::FlamingockServer;
+        let what = describe(Database::Postgres, mode, n, tool);
+        let child = self
+            .command(tool, mode, target, n)
+            .env(SERVER_URL_ENV, audit)
+            .env(TOKEN_ENV, &server.token)
+            .spawn()
+            .map_err(|error| BenchError::Child {
+                what: what.clone(),
+                detail: format!("cannot start {}: {error}", self.exe.display()),
+            })?;
+        let result = finish(child, &what)?;
+        Ok(Sample {
+            elapsed: result.elapsed(),
+            peak_rss_kib: result.peak_rss_kib,
+        })
+    }
+
+    /// The load run: `services` × `instances` processes started together against one fresh
+    /// server, each service with `n` units; every unit must end applied exactly once per
+    /// service. The server records each request's latency; its peak RSS is read at the end.
+    fn load(&mut self, services: usize, instances: usize, n: usize) -> Result<Load, BenchError> {
+        let server_db = self.fresh(Database::Postgres, false)?;
+        let mut server = ServerProcess::start(self.exe, &server_db.url)?;
+        self.checkpoint()?;
+        let what = format!("the load run ({services} services × {instances} instances)");
+        let started = Instant::now();
+        let mut children = Vec::with_capacity(services * instances);
+        for service in 1..=services {
+            let audit = server.scope_url(&format!("svc-{service}"), "load");
+            for _ in 0..instances {
+                let child = self
+                    .command(Tool::ServerLoad, Mode::Fleet, &server_db, n)
+                    .env(SERVER_URL_ENV, &audit)
+                    .env(TOKEN_ENV, &server.token)
+                    .spawn()
+                    .map_err(|error| BenchError::Child {
+                        what: what.clone(),
+                        detail: format!("cannot start {}: {error}", self.exe.display()),
+                    })?;
+                children.push(child);
+            }
+        }
+        let mut instance_peak = None;
+        let mut failures = Vec::new();
+        for child in children {
+            match finish(child, &what) {
+                Ok(result) => instance_peak = instance_peak.max(result.peak_rss_kib),
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        let wall = started.elapsed();
+        server.check_running()?;
+        if let Some(first) = failures.first() {
+            return Err(BenchError::Unexpected {
+                tool: Tool::ServerLoad.key(),
+                detail: format!(
+                    "{} of {} instances failed; the first: {first}",
+                    failures.len(),
+                    services * instances
+                ),
+            });
+        }
+        let mut latencies_us = self.runtime.block_on(server.take_latencies())?;
+        latencies_us.sort_unstable();
+        let server_peak_rss_kib = server.peak_rss_kib();
+        drop(server);
+        self.check_each_service_applied_once(&server_db, services, n)?;
+        eprintln!(
+            "[PostgreSQL load] {services} services × {instances} instances: {:.1} ms wall, {} requests",
+            wall.as_secs_f64() * 1e3,
+            latencies_us.len()
+        );
+        self.remove(server_db)?;
+        Ok(Load {
+            services,
+            instances,
+            n,
+            wall,
+            latencies_us,
+            server_peak_rss_kib,
+            instance_peak_rss_kib: instance_peak,
+        })
+    }
+
+    /// Every service of the load run has exactly one `APPLIED` row per unit, in its table on
+    /// the server's database (`fk_<service>__<environment>_audit`).
+    fn check_each_service_applied_once(
+        &self,
+        server_db: &FreshDb,
+        services: usize,
+        n: usize,
+    ) -> Result<(), BenchError> {
+        let counts: Vec<(usize, i64, i64)> = self.runtime.block_on(async {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server_db.url)
+                .await
+                .map_err(BenchError::sql("connecting to check the load run's audit"))?;
+            let mut counts = Vec::with_capacity(services);
+            for service in 1..=services {
+                let (rows, distinct): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*), COUNT(DISTINCT change_id) FROM fk_svc_{service}__load_audit \
+                     WHERE state = 'APPLIED'"
+                )))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(BenchError::sql("counting a service's APPLIED rows"))?;
+                counts.push((service, rows, distinct));
+            }
+            Ok::<_, BenchError>(counts)
+        })?;
+        let expected = i64::try_from(n).unwrap_or(i64::MAX);
+        match counts
+            .iter()
+            .find(|(_, rows, distinct)| (*rows, *distinct) != (expected, expected))
+        {
+            None => Ok(()),
+            Some((service, rows, distinct)) => Err(BenchError::Unexpected {
+                tool: Tool::ServerLoad.key(),
+                detail: format!(
+                    "service svc-{service} has {rows} APPLIED rows for {distinct} distinct units; {n} of each expected (every unit exactly once)"
+                ),
+            }),
+        }
     }
 
     /// Why a fleet cannot be measured: the audit store offers no distributed lock, so the

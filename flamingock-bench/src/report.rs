@@ -8,7 +8,8 @@ use crate::cli::Options;
 use crate::machine::Machine;
 use crate::macro_units;
 use crate::markdown::{Table, duration, rss, thousands, times};
-use crate::results::{Fleet, Key, Results, Sample, max_rss_kib, median, ratio};
+use crate::results::{Fleet, Key, Load, Results, Sample, max_rss_kib, median, ratio};
+use crate::server::quantile;
 use crate::sql_files;
 use crate::workload::{Database, Mode, Tool};
 
@@ -33,6 +34,8 @@ pub fn render(results: &Results, machine: &Machine, options: &Options) -> String
     macro_path(&mut out, results);
     sql_files(&mut out, results);
     fleet(&mut out, &results.fleet);
+    through_server(&mut out, results);
+    load(&mut out, results.load.as_ref());
     out.push_str(METHOD);
     out.push('\n');
     out.push_str(ANALYSIS.trim_end());
@@ -445,6 +448,117 @@ fn fleet(out: &mut String, fleet: &Fleet) {
             table.write(out);
         }
     }
+}
+
+/// The title of the section measured through the server.
+pub const THROUGH_SERVER_TITLE: &str = "Through the server";
+
+fn through_server(out: &mut String, results: &Results) {
+    let measured: Vec<(Key, &Vec<Sample>)> = results
+        .series
+        .iter()
+        .filter(|(key, _)| key.tool == Tool::FlamingockServer)
+        .map(|(key, samples)| (*key, samples))
+        .collect();
+    if measured.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## {THROUGH_SERVER_TITLE}\n\nThe N units on a PostgreSQL target, with the audit store \
+         and the lock on one `flamingock-server` (itself on a PostgreSQL database of its own, on \
+         the same machine; plain HTTP on 127.0.0.1), beside Flamingock with its audit in the \
+         target database (direct, the rows above). Through the server the units run `TX_SEPARATE` \
+         (the marker protocol: `STARTED` on the server, the change and its marker in the target's \
+         transaction, `APPLIED` on the server), so a cold apply costs two HTTP requests and a \
+         marker per unit; a warm start is one request. Each measurement has a fresh target and a \
+         scope of its own on a server that keeps running (as a deployed server does).\n"
+    );
+    let mut table = Table::new(&[
+        "mode",
+        "N",
+        "direct",
+        "through the server",
+        "× direct",
+        "× floor",
+        "peak RSS (service)",
+    ]);
+    for (key, samples) in measured {
+        let Some(time) = median(samples) else {
+            continue;
+        };
+        let direct = Key {
+            tool: Tool::Flamingock,
+            ..key
+        };
+        table.row([
+            key.mode.key().to_owned(),
+            thousands(key.n),
+            results
+                .median(direct)
+                .map(duration)
+                .unwrap_or_else(|| "not measured".to_owned()),
+            duration(time),
+            times(results.ratio_to(key, Tool::Flamingock)),
+            times(results.ratio_to(key, Tool::Floor)),
+            rss(max_rss_kib(samples)),
+        ]);
+    }
+    table.write(out);
+}
+
+/// The title of the load run's section.
+pub const LOAD_TITLE: &str = "Load on one server";
+
+fn load(out: &mut String, load: Option<&Load>) {
+    let Some(load) = load else {
+        return;
+    };
+    let Load {
+        services,
+        instances,
+        n,
+        wall,
+        latencies_us,
+        server_peak_rss_kib,
+        instance_peak_rss_kib,
+    } = load;
+    let _ = writeln!(
+        out,
+        "## {LOAD_TITLE}\n\n{services} services × {instances} instances ({} processes) started \
+         together against one `flamingock-server` on PostgreSQL, each service with {n} units \
+         (`NON_TX`, changing nothing: the work is the server's). Every unit ended applied exactly \
+         once per service. Latency is measured in the server, from the request read to its reply \
+         ready, over every request of the run; the wall \
+         time runs from spawning the first process to the last one's exit, on a machine whose \
+         cores the {} processes share with the server and PostgreSQL.\n",
+        services * instances,
+        services * instances
+    );
+    let micros = |q| {
+        quantile(latencies_us, q)
+            .map(|us| duration(std::time::Duration::from_micros(u64::from(us))))
+            .unwrap_or_else(|| "none".to_owned())
+    };
+    let mut table = Table::new(&[
+        "requests",
+        "p50",
+        "p99",
+        "max",
+        "wall time",
+        "server peak RSS",
+        "highest peak RSS of one service",
+    ]);
+    table.row([
+        thousands(latencies_us.len()),
+        micros(0.5),
+        micros(0.99),
+        micros(1.0),
+        duration(*wall),
+        rss(*server_peak_rss_kib),
+        rss(*instance_peak_rss_kib),
+    ]);
+    table.write(out);
 }
 
 const METHOD: &str = "\

@@ -42,11 +42,30 @@ pub enum Fleet {
     },
 }
 
+/// The load run: many services' instances starting together against one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub services: usize,
+    pub instances: usize,
+    /// Units per service.
+    pub n: usize,
+    /// From spawning the first instance to the last one's exit.
+    pub wall: Duration,
+    /// Every request's latency in the server, in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+    /// The server's peak RSS over the run (its start included).
+    pub server_peak_rss_kib: Option<u64>,
+    /// The highest peak RSS of one instance.
+    pub instance_peak_rss_kib: Option<u64>,
+}
+
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Results {
     pub series: BTreeMap<Key, Vec<Sample>>,
     pub fleet: Fleet,
+    /// `None` when not asked for (or PostgreSQL not among the databases).
+    pub load: Option<Load>,
 }
 
 impl Default for Results {
@@ -54,6 +73,7 @@ impl Default for Results {
         Self {
             series: BTreeMap::new(),
             fleet: Fleet::NotRun,
+            load: None,
         }
     }
 }

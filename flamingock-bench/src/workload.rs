@@ -66,6 +66,11 @@ pub enum Tool {
     SqlxMacro,
     /// Flamingock through `run!()` with the units `sql_units!` registers for the same files.
     FlamingockSqlFiles,
+    /// Flamingock's engine with N units on a PostgreSQL target, its audit store and lock a
+    /// `flamingock-server` (itself on PostgreSQL) reached over HTTP.
+    FlamingockServer,
+    /// One instance of the load run: N units that change nothing, audited through the server.
+    ServerLoad,
 }
 
 impl Tool {
@@ -78,7 +83,7 @@ impl Tool {
     ];
 
     /// Every tool, for parsing.
-    pub const ALL: [Tool; 7] = [
+    pub const ALL: [Tool; 9] = [
         Tool::Floor,
         Tool::SqlxMigrator,
         Tool::Refinery,
@@ -86,6 +91,8 @@ impl Tool {
         Tool::FlamingockMacro,
         Tool::SqlxMacro,
         Tool::FlamingockSqlFiles,
+        Tool::FlamingockServer,
+        Tool::ServerLoad,
     ];
 
     /// The name used on the command line.
@@ -98,6 +105,8 @@ impl Tool {
             Tool::FlamingockMacro => "flamingock-macro",
             Tool::SqlxMacro => "sqlx-macro",
             Tool::FlamingockSqlFiles => "flamingock-sql-files",
+            Tool::FlamingockServer => "flamingock-server",
+            Tool::ServerLoad => "server-load",
         }
     }
 
@@ -111,6 +120,8 @@ impl Tool {
             Tool::FlamingockMacro => "flamingock, `#[change_unit]` units",
             Tool::SqlxMacro => "sqlx `migrate!`",
             Tool::FlamingockSqlFiles => "flamingock, `sql_units!`",
+            Tool::FlamingockServer => "flamingock, audit on `flamingock-server`",
+            Tool::ServerLoad => "flamingock, one instance of the load run",
         }
     }
 }

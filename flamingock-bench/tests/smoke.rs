@@ -13,6 +13,8 @@ const N: usize = 5;
 const MACRO_UNITS: usize = 20;
 const SQL_FILES: usize = 20;
 const FLEET_SIZE: usize = 8;
+const LOAD_SERVICES: usize = 3;
+const LOAD_INSTANCES: usize = 2;
 
 fn postgres_url() -> String {
     std::env::var("FLAMINGOCK_TEST_POSTGRES_URL")
@@ -87,6 +89,9 @@ fn the_whole_benchmark_runs_and_reports_every_row() {
         .args(["--fleet-n", &N.to_string()])
         .args(["--durable-sizes", &N.to_string()])
         .args(["--fleet-size", &FLEET_SIZE.to_string()])
+        .args(["--server-sizes", &N.to_string()])
+        .args(["--load", &format!("{LOAD_SERVICES}x{LOAD_INSTANCES}")])
+        .args(["--load-n", &N.to_string()])
         .args(["--postgres-url", &url])
         .args([
             "--databases",
@@ -229,8 +234,36 @@ fn the_whole_benchmark_runs_and_reports_every_row() {
             ),
             "no fleet target in:\n{report}"
         );
+        let server = section(&report, "Through the server");
+        for mode in ["cold", "warm"] {
+            let row = format!("| {mode} | {N} | ");
+            assert!(has_row(&server, &row, 7), "no row `{row}` in:\n{report}");
+        }
+        // The header row is not a `database` one here.
+        assert_eq!(rows(&server), 1 + 2, "{report}");
+        let load = section(&report, "Load on one server");
+        assert!(
+            report.contains(&format!(
+                "{LOAD_SERVICES} services × {LOAD_INSTANCES} instances"
+            )),
+            "{report}"
+        );
+        assert_eq!(rows(&load), 1 + 1, "{report}");
+        assert!(
+            load.iter()
+                .any(|l| l.matches(" | ").count() == 6 && l.contains("MiB")),
+            "no load row in:\n{report}"
+        );
     } else {
         assert!(fleet.is_empty(), "a fleet without PostgreSQL:\n{report}");
+        assert!(
+            section(&report, "Through the server").is_empty(),
+            "{report}"
+        );
+        assert!(
+            section(&report, "Load on one server").is_empty(),
+            "{report}"
+        );
     }
     assert!(!section(&report, "How each tool is driven").is_empty());
     assert!(!section(&report, "Analysis: where the time goes").is_empty());

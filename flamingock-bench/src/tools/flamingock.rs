@@ -23,8 +23,8 @@ use crate::macro_units;
 use crate::workload::{Database, Mode, Tool, change_id, change_order, statement_for_id};
 
 /// The application name recorded in the audit (what `run!()` records for this crate).
-const APP_NAME: &str = env!("CARGO_PKG_NAME");
-const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(super) const APP_NAME: &str = env!("CARGO_PKG_NAME");
+pub(super) const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs N units built at run time.
 pub async fn run_runtime_units(job: &Job) -> Result<Duration, BenchError> {
@@ -89,7 +89,7 @@ pub async fn run_macro_units(job: &Job) -> Result<Duration, BenchError> {
 }
 
 /// Refuses a report that is not what the mode requires.
-fn check(tool: Tool, report: &RunReport, job: &Job) -> Result<(), BenchError> {
+pub(super) fn check(tool: Tool, report: &RunReport, job: &Job) -> Result<(), BenchError> {
     let applied = report.count(UnitOutcome::Applied);
     let already = report.count(UnitOutcome::AlreadyApplied);
     let fine = match job.mode {
@@ -119,13 +119,28 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
+    runtime_units_on::<DB>(n, None)
+}
+
+/// [`runtime_units`] on the target system `target` (the audit store's database when `None`).
+pub fn runtime_units_on<DB: sqlx::Database>(
+    n: usize,
+    target: Option<&'static str>,
+) -> Vec<&'static ChangeUnit>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
     (1..=n)
         .map(|i| {
-            UnitBuilder::new(change_id(i), change_order(i), "flamingock-bench")
+            let unit = UnitBuilder::new(change_id(i), change_order(i), "flamingock-bench")
                 .checksum("0000000000000000")
                 .takes_transaction::<Transaction<'static, DB>>()
-                .execute(execute::<DB>)
-                .build()
+                .execute(execute::<DB>);
+            match target {
+                Some(target) => unit.target(target).build(),
+                None => unit.build(),
+            }
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use crate::workload::{Database, Mode, Tool};
 pub mod flamingock;
 pub mod floor;
 pub mod refinery;
+pub mod server;
 pub mod sql_files;
 pub mod sqlx_migrator;
 
@@ -54,6 +55,8 @@ pub async fn run(job: &Job) -> Result<Duration, BenchError> {
         Tool::FlamingockMacro => flamingock::run_macro_units(job).await,
         Tool::SqlxMacro => sql_files::run_sqlx(job).await,
         Tool::FlamingockSqlFiles => sql_files::run_flamingock(job).await,
+        Tool::FlamingockServer => server::run_on_target(job).await,
+        Tool::ServerLoad => server::run_load_instance(job).await,
     }
 }
 

@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! fleet_runner --url URL --dir DIR [--lease-ms N] [--wait-ms N] [--slow none|tx|nontx|gate]
+//!              [--token TOKEN]
 //! ```
+//!
+//! With an `http://` URL (a `flamingock-server`, `--token` its runner token) only the 25
+//! non-transactional units run: the server shares no transaction with a unit.
 //!
 //! The units: 25 transactional ones, each inserting a row (its id, the runner's id) into the
 //! table `fleet_effects` in the audit store's database (one set per database, since transactions
@@ -268,11 +272,12 @@ struct Args {
     lease: Duration,
     wait: Duration,
     slow: String,
+    token: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut url, mut dir, mut slow) = (None, None, "none".to_owned());
+    let (mut url, mut dir, mut slow, mut token) = (None, None, "none".to_owned(), None);
     let (mut lease, mut wait) = (Duration::from_secs(5), Duration::from_secs(60));
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -288,6 +293,7 @@ fn parse_args() -> Result<Args, String> {
             "--lease-ms" => lease = millis()?,
             "--wait-ms" => wait = millis()?,
             "--slow" => slow = value.clone(),
+            "--token" => token = Some(value.clone()),
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -297,6 +303,7 @@ fn parse_args() -> Result<Args, String> {
         lease,
         wait,
         slow,
+        token,
     })
 }
 
@@ -304,6 +311,12 @@ fn parse_args() -> Result<Args, String> {
 /// slow unit asked for.
 fn modules(args: &Args) -> Result<Vec<String>, String> {
     let database = match args.url.split(':').next() {
+        Some("http" | "https") if args.slow == "none" => {
+            return Ok(vec!["fleet_runner::units::files".to_owned()]);
+        }
+        Some("http" | "https") => {
+            return Err("--slow takes no unit through a server".to_owned());
+        }
         Some("sqlite") => "sqlite",
         Some("postgres" | "postgresql") => "postgres",
         Some("mysql" | "mariadb") => "mysql",
@@ -350,6 +363,9 @@ async fn main() -> ExitCode {
         .dependency(FleetDir(args.dir.clone()));
     for module in modules {
         builder = builder.module(module);
+    }
+    if let Some(token) = &args.token {
+        builder = builder.token(token.as_str());
     }
     let engine = match builder.build().await {
         Ok(engine) => engine,
