@@ -423,7 +423,7 @@ async fn the_same_append_sent_twice_leaves_one_row() {
         .await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["written"], false);
-    let (rows, _, _) = api.state().await;
+    let (rows, _, _, _) = api.state().await;
     let rows = rows.as_array().expect("rows").clone();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metadata"]["request_id"], body["request_id"]);
@@ -663,6 +663,8 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         format!("GET {scope}/entries"),
         format!("POST {scope}/entries"),
         format!("POST {scope}/history"),
+        format!("PUT {scope}/plan"),
+        format!("GET {scope}/plan"),
         format!("GET {scope}/locks/{{key}}"),
         format!("DELETE {scope}/locks/{{key}}"),
         format!("POST {scope}/locks/{{key}}/acquire"),
@@ -741,6 +743,12 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         ("WireLockInfo", &["key", "owner", "expires_at"][..]),
         ("TokenInfo", &["id", "prefix", "role"][..]),
         ("ErrorReply", &["code", "error"][..]),
+        ("RunPlan", &["execution_id", "runner_id", "hostname", "units"][..]),
+        (
+            "PlanUnit",
+            &["change_id", "order", "checksum", "stage", "system_version"][..],
+        ),
+        ("PlanReply", &["plan", "reported_at", "hostname"][..]),
     ] {
         for field in fields {
             assert!(
