@@ -181,6 +181,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // The limit layer refuses a body whose declared length is over the limit before any
+        // handler sees it, in plain text: the API's replies are all ErrorReply JSON.
+        .layer(axum::middleware::map_response(too_large_as_json))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
@@ -189,6 +192,21 @@ pub fn router(state: AppState) -> Router {
         // Outermost: the trace layer (and anything else) sees the token only as "Sensitive".
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .with_state(state)
+}
+
+/// A `413` that is not JSON (the body limit layer's) as the API's [`ErrorReply`].
+async fn too_large_as_json(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return ServerError::TooLarge(format!("the body is over {MAX_BODY_BYTES} bytes"))
+            .into_response();
+    }
+    response
 }
 
 impl FromRequestParts<AppState> for Caller {

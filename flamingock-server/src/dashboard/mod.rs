@@ -111,6 +111,18 @@ impl PageError {
     }
 }
 
+/// A form the dashboard could not read: `413` when it is over [`MAX_FORM_BYTES`], `400`
+/// otherwise.
+pub fn form_error(rejection: axum::extract::rejection::FormRejection) -> PageError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return PageError::Page {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the form is over {MAX_FORM_BYTES} bytes; nothing was recorded"),
+        };
+    }
+    PageError::bad_request(format!("the form is unreadable: {}", rejection.body_text()))
+}
+
 impl From<ServerError> for PageError {
     fn from(error: ServerError) -> Self {
         let status = error.status();
@@ -298,7 +310,7 @@ async fn sign_in(
     headers: HeaderMap,
     form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|e| PageError::bad_request(format!("the form is unreadable: {}", e.body_text())))?;
+    let Form(form) = form.map_err(form_error)?;
     let expected = cookie(&headers, SIGN_IN_COOKIE);
     let matches = match (expected, form.csrf.as_deref()) {
         (Some(expected), Some(sent)) => sessions::same_secret(expected, sent),
@@ -357,7 +369,7 @@ async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|e| PageError::bad_request(format!("the form is unreadable: {}", e.body_text())))?;
+    let Form(form) = form.map_err(form_error)?;
     viewer.check_csrf(form.csrf.as_deref())?;
     sessions::close(&state.db, &viewer.0.id_hash).await?;
     let mut cookies = HeaderMap::new();

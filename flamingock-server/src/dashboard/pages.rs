@@ -529,7 +529,7 @@ pub async fn fix(
     Path((service, environment, change_id)): Path<(String, String, String)>,
     form: Result<Form<FixForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|e| PageError::bad_request(format!("the form is unreadable: {}", e.body_text())))?;
+    let Form(form) = form.map_err(super::form_error)?;
     viewer.check_csrf(form.csrf.as_deref())?;
     let scope = scope_for(&viewer, &service, &environment)?;
     if !viewer.may_fix() {
@@ -570,7 +570,12 @@ pub async fn fix(
         })?),
         None => return Err(PageError::bad_request("the form names no state seen: reload the unit's page")),
     };
-    known(&state, &scope).await?;
+    let view = known(&state, &scope).await?;
+    if !view.units.iter().any(|unit| unit.change_id == change_id) {
+        return Err(PageError::not_found(format!(
+            "{scope} has no unit {change_id:?}: neither its audit nor its latest plan names it; nothing was recorded"
+        )));
+    }
     let engine = Engine::new(state.db.store(&scope, false)?)
         .with_options(RunOptions {
             app_name: Some("flamingock-server".to_owned()),
