@@ -129,10 +129,11 @@ impl ServerDb {
             .await
             .map_err(error)?,
         };
-        let mut scopes: Vec<Scope> = names.iter().filter_map(|name| scope_of_table(name)).collect();
-        scopes.sort_by(|a, b| {
-            (a.service(), a.environment()).cmp(&(b.service(), b.environment()))
-        });
+        let mut scopes: Vec<Scope> = names
+            .iter()
+            .filter_map(|name| scope_of_table(name))
+            .collect();
+        scopes.sort_by(|a, b| (a.service(), a.environment()).cmp(&(b.service(), b.environment())));
         Ok(scopes)
     }
 }

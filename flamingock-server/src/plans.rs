@@ -54,7 +54,10 @@ pub fn check(plan: &RunPlan) -> Result<(), ServerError> {
             ("stage", unit.stage.as_str()),
             ("target_system", unit.target_system.as_str()),
             ("checksum", unit.checksum.as_str()),
-            ("system_version", unit.system_version.as_deref().unwrap_or("")),
+            (
+                "system_version",
+                unit.system_version.as_deref().unwrap_or(""),
+            ),
         ];
         for (name, value) in fields {
             if value.chars().count() > MAX_FIELD_LEN {

@@ -159,9 +159,9 @@ where
         .and_then(|r| Role::parse(&r))
         .ok_or_else(|| corrupt("an unknown role"))?;
     let scope = match (get("service")?, get("environment")?) {
-        (Some(service), Some(environment)) => Some(
-            Scope::new(&service, &environment).map_err(|_| corrupt("an invalid scope"))?,
-        ),
+        (Some(service), Some(environment)) => {
+            Some(Scope::new(&service, &environment).map_err(|_| corrupt("an invalid scope"))?)
+        }
         (None, None) if role == Role::Admin => None,
         _ => return Err(corrupt("no scope for a scoped role")),
     };

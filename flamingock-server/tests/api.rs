@@ -743,7 +743,10 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         ("WireLockInfo", &["key", "owner", "expires_at"][..]),
         ("TokenInfo", &["id", "prefix", "role"][..]),
         ("ErrorReply", &["code", "error"][..]),
-        ("RunPlan", &["execution_id", "runner_id", "hostname", "units"][..]),
+        (
+            "RunPlan",
+            &["execution_id", "runner_id", "hostname", "units"][..],
+        ),
         (
             "PlanUnit",
             &["change_id", "order", "checksum", "stage", "system_version"][..],

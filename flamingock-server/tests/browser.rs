@@ -186,8 +186,14 @@ async fn a_person_signs_in_opens_a_blocked_unit_records_a_fix_and_sees_it_in_the
         .await
         .expect("the overview lists orders/prod");
     let overview = source(&client).await;
-    assert!(overview.contains("billing") && overview.contains("staging"), "{overview}");
-    assert!(overview.contains("class=\"alert\""), "the blocked scope is highlighted");
+    assert!(
+        overview.contains("billing") && overview.contains("staging"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("class=\"alert\""),
+        "the blocked scope is highlighted"
+    );
     screenshot(&client, "overview").await;
     orders_link.click().await.expect("opening the scope");
 
@@ -246,11 +252,16 @@ async fn a_person_signs_in_opens_a_blocked_unit_records_a_fix_and_sees_it_in_the
         .await
         .expect("the fix is confirmed");
     let fixed = source(&client).await;
-    assert!(fixed.contains("Recorded MANUAL_MARKED_AS_APPLIED"), "{fixed}");
+    assert!(
+        fixed.contains("Recorded MANUAL_MARKED_AS_APPLIED"),
+        "{fixed}"
+    );
 
     // The history shows the fix, with who and why.
     client
-        .goto(&format!("{base}/dashboard/orders/prod?state=MANUAL_MARKED_AS_APPLIED"))
+        .goto(&format!(
+            "{base}/dashboard/orders/prod?state=MANUAL_MARKED_AS_APPLIED"
+        ))
         .await
         .expect("the filtered history");
     let history = source(&client).await;
@@ -262,7 +273,9 @@ async fn a_person_signs_in_opens_a_blocked_unit_records_a_fix_and_sees_it_in_the
     client.close().await.expect("the browser closes");
 
     let rows: serde_json::Value = http()
-        .get(format!("{base}/v1/services/orders/environments/prod/entries"))
+        .get(format!(
+            "{base}/v1/services/orders/environments/prod/entries"
+        ))
         .bearer_auth(&admin)
         .send()
         .await

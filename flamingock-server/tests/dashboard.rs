@@ -28,7 +28,10 @@ async fn rows(server: &Server, admin: &str, service: &str, environment: &str) ->
 
 /// A server on a fresh database of `backend`, its admin token, and `orders/prod` seeded with a
 /// blocked unit.
-async fn seeded(backend: Backend, hint: &str) -> Option<(Server, String, flamingock_testkit::FreshDb)> {
+async fn seeded(
+    backend: Backend,
+    hint: &str,
+) -> Option<(Server, String, flamingock_testkit::FreshDb)> {
     let db = fresh(backend, hint).await?;
     let server = Server::start(&db.url);
     let admin = token(&db.url, "admin", None);
@@ -82,7 +85,9 @@ async fn signing_in_gives_a_strict_http_only_session_cookie_and_signing_out_ends
     assert_eq!(elsewhere.get("/dashboard").await.status, StatusCode::OK);
 
     let csrf = visitor.csrf().await;
-    let out = visitor.post("/dashboard/sign-out", &[("csrf", &csrf)]).await;
+    let out = visitor
+        .post("/dashboard/sign-out", &[("csrf", &csrf)])
+        .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     let after = elsewhere.get("/dashboard").await;
     assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
@@ -123,7 +128,12 @@ async fn runner_unknown_and_revoked_tokens_get_no_session_and_a_forged_sign_in_i
     let refused = visitor.sign_in(&runner).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains("runner token"), "{}", refused.body);
-    assert!(!visitor.cookies.iter().any(|(n, _)| n == "flamingock_session"));
+    assert!(
+        !visitor
+            .cookies
+            .iter()
+            .any(|(n, _)| n == "flamingock_session")
+    );
 
     let unknown = visitor.sign_in("fks_not-a-token").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", unknown.body);
@@ -133,10 +143,18 @@ async fn runner_unknown_and_revoked_tokens_get_no_session_and_a_forged_sign_in_i
     // A sign-in form posted from elsewhere: no sign-in cookie, or one that does not match.
     let mut forger = Visitor::new(&server.base);
     let forged = forger
-        .post("/dashboard/sign-in", &[("token", &admin), ("csrf", "guess")])
+        .post(
+            "/dashboard/sign-in",
+            &[("token", &admin), ("csrf", "guess")],
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
-    assert!(!forger.cookies.iter().any(|(n, _)| n == "flamingock_session"));
+    assert!(
+        !forger
+            .cookies
+            .iter()
+            .any(|(n, _)| n == "flamingock_session")
+    );
 
     // A session whose token is revoked stops working at once.
     let (_, created) = {
@@ -200,7 +218,10 @@ async fn the_overview_counts_applied_pending_and_blocked_units_and_a_scoped_read
     let overview = visitor.get("/dashboard").await;
     assert_eq!(overview.status, StatusCode::OK);
     let body = &overview.body;
-    assert!(body.contains("billing") && body.contains("orders"), "{body}");
+    assert!(
+        body.contains("billing") && body.contains("orders"),
+        "{body}"
+    );
     // orders/prod: 1 applied, 1 pending (add-index; the blocked one is not counted as pending),
     // 1 blocked, 1 failed; the row is highlighted.
     let row = body
@@ -210,7 +231,14 @@ async fn the_overview_counts_applied_pending_and_blocked_units_and_a_scoped_read
     let cells: Vec<&str> = row
         .split("<td")
         .skip(1)
-        .map(|c| c.split('>').nth(1).unwrap_or("").split('<').next().unwrap_or(""))
+        .map(|c| {
+            c.split('>')
+                .nth(1)
+                .unwrap_or("")
+                .split('<')
+                .next()
+                .unwrap_or("")
+        })
         .collect();
     assert!(row.starts_with(" class=\"alert\""), "{row}");
     assert_eq!(cells[2..6], ["1", "1", "1", "1"], "{row}");
@@ -254,7 +282,10 @@ async fn the_overview_counts_applied_pending_and_blocked_units_and_a_scoped_read
         "{}",
         unit.body
     );
-    assert!(!unit.body.contains("Record the fix"), "a reader gets no fix form");
+    assert!(
+        !unit.body.contains("Record the fix"),
+        "a reader gets no fix form"
+    );
     // A run's timeline: the rows of the seeding run, in time order.
     let execution = rows(&server, &admin, "orders", "prod").await[0]["execution_id"]
         .as_str()
@@ -269,6 +300,9 @@ async fn the_overview_counts_applied_pending_and_blocked_units_and_a_scoped_read
     assert!(started < failed, "time order");
     db.drop_database().await;
 }
+
+/// A form's fields, owned.
+type Fields = Vec<(String, String)>;
 
 /// Borrowed form fields.
 fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -297,7 +331,10 @@ async fn fix_flow(backend: Backend, hint: &str) {
             ("csrf".to_owned(), csrf.to_owned()),
             ("resolution".to_owned(), "applied".to_owned()),
             ("name".to_owned(), "Ana Pérez".to_owned()),
-            ("reason".to_owned(), "checked the mail table: all backfilled".to_owned()),
+            (
+                "reason".to_owned(),
+                "checked the mail table: all backfilled".to_owned(),
+            ),
             ("seen".to_owned(), "FAILED".to_owned()),
         ]
     };
@@ -305,7 +342,11 @@ async fn fix_flow(backend: Backend, hint: &str) {
     let as_refs = refs;
     let refused = reading.post(&fix, &as_refs(&good(&csrf))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    assert!(refused.body.contains("operator or admin"), "{}", refused.body);
+    assert!(
+        refused.body.contains("operator or admin"),
+        "{}",
+        refused.body
+    );
 
     let mut person = Visitor::new(&server.base);
     person.sign_in(&operator).await;
@@ -324,20 +365,43 @@ async fn fix_flow(backend: Backend, hint: &str) {
         pairs.retain(|(k, _)| k != key);
         pairs
     };
-    let cases: Vec<(&str, Vec<(String, String)>, StatusCode)> = vec![
+    let cases: Vec<(&str, Fields, StatusCode)> = vec![
         ("no CSRF token", without("csrf"), StatusCode::FORBIDDEN),
-        ("another session's CSRF token", with("csrf", "forged"), StatusCode::FORBIDDEN),
+        (
+            "another session's CSRF token",
+            with("csrf", "forged"),
+            StatusCode::FORBIDDEN,
+        ),
         ("no reason", with("reason", "  "), StatusCode::BAD_REQUEST),
         ("no name", without("name"), StatusCode::BAD_REQUEST),
-        ("no resolution", without("resolution"), StatusCode::BAD_REQUEST),
-        ("a resolution that is none", with("resolution", "deleted"), StatusCode::BAD_REQUEST),
-        ("a state the page never shows", with("seen", "DONE"), StatusCode::BAD_REQUEST),
-        ("a state that is no longer the unit's", with("seen", "STARTED"), StatusCode::CONFLICT),
+        (
+            "no resolution",
+            without("resolution"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a resolution that is none",
+            with("resolution", "deleted"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a state the page never shows",
+            with("seen", "DONE"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a state that is no longer the unit's",
+            with("seen", "STARTED"),
+            StatusCode::CONFLICT,
+        ),
     ];
     for (what, pairs, status) in cases {
         let reply = person.post(&fix, &as_refs(&pairs)).await;
         assert_eq!(reply.status, status, "{what}: {}", reply.body);
-        assert!(reply.body.contains("class=\"problem\""), "{what}: an error page");
+        assert!(
+            reply.body.contains("class=\"problem\""),
+            "{what}: an error page"
+        );
         assert_eq!(
             rows(&server, &admin, "orders", "prod").await,
             before,
@@ -362,11 +426,18 @@ async fn fix_flow(backend: Backend, hint: &str) {
     assert_eq!(row["change_id"], "backfill-emails");
     assert_eq!(row["author"], "Ana Pérez");
     assert_eq!(row["metadata"]["resolved_by"], "Ana Pérez");
-    assert_eq!(row["metadata"]["reason"], "checked the mail table: all backfilled");
+    assert_eq!(
+        row["metadata"]["reason"],
+        "checked the mail table: all backfilled"
+    );
     assert_eq!(row["metadata"]["unit_author"], "bob");
     assert_eq!(row["metadata"]["manual"], true);
     let page = person.get(done.location()).await;
-    assert!(page.body.contains("Recorded MANUAL_MARKED_AS_APPLIED"), "{}", page.body);
+    assert!(
+        page.body.contains("Recorded MANUAL_MARKED_AS_APPLIED"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("fixed by Ana Pérez"), "{}", page.body);
     // The same form sent again: the state it was decided on is gone, so nothing is recorded.
     let again = person.post(&fix, &as_refs(&good(&csrf))).await;
@@ -474,14 +545,18 @@ async fn the_history_filters_pages_and_exports_as_the_cli_does_and_bad_input_is_
     let failed = visitor.get("/dashboard/orders/prod?state=FAILED").await;
     assert_eq!(page_ids(&failed.body).len(), 1);
     let carol = visitor.get("/dashboard/orders/prod?author=carol").await;
-    assert!(carol.body.contains("author=carol&amp;after="), "{}", carol.body);
-    let future = visitor
-        .get("/dashboard/orders/prod?from=2999-01-01")
-        .await;
+    assert!(
+        carol.body.contains("author=carol&amp;after="),
+        "{}",
+        carol.body
+    );
+    let future = visitor.get("/dashboard/orders/prod?from=2999-01-01").await;
     assert!(page_ids(&future.body).is_empty());
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let day = visitor
-        .get(&format!("/dashboard/orders/prod?from={today}&to={today}&author=carol"))
+        .get(&format!(
+            "/dashboard/orders/prod?from={today}&to={today}&author=carol"
+        ))
         .await;
     assert_eq!(page_ids(&day.body).len(), 50);
 
@@ -490,7 +565,12 @@ async fn the_history_filters_pages_and_exports_as_the_cli_does_and_bad_input_is_
         .get("/dashboard/orders/prod/export?format=csv&author=carol")
         .await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     assert!(
         csv.headers["content-disposition"]
             .to_str()
@@ -498,7 +578,12 @@ async fn the_history_filters_pages_and_exports_as_the_cli_does_and_bad_input_is_
             .contains("orders-prod-history.csv")
     );
     let mut lines = csv.body.split("\r\n");
-    assert!(lines.next().unwrap().starts_with("id,created_at,execution_id,change_id"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("id,created_at,execution_id,change_id")
+    );
     assert!(
         csv.body
             .contains(",\"'=HYPERLINK(\"\"x\"\"), then\na second line\","),
@@ -516,23 +601,45 @@ async fn the_history_filters_pages_and_exports_as_the_cli_does_and_bad_input_is_
 
     // Bad input: a clear page with a 4xx, never a 500.
     for (path, status) in [
-        ("/dashboard/orders/prod?from=yesterday", StatusCode::BAD_REQUEST),
-        ("/dashboard/orders/prod?from=2026-12-03&to=2026-12-01", StatusCode::BAD_REQUEST),
+        (
+            "/dashboard/orders/prod?from=yesterday",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/dashboard/orders/prod?from=2026-12-03&to=2026-12-01",
+            StatusCode::BAD_REQUEST,
+        ),
         ("/dashboard/orders/prod?after=abc", StatusCode::BAD_REQUEST),
         ("/dashboard/orders/prod?after=-5", StatusCode::BAD_REQUEST),
-        ("/dashboard/orders/prod?after=1&before=2", StatusCode::BAD_REQUEST),
+        (
+            "/dashboard/orders/prod?after=1&before=2",
+            StatusCode::BAD_REQUEST,
+        ),
         ("/dashboard/orders/prod?state=DONE", StatusCode::BAD_REQUEST),
-        ("/dashboard/orders/prod/export?format=xml", StatusCode::BAD_REQUEST),
+        (
+            "/dashboard/orders/prod/export?format=xml",
+            StatusCode::BAD_REQUEST,
+        ),
         ("/dashboard/orders/prod/export", StatusCode::BAD_REQUEST),
         ("/dashboard/Orders/prod", StatusCode::BAD_REQUEST),
         ("/dashboard/nobody/prod", StatusCode::NOT_FOUND),
-        ("/dashboard/nobody/prod/export?format=csv", StatusCode::NOT_FOUND),
-        ("/dashboard/orders/prod/units/nothing", StatusCode::NOT_FOUND),
+        (
+            "/dashboard/nobody/prod/export?format=csv",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/dashboard/orders/prod/units/nothing",
+            StatusCode::NOT_FOUND,
+        ),
         ("/dashboard/orders/prod/runs/nothing", StatusCode::NOT_FOUND),
     ] {
         let reply = visitor.get(path).await;
         assert_eq!(reply.status, status, "{path}: {}", reply.body);
-        assert!(reply.body.contains("class=\"problem\""), "{path}: {}", reply.body);
+        assert!(
+            reply.body.contains("class=\"problem\""),
+            "{path}: {}",
+            reply.body
+        );
     }
     assert_eq!(rows(&server, &admin, "orders", "prod").await.len(), total);
     db.drop_database().await;
@@ -560,7 +667,12 @@ async fn a_big_form_is_refused_with_413_and_the_api_keeps_its_own_limits() {
             ],
         )
         .await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
     assert_eq!(rows(&server, &admin, "orders", "prod").await, before);
     db.drop_database().await;
 }

@@ -90,11 +90,16 @@ pub async fn export(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     // Scope names are [a-z0-9-]: always a valid header.
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{extension}\"")) {
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}.{extension}\""))
+    {
         headers.insert(CONTENT_DISPOSITION, value);
     }
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
 }
 
@@ -129,9 +134,14 @@ pub fn to_csv(rows: &[AuditEntry]) -> String {
                 optional(&row.app_version),
                 optional(&row.system_version),
                 optional(&row.checksum),
-                row.execution_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+                row.execution_ms
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
                 optional(&row.error),
-                row.metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                row.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
             ],
         );
     }

@@ -70,7 +70,11 @@ impl Html {
 
     /// Pushes `<a href="{href}">{label}</a>`, both escaped (`href` built with [`url_part`]).
     pub fn link(&mut self, href: &str, label: &str) -> &mut Self {
-        self.raw("<a href=\"").text(href).raw("\">").text(label).raw("</a>")
+        self.raw("<a href=\"")
+            .text(href)
+            .raw("\">")
+            .text(label)
+            .raw("</a>")
     }
 
     /// Pushes a hidden form field.
@@ -114,7 +118,9 @@ pub fn page(frame: &Frame<'_>, body: &str) -> String {
         .raw(STYLE)
         .raw("</style></head><body><header><a class=\"brand\" href=\"/dashboard\">Flamingock</a>");
     if let Some(viewer) = frame.viewer {
-        out.raw("<span class=\"viewer\">").text(viewer).raw("</span>");
+        out.raw("<span class=\"viewer\">")
+            .text(viewer)
+            .raw("</span>");
         if let Some(csrf) = frame.csrf {
             out.raw("<form method=\"post\" action=\"/dashboard/sign-out\" class=\"inline\">")
                 .hidden("csrf", csrf)
@@ -199,7 +205,9 @@ mod tests {
     #[test]
     fn every_value_is_escaped_and_markup_is_not() {
         let mut html = Html::new();
-        html.raw("<p>").text("<script>alert('x')</script>").raw("</p>");
+        html.raw("<p>")
+            .text("<script>alert('x')</script>")
+            .raw("</p>");
         assert_eq!(
             html.into_string(),
             "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p>"

@@ -58,7 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{scope}/export"), get(export::export))
         .route(&format!("{scope}/runs/{{execution_id}}"), get(pages::run))
         .route(&format!("{scope}/units/{{change_id}}"), get(pages::unit))
-        .route(&format!("{scope}/units/{{change_id}}/fix"), post(pages::fix))
+        .route(
+            &format!("{scope}/units/{{change_id}}/fix"),
+            post(pages::fix),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_FORM_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -179,7 +182,10 @@ pub fn page_response(status: StatusCode, markup: String) -> Response {
 fn secure_headers(headers: &mut HeaderMap) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert(
         "content-security-policy",

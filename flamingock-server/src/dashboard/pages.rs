@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use flamingock_client::Scope;
 use flamingock_core::engine::{FixError, FixRequest, Resolution, SeenState};
 use flamingock_core::history::HistoryQuery;
@@ -100,16 +100,24 @@ pub async fn overview(
             continue;
         };
         let alert = view.blocked() > 0 || view.failed() > 0;
-        body.raw(if alert { "<tr class=\"alert\">" } else { "<tr>" })
-            .raw("<td>")
-            .link(&scope_href(scope), scope.service())
-            .raw("</td>")
-            .cell(scope.environment())
-            .raw("<td class=\"num\">")
-            .text(&view.applied().to_string())
-            .raw("</td><td class=\"num\">")
-            .text(&view.pending().map_or_else(|| "-".to_owned(), |n| n.to_string()))
-            .raw("</td>");
+        body.raw(if alert {
+            "<tr class=\"alert\">"
+        } else {
+            "<tr>"
+        })
+        .raw("<td>")
+        .link(&scope_href(scope), scope.service())
+        .raw("</td>")
+        .cell(scope.environment())
+        .raw("<td class=\"num\">")
+        .text(&view.applied().to_string())
+        .raw("</td><td class=\"num\">")
+        .text(
+            &view
+                .pending()
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        )
+        .raw("</td>");
         for count in [view.blocked(), view.failed()] {
             body.raw(if count > 0 {
                 "<td class=\"num bad-count\">"
@@ -198,7 +206,11 @@ pub async fn scope(
     };
     history_table(&mut body, &scope, &rows.rows);
     let filters = filter.query_string();
-    let base = format!("{}?{filters}{}", scope_href(&scope), if filters.is_empty() { "" } else { "&" });
+    let base = format!(
+        "{}?{filters}{}",
+        scope_href(&scope),
+        if filters.is_empty() { "" } else { "&" }
+    );
     body.raw("<nav class=\"pager\">");
     if let (true, Some(first)) = (rows.newer, rows.rows.first()) {
         body.link(&format!("{base}before={}", first.id), "← Newer");
@@ -206,7 +218,11 @@ pub async fn scope(
     if let (true, Some(last)) = (rows.older, rows.rows.last()) {
         body.link(&format!("{base}after={}", last.id), "Older →");
     }
-    let export = format!("{}/export?{filters}{}", scope_href(&scope), if filters.is_empty() { "" } else { "&" });
+    let export = format!(
+        "{}/export?{filters}{}",
+        scope_href(&scope),
+        if filters.is_empty() { "" } else { "&" }
+    );
     body.link(&format!("{export}format=csv"), "Export CSV")
         .link(&format!("{export}format=json"), "Export JSON")
         .raw("</nav>");
@@ -280,14 +296,22 @@ fn filter_form(body: &mut Html, scope: &Scope, filter: &HistoryFilter) {
             .raw("\" value=\"")
             .text(&current)
             .raw("\" placeholder=\"")
-            .raw(if matches!(name, "from" | "to") { "YYYY-MM-DD" } else { "" })
+            .raw(if matches!(name, "from" | "to") {
+                "YYYY-MM-DD"
+            } else {
+                ""
+            })
             .raw("\"></label>");
     }
     let current = value(&filter.state);
     body.raw("<label>State<select name=\"state\"><option value=\"\">any</option>");
     for state in AuditState::ALL {
         body.raw("<option")
-            .raw(if current == state.as_str() { " selected" } else { "" })
+            .raw(if current == state.as_str() {
+                " selected"
+            } else {
+                ""
+            })
             .raw(">")
             .text(state.as_str())
             .raw("</option>");
@@ -316,7 +340,10 @@ fn history_table(body: &mut Html, scope: &Scope, rows: &[AuditEntry]) {
         body.raw("</td>")
             .cell(&row.author)
             .raw("<td>")
-            .link(&run_href(scope, &row.execution_id), short(&row.execution_id))
+            .link(
+                &run_href(scope, &row.execution_id),
+                short(&row.execution_id),
+            )
             .raw("</td>")
             .cell(&row.hostname)
             .raw("<td class=\"error\">")
@@ -374,7 +401,10 @@ pub async fn run(
     }
     let mut body = Html::new();
     body.raw("<p>")
-        .link(&scope_href(&scope), &format!("← {} / {}", scope.service(), scope.environment()))
+        .link(
+            &scope_href(&scope),
+            &format!("← {} / {}", scope.service(), scope.environment()),
+        )
         .raw("</p><dl><dt>Run</dt><dd>")
         .text(&execution_id)
         .raw("</dd>");
@@ -393,7 +423,11 @@ pub async fn run(
     }
     if let Some(plan) = planned {
         body.raw("<dt>Plan</dt><dd>")
-            .text(&format!("{} units, reported {}", plan.plan.units.len(), when(Some(plan.reported_at))))
+            .text(&format!(
+                "{} units, reported {}",
+                plan.plan.units.len(),
+                when(Some(plan.reported_at))
+            ))
             .raw("</dd>");
     }
     body.raw("</dl>");
@@ -403,10 +437,14 @@ pub async fn run(
         body.raw("<table><thead><tr><th>When</th><th>Unit</th><th>State</th><th>Took</th><th>Error or reason</th></tr></thead><tbody>");
         for row in &rows {
             body.raw("<tr>").cell(&when(row.created_at)).raw("<td>");
-            body.link(&unit_href(&scope, &row.change_id), &row.change_id).raw("</td><td>");
+            body.link(&unit_href(&scope, &row.change_id), &row.change_id)
+                .raw("</td><td>");
             badge(&mut body, state_class(Some(row.state)), row.state.as_str());
             body.raw("</td>")
-                .cell(&row.execution_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")))
+                .cell(
+                    &row.execution_ms
+                        .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+                )
                 .raw("<td class=\"error\">")
                 .text(&detail(row))
                 .raw("</td></tr>");
@@ -441,20 +479,27 @@ pub async fn unit(
         state
             .db
             .store(&scope, true)?
-            .history(&HistoryQuery::new().change(change_id.clone()).newest_first().limit(500))
+            .history(
+                &HistoryQuery::new()
+                    .change(change_id.clone())
+                    .newest_first()
+                    .limit(500),
+            )
             .await?
     } else {
         Vec::new()
     };
     let mut body = Html::new();
     body.raw("<p>")
-        .link(&scope_href(&scope), &format!("← {} / {}", scope.service(), scope.environment()))
+        .link(
+            &scope_href(&scope),
+            &format!("← {} / {}", scope.service(), scope.environment()),
+        )
         .raw("</p>");
     if let Some(fixed) = query.fixed.as_deref().and_then(AuditState::parse) {
         body.raw("<p class=\"note\">Recorded ")
             .text(fixed.as_str())
-            .raw(". It is the unit's newest row below.</p>")
-            ;
+            .raw(". It is the unit's newest row below.</p>");
     }
     body.raw("<dl><dt>State</dt><dd>");
     unit_state(&mut body, line);
@@ -469,7 +514,11 @@ pub async fn unit(
             .raw("</dd><dt>Target system</dt><dd>")
             .text(&row.target_system)
             .raw("</dd><dt>Strategy</dt><dd>")
-            .text(&format!("{} ({})", row.tx_strategy.as_str(), row.recovery_strategy.as_str()))
+            .text(&format!(
+                "{} ({})",
+                row.tx_strategy.as_str(),
+                row.recovery_strategy.as_str()
+            ))
             .raw("</dd><dt>Source</dt><dd>")
             .text(&row.source)
             .raw("</dd>");
@@ -487,7 +536,9 @@ pub async fn unit(
         body.raw("<p class=\"problem\">This unit is blocked: runs stop at its stage until a person checks its target and records what they found.</p>");
     }
     if let Some(error) = line.latest.as_ref().and_then(|r| r.error.as_deref()) {
-        body.raw("<h2>Last error</h2><pre>").text(error).raw("</pre>");
+        body.raw("<h2>Last error</h2><pre>")
+            .text(error)
+            .raw("</pre>");
     }
     if viewer.may_fix() {
         fix_form(&mut body, &scope, line, &viewer.0.csrf);
@@ -568,7 +619,11 @@ pub async fn fix(
         Some(state) => SeenState::State(AuditState::parse(state).ok_or_else(|| {
             PageError::bad_request(format!("{state:?} is not a state the unit page shows"))
         })?),
-        None => return Err(PageError::bad_request("the form names no state seen: reload the unit's page")),
+        None => {
+            return Err(PageError::bad_request(
+                "the form names no state seen: reload the unit's page",
+            ));
+        }
     };
     let view = known(&state, &scope).await?;
     if !view.units.iter().any(|unit| unit.change_id == change_id) {
@@ -593,18 +648,23 @@ pub async fn fix(
         reason,
         expected: Some(seen),
     };
-    let outcome = engine.fix(std::iter::empty(), &request).await.map_err(|error| {
-        let status = match &error {
-            FixError::UnknownUnit(_) => StatusCode::NOT_FOUND,
-            FixError::InvalidId { .. } | FixError::Missing(_) => StatusCode::BAD_REQUEST,
-            FixError::StateChanged { .. } => StatusCode::CONFLICT,
-            FixError::OutcomeUnknown { .. } | FixError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        PageError::Page {
-            status,
-            message: flamingock_core::model::error_chain(&error),
-        }
-    })?;
+    let outcome = engine
+        .fix(std::iter::empty(), &request)
+        .await
+        .map_err(|error| {
+            let status = match &error {
+                FixError::UnknownUnit(_) => StatusCode::NOT_FOUND,
+                FixError::InvalidId { .. } | FixError::Missing(_) => StatusCode::BAD_REQUEST,
+                FixError::StateChanged { .. } => StatusCode::CONFLICT,
+                FixError::OutcomeUnknown { .. } | FixError::Engine(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            PageError::Page {
+                status,
+                message: flamingock_core::model::error_chain(&error),
+            }
+        })?;
     tracing::info!(
         scope = %scope,
         change_id = %change_id,
@@ -613,7 +673,11 @@ pub async fn fix(
         "a fix recorded from the dashboard"
     );
     Ok(redirect(
-        &format!("{}?fixed={}", unit_href(&scope, &change_id), outcome.entry.state.as_str()),
+        &format!(
+            "{}?fixed={}",
+            unit_href(&scope, &change_id),
+            outcome.entry.state.as_str()
+        ),
         HeaderMap::new(),
     ))
 }

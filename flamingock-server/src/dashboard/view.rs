@@ -165,8 +165,12 @@ fn unit_lines(plan: Option<&PlanReply>, latest: Vec<AuditEntry>) -> Vec<UnitLine
     let mut rest: Vec<AuditEntry> = rows.into_values().collect();
     rest.sort_by(|a, b| natural_cmp(&a.change_order, &b.change_order));
     for row in rest {
-        let blocked = decide(row.tx_strategy, row.recovery_strategy, false, Some(row.state))
-            == Decision::Block;
+        let blocked = decide(
+            row.tx_strategy,
+            row.recovery_strategy,
+            false,
+            Some(row.state),
+        ) == Decision::Block;
         lines.push(UnitLine {
             change_id: row.change_id.clone(),
             order: row.change_order.clone(),
@@ -303,13 +307,22 @@ fn instant(name: &str, text: &str, end_of_day: bool) -> Result<DateTime<Utc>, Pa
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(at) = NaiveDateTime::parse_from_str(text, format) {
             return Ok(at.and_utc());
         }
     }
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if end_of_day { day.succ_opt() } else { Some(day) };
+        let day = if end_of_day {
+            day.succ_opt()
+        } else {
+            Some(day)
+        };
         if let Some(at) = day.and_then(|d| d.and_hms_opt(0, 0, 0)) {
             return Ok(at.and_utc());
         }
@@ -334,13 +347,25 @@ mod tests {
     #[test]
     fn dates_are_read_in_the_forms_a_form_sends_and_a_bare_to_date_takes_its_day() {
         let query = filter("2026-12-01", "2026-12-02").query().expect("valid");
-        assert_eq!(query.since.unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
-        assert_eq!(query.until.unwrap().to_rfc3339(), "2026-12-03T00:00:00+00:00");
+        assert_eq!(
+            query.since.unwrap().to_rfc3339(),
+            "2026-12-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            query.until.unwrap().to_rfc3339(),
+            "2026-12-03T00:00:00+00:00"
+        );
         let query = filter("2026-12-01T10:30", "2026-12-01T11:00:05Z")
             .query()
             .expect("valid");
-        assert_eq!(query.since.unwrap().to_rfc3339(), "2026-12-01T10:30:00+00:00");
-        assert_eq!(query.until.unwrap().to_rfc3339(), "2026-12-01T11:00:05+00:00");
+        assert_eq!(
+            query.since.unwrap().to_rfc3339(),
+            "2026-12-01T10:30:00+00:00"
+        );
+        assert_eq!(
+            query.until.unwrap().to_rfc3339(),
+            "2026-12-01T11:00:05+00:00"
+        );
     }
 
     #[test]
@@ -357,7 +382,11 @@ mod tests {
             ..HistoryFilter::default()
         };
         assert!(state.query().is_err());
-        for (after, before) in [(Some("x"), None), (Some("-1"), None), (Some("1"), Some("2"))] {
+        for (after, before) in [
+            (Some("x"), None),
+            (Some("-1"), None),
+            (Some("1"), Some("2")),
+        ] {
             let page = HistoryFilter {
                 after: after.map(Into::into),
                 before: before.map(Into::into),

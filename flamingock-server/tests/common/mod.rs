@@ -259,7 +259,8 @@ impl Visitor {
     /// The session's CSRF secret, from any page's sign-out form.
     pub async fn csrf(&mut self) -> String {
         let page = self.get("/dashboard").await;
-        page.hidden("csrf").expect("a signed-in page has the CSRF field")
+        page.hidden("csrf")
+            .expect("a signed-in page has the CSRF field")
     }
 }
 
