@@ -14,7 +14,7 @@ use crate::error::ServerError;
 /// The most units a plan may name.
 pub const MAX_PLAN_UNITS: usize = 10_000;
 /// The longest text a plan's field may hold.
-const MAX_FIELD_LEN: usize = 255;
+pub const MAX_FIELD_LEN: usize = 255;
 
 fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> ServerError {
     move |error| ServerError::Database {
