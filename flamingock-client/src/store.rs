@@ -19,7 +19,8 @@ use crate::scope::Scope;
 use crate::transport::{Failure, Message, RetryPolicy, Token, Transport};
 use crate::wire::{
     AcquireReply, AcquireRequest, AppendReply, AppendRequest, EntriesReply, ExtendReply,
-    ExtendRequest, HistoryRequest, LockReply, NowReply, ReleaseRequest, UnitStatesReply,
+    ExtendRequest, HistoryRequest, LockReply, NowReply, PlanRequest, ReleaseRequest,
+    UnitStatesReply,
 };
 
 /// The variable the token is read from when the builder sets none.
@@ -270,6 +271,19 @@ impl AuditStore for HttpAuditStore {
             .await
             .map_err(|failure| self.transport.error(ACTION, false, failure))?;
         Ok(reply.entries)
+    }
+
+    async fn record_plan(
+        &self,
+        plan: &flamingock_core::run_plan::RunPlan,
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "recording the run's plan on the Flamingock server";
+        let request = PlanRequest { plan: plan.clone() };
+        // A PUT of the whole plan: repeating it after a lost reply changes nothing more.
+        self.transport
+            .call::<_, ()>(Method::PUT, &format!("{}/plan", self.path), Some(&request))
+            .await
+            .map_err(|failure| self.transport.error(ACTION, false, failure))
     }
 
     async fn now(&self) -> Result<DateTime<Utc>, StoreError> {

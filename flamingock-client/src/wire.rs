@@ -16,6 +16,8 @@
 //! | `POST /{scope}/locks/{key}/extend` | [`ExtendRequest`] -> [`ExtendReply`] | runner, operator, admin |
 //! | `POST /{scope}/locks/{key}/release` | [`ReleaseRequest`] -> `204` | runner, operator, admin |
 //! | `DELETE /{scope}/locks/{key}` | -> [`LockReply`] (what was removed) | operator, admin |
+//! | `PUT /{scope}/plan` | [`PlanRequest`] -> `204` | runner, admin |
+//! | `GET /{scope}/plan` | -> [`PlanReply`] | reader, runner, operator, admin |
 //! | `GET /tokens` | -> [`TokenList`] | admin |
 //! | `POST /tokens` | [`CreateTokenRequest`] -> [`CreatedToken`] | admin |
 //! | `POST /tokens/{id}/revoke` | -> [`TokenInfo`] | admin |
@@ -29,6 +31,7 @@ use chrono::{DateTime, Utc};
 use flamingock_core::history::{HistoryOrder, HistoryQuery};
 use flamingock_core::lock::{Fence, LockInfo};
 use flamingock_core::model::{AuditEntry, AuditState, UnitState};
+use flamingock_core::run_plan::RunPlan;
 use serde::{Deserialize, Serialize};
 
 /// The key of an entry's metadata under which the client names the row it writes, so that a
@@ -188,6 +191,28 @@ impl From<HistoryRequest> for HistoryQuery {
         query.limit = request.limit;
         query
     }
+}
+
+/// The body of `PUT plan`: the plan of a run that is starting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanRequest {
+    /// The units the run considers, in run order.
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::RunPlanSchema))]
+    pub plan: RunPlan,
+}
+
+/// The reply of `GET plan`: the latest plan a runner of the scope reported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanReply {
+    /// The plan.
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::RunPlanSchema))]
+    pub plan: RunPlan,
+    /// When the server received it (its database clock).
+    pub reported_at: DateTime<Utc>,
+    /// The host of the runner that sent it.
+    pub hostname: String,
 }
 
 /// A lease holder on the wire (see [`LockInfo`]).
@@ -501,6 +526,65 @@ mod schema {
         system_version: Option<String>,
     }
 
+    /// The units one run considers.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = RunPlan)]
+    pub(super) struct RunPlanSchema {
+        /// The run (UUID v7).
+        #[schema(max_length = 255)]
+        execution_id: String,
+        /// The runner.
+        #[schema(max_length = 255)]
+        runner_id: String,
+        /// The runner's host.
+        #[schema(max_length = 255)]
+        hostname: String,
+        /// The application's crate name.
+        #[schema(max_length = 255)]
+        app_name: Option<String>,
+        /// The application's crate version.
+        #[schema(max_length = 255)]
+        app_version: Option<String>,
+        /// The selected units, in run order.
+        #[schema(max_items = 10000)]
+        units: Vec<PlanUnitSchema>,
+    }
+
+    /// One unit of a plan.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = PlanUnit)]
+    pub(super) struct PlanUnitSchema {
+        /// The unit's id.
+        #[schema(min_length = 1, max_length = 255)]
+        change_id: String,
+        /// Its order.
+        #[schema(min_length = 1, max_length = 255)]
+        order: String,
+        /// Its author.
+        #[schema(max_length = 255)]
+        author: String,
+        /// Its stage.
+        #[schema(max_length = 255)]
+        stage: String,
+        /// Its target system.
+        #[schema(max_length = 255)]
+        target_system: String,
+        /// How it runs.
+        tx_strategy: TxStrategySchema,
+        /// What a run does with it after an interrupted try.
+        recovery_strategy: RecoveryStrategySchema,
+        /// Whether it applies on every run.
+        run_always: bool,
+        /// Its checksum.
+        #[schema(max_length = 255)]
+        checksum: String,
+        /// The release it ships with, if it names one.
+        #[schema(max_length = 255)]
+        system_version: Option<String>,
+        /// Whether the run's system version range leaves it out.
+        out_of_range: bool,
+    }
+
     /// A unit's newest row, as `unit-states` lists it.
     #[derive(utoipa::ToSchema)]
     #[schema(as = UnitState)]
@@ -601,6 +685,40 @@ mod tests {
         assert_eq!(
             schema_fields::<schema::UnitStateSchema>(),
             serialized_fields(&state)
+        );
+    }
+
+    #[test]
+    fn the_plan_schemas_name_exactly_the_fields_a_plan_serializes() {
+        use flamingock_core::run_plan::PlanUnit;
+        let unit = PlanUnit {
+            change_id: "c".to_owned(),
+            order: "1".to_owned(),
+            author: "a".to_owned(),
+            stage: "default".to_owned(),
+            target_system: "default".to_owned(),
+            tx_strategy: TxStrategy::NonTransactional,
+            recovery_strategy: RecoveryStrategy::ManualIntervention,
+            run_always: false,
+            checksum: "x".to_owned(),
+            system_version: None,
+            out_of_range: false,
+        };
+        let plan = RunPlan {
+            execution_id: "e".to_owned(),
+            runner_id: "r".to_owned(),
+            hostname: "h".to_owned(),
+            app_name: None,
+            app_version: None,
+            units: vec![unit.clone()],
+        };
+        assert_eq!(
+            schema_fields::<schema::PlanUnitSchema>(),
+            serialized_fields(&unit)
+        );
+        assert_eq!(
+            schema_fields::<schema::RunPlanSchema>(),
+            serialized_fields(&plan)
         );
     }
 

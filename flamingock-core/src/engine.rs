@@ -216,6 +216,41 @@ impl Engine {
         Ok(planned)
     }
 
+    /// Tells the store the plan of run `execution_id` ([`AuditStore::record_plan`]); a unit
+    /// set that does not validate is not sent (the run's plan reports it), and a failure to
+    /// record is logged, never the run's.
+    async fn record_plan(&self, units: &[&'static ChangeUnit], execution_id: &str) {
+        let Ok(ordered) = order_units(units.iter().copied(), &self.options.selection) else {
+            return;
+        };
+        let mut lines = Vec::with_capacity(ordered.len());
+        for unit in ordered {
+            let Ok(route) = self.resolve_route(unit) else {
+                return;
+            };
+            let out_of_range = !self.options.selection.in_version_range(unit);
+            lines.push(crate::run_plan::PlanUnit::of(
+                unit,
+                route.strategy(),
+                out_of_range,
+            ));
+        }
+        let plan = crate::run_plan::RunPlan {
+            execution_id: execution_id.to_owned(),
+            runner_id: self.runner_id.clone(),
+            hostname: self.hostname.clone(),
+            app_name: self.options.app_name.clone(),
+            app_version: self.options.app_version.clone(),
+            units: lines,
+        };
+        if let Err(error) = self.store.record_plan(&plan).await {
+            tracing::warn!(
+                error = %crate::model::error_chain(&error),
+                "the run's plan could not be recorded in the audit store; the run goes on (the plan only informs)"
+            );
+        }
+    }
+
     /// Before work under the lock: the audit, lock and marker tables (a plan creates none).
     async fn prepare_for_work(&self, planned: &[PlannedUnit]) -> Result<(), Error> {
         if planned.iter().any(|p| p.decision != Decision::Skip) {
@@ -254,7 +289,12 @@ impl Engine {
             tracing::info_span!("flamingock.run", %execution_id, runner_id = %self.runner_id);
         let result = async {
             let units: Vec<&'static ChangeUnit> = units.into_iter().collect();
-            let mut planned = self.plan(units.iter().copied()).await?;
+            // Sent beside the first state read, so a warm start still waits for one round trip.
+            let (_, planned) = tokio::join!(
+                self.record_plan(&units, &execution_id),
+                self.plan(units.iter().copied())
+            );
+            let mut planned = planned?;
             self.check_dependencies(&planned)?;
             if self.options.validate_only {
                 // Nothing is run, taken or written: a unit pending or blocked fails the run, a

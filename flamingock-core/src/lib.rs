@@ -17,6 +17,7 @@ pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod run_plan;
 pub mod sql_unit;
 pub mod store;
 pub mod target;

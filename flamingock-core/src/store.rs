@@ -167,6 +167,17 @@ pub trait AuditStore: Send + Sync {
         Ok(chrono::Utc::now())
     }
 
+    /// Records the plan of a run that is starting (the units it considers, not what it will do
+    /// with them), so that a store shared by many services can tell what each has pending. The
+    /// engine sends it once per run, beside its first read of the unit states.
+    ///
+    /// A failure is logged and never fails the run: the plan only informs, the audit stays the
+    /// truth, and a store that cannot be reached fails the run on that read anyway. The default
+    /// keeps nothing (a store in the application's own database has no one to tell).
+    async fn record_plan(&self, _plan: &crate::run_plan::RunPlan) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
 

@@ -8,13 +8,14 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use flamingock_client::Scope;
 use flamingock_client::wire::{
     AcquireReply, AcquireRequest, AppendReply, AppendRequest, CreateTokenRequest, CreatedToken,
     EntriesReply, ErrorReply, ExtendReply, ExtendRequest, HistoryRequest, LockReply, NowReply,
-    REQUEST_ID_KEY, ReleaseRequest, Role, TokenInfo, TokenList, UnitStatesReply,
+    PlanReply, PlanRequest, REQUEST_ID_KEY, ReleaseRequest, Role, TokenInfo, TokenList,
+    UnitStatesReply,
 };
 use flamingock_core::history::HistoryQuery;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence};
@@ -26,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::db::ServerDb;
 use crate::error::ServerError;
+use crate::plans;
 use crate::tokens::{self, Caller};
 
 /// The largest request body the server reads (an audit row with a long error fits many times).
@@ -52,7 +54,7 @@ pub struct AppState {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Flamingock server", description = "The audit store and lock of many services and environments"),
-    paths(now, initialize, unit_states, entries, history, append, read_lock, force_release, acquire, extend, release, list_tokens, create_token, revoke_token),
+    paths(now, initialize, unit_states, entries, history, append, record_plan, read_plan, read_lock, force_release, acquire, extend, release, list_tokens, create_token, revoke_token),
     modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
@@ -172,6 +174,7 @@ pub fn router_with_timeout(state: AppState, timeout: Duration) -> Router {
         .route(&format!("{scope}/unit-states"), get(unit_states))
         .route(&format!("{scope}/entries"), get(entries).post(append))
         .route(&format!("{scope}/history"), post(history))
+        .route(&format!("{scope}/plan"), put(record_plan).get(read_plan))
         .route(
             &format!("{scope}/locks/{{key}}"),
             get(read_lock).delete(force_release),
@@ -387,6 +390,38 @@ async fn append(
         Err(other) => return Err(other),
     };
     Ok(Json(AppendReply { written }))
+}
+
+#[utoipa::path(put, path = "/v1/services/{service}/environments/{environment}/plan", tag = "plan", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), request_body = PlanRequest, responses((status = 204, description = "The plan is the scope's latest"), (status = 400, description = "A plan the server refuses", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+async fn record_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, environment)): Path<(String, String)>,
+    Body(request): Body<PlanRequest>,
+) -> Result<StatusCode, ServerError> {
+    let scope = scope_of(&service, &environment)?;
+    allow(&caller, &scope, &[Role::Runner], "reporting a run's plan")?;
+    plans::check(&request.plan)?;
+    plans::record(&state.db, &scope, &request.plan).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/services/{service}/environments/{environment}/plan", tag = "plan", params(("service" = String, Path, description = "The service: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 30), ("environment" = String, Path, description = "The environment: words of a-z and 0-9 joined by single hyphens", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 20)), responses((status = 200, body = PlanReply), (status = 404, description = "No runner reported a plan yet", body = ErrorReply), (status = 401, description = "No token, or an unknown or revoked one", body = ErrorReply), (status = 403, description = "The token is out of its role or scope", body = ErrorReply)), security(("bearer" = [])))]
+async fn read_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, environment)): Path<(String, String)>,
+) -> Result<Json<PlanReply>, ServerError> {
+    let scope = scope_of(&service, &environment)?;
+    allow(&caller, &scope, READERS, "reading the plan")?;
+    plans::latest(&state.db, &scope)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ServerError::NotFound(format!(
+                "no runner of {scope} has reported a plan yet (runs report one as they start)"
+            ))
+        })
 }
 
 /// Appends `entry` under its name `request_id`, unless a row of that name is there already

@@ -11,6 +11,18 @@ use sqlx::{PgPool, SqlitePool};
 
 /// The server's own table: one row per token, the token kept only as its SHA-256.
 pub const TOKEN_TABLE: &str = "flamingock_server_tokens";
+/// The server's own table of the latest plan of each service and environment.
+pub const PLAN_TABLE: &str = "flamingock_server_plans";
+/// The server's own table of dashboard sessions, each kept only as its id's SHA-256.
+pub const SESSION_TABLE: &str = "flamingock_server_sessions";
+
+/// The statements that create the server's own tables (run at every start, in this order).
+const CREATE_OWN_TABLES: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS flamingock_server_tokens (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, role TEXT NOT NULL, service TEXT, environment TEXT, created_at TEXT NOT NULL, revoked_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS flamingock_server_plans (service TEXT NOT NULL, environment TEXT NOT NULL, plan TEXT NOT NULL, hostname TEXT NOT NULL, reported_at TEXT NOT NULL, PRIMARY KEY (service, environment))",
+    "CREATE TABLE IF NOT EXISTS flamingock_server_sessions (id_hash TEXT PRIMARY KEY, token_id TEXT NOT NULL, role TEXT NOT NULL, service TEXT, environment TEXT, csrf TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS flamingock_server_sessions_token ON flamingock_server_sessions (token_id)",
+];
 
 /// Where the server keeps everything.
 #[derive(Clone, Debug)]
@@ -23,7 +35,7 @@ pub enum ServerDb {
 
 impl ServerDb {
     /// Opens the database `url` names (`sqlite://…` or `postgres://…`), creating a SQLite file
-    /// that is missing, and the token table.
+    /// that is missing, and the server's own tables (tokens, plans, sessions).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = StoreOptions::default()
             .with_audit_table("flamingock_server_probe")
@@ -46,7 +58,7 @@ impl ServerDb {
                 )));
             }
         };
-        db.create_token_table().await?;
+        db.create_own_tables().await?;
         Ok(db)
     }
 
@@ -70,20 +82,16 @@ impl ServerDb {
         self.store(&probe, true)?.now().await
     }
 
-    async fn create_token_table(&self) -> Result<(), StoreError> {
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {TOKEN_TABLE} (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, role TEXT NOT NULL, service TEXT, environment TEXT, created_at TEXT NOT NULL, revoked_at TEXT)"
-        );
+    async fn create_own_tables(&self) -> Result<(), StoreError> {
         let error = |e: sqlx::Error| StoreError::Query {
-            action: "creating the token table",
+            action: "creating the server's own tables",
             source: Box::new(e),
         };
         match self {
             ServerDb::Sqlite(pool) => {
-                sqlx::query(sqlx::AssertSqlSafe(create))
-                    .execute(pool)
-                    .await
-                    .map_err(error)?;
+                for create in CREATE_OWN_TABLES {
+                    sqlx::query(create).execute(pool).await.map_err(error)?;
+                }
             }
             ServerDb::Postgres(pool) => {
                 // Two servers starting together on one database: one creates, the other waits.
@@ -92,15 +100,50 @@ impl ServerDb {
                     .execute(&mut *tx)
                     .await
                     .map_err(error)?;
-                sqlx::query(sqlx::AssertSqlSafe(create))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
+                for create in CREATE_OWN_TABLES {
+                    sqlx::query(create).execute(&mut *tx).await.map_err(error)?;
+                }
                 tx.commit().await.map_err(error)?;
             }
         }
         Ok(())
     }
+
+    /// Every service and environment that has an audit table, by name.
+    pub async fn audited_scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        let error = |e: sqlx::Error| StoreError::Query {
+            action: "listing the audit tables",
+            source: Box::new(e),
+        };
+        let names: Vec<String> = match self {
+            ServerDb::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'fk!_%!_audit' ESCAPE '!'")
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error)?
+            }
+            ServerDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'fk!_%!_audit' ESCAPE '!'",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(error)?,
+        };
+        let mut scopes: Vec<Scope> = names
+            .iter()
+            .filter_map(|name| scope_of_table(name))
+            .collect();
+        scopes.sort_by(|a, b| (a.service(), a.environment()).cmp(&(b.service(), b.environment())));
+        Ok(scopes)
+    }
+}
+
+/// The scope whose audit table is `name` (`fk_<service>__<environment>_audit`), if it is one.
+fn scope_of_table(name: &str) -> Option<Scope> {
+    let inner = name.strip_prefix("fk_")?.strip_suffix("_audit")?;
+    let (service, environment) = inner.split_once("__")?;
+    let scope = Scope::new(&service.replace('_', "-"), &environment.replace('_', "-")).ok()?;
+    (scope.table_prefix() == format!("fk_{inner}")).then_some(scope)
 }
 
 /// Held while one named append is checked and written, so that two copies of it (a retry sent

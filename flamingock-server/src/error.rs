@@ -42,6 +42,11 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// The HTTP status of the reply.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     /// The status and stable code of the reply.
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {

@@ -6,8 +6,10 @@
 //!   `fk_<service>__<environment>_audit` and `_lock`, made per request: no state in memory, so
 //!   replicas on one PostgreSQL act as one);
 //! - `tokens`: random tokens kept hashed, with a role and a scope;
+//! - `plans`: the latest plan each scope's runners reported;
 //! - `api`: the router and its handlers; `error`: what a failure replies; `limits`: the body
-//!   limit.
+//!   limit;
+//! - `dashboard`: the pages at `/dashboard` for people, signed in through `sessions`.
 //!
 //! Services reach it with `flamingock`'s `server` feature: an audit store URL
 //! `https://<server>/<service>/<environment>` and a token in `FLAMINGOCK_TOKEN`.
@@ -15,18 +17,27 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod limits;
+pub mod plans;
+pub mod sessions;
 pub mod tokens;
 
 pub use api::{AppState, router};
+
+/// Everything the server serves: the `/v1` API ([`router`]) and the dashboard
+/// ([`dashboard::router`]), each with its own limits and layers.
+pub fn app(state: AppState) -> axum::Router {
+    router(state.clone()).merge(dashboard::router(state))
+}
 pub use db::ServerDb;
 pub use error::ServerError;
 
 /// Serves the API on `listener` until the process is told to stop (Ctrl-C or SIGTERM).
 pub async fn serve(db: ServerDb, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(AppState { db }))
+    axum::serve(listener, app(AppState { db }))
         .with_graceful_shutdown(shutdown())
         .await
 }

@@ -50,6 +50,22 @@ fn append_body(state: AuditState, fence: Option<&str>) -> Value {
     .expect("json")
 }
 
+fn plan_body() -> Value {
+    json!({"plan": {
+        "execution_id": "0190e0d2-0000-7000-8000-000000000002",
+        "runner_id": "runner-1",
+        "hostname": "test",
+        "app_name": "orders",
+        "app_version": "1.0.0",
+        "units": [{
+            "change_id": "unit-a", "order": "1", "author": "ana", "stage": "default",
+            "target_system": "default", "tx_strategy": "NON_TX",
+            "recovery_strategy": "manual_intervention", "run_always": false,
+            "checksum": "abc", "system_version": null, "out_of_range": false
+        }]
+    }})
+}
+
 struct Api {
     server: Server,
     client: reqwest::Client,
@@ -82,8 +98,8 @@ impl Api {
         )
     }
 
-    /// What a refused call must not change: the audit rows, the lock, the tokens.
-    async fn state(&self) -> (Value, Value, usize) {
+    /// What a refused call must not change: the audit rows, the lock, the tokens, the plan.
+    async fn state(&self) -> (Value, Value, usize, Value) {
         let admin = Some(self.admin.as_str());
         let (_, rows) = self
             .call(admin, Method::GET, &format!("{SCOPE}/entries"), None)
@@ -98,7 +114,10 @@ impl Api {
             .await;
         let (_, tokens) = self.call(admin, Method::GET, "v1/tokens", None).await;
         let tokens = tokens["tokens"].as_array().map_or(0, Vec::len);
-        (rows["entries"].clone(), lock["lock"].clone(), tokens)
+        let (_, plan) = self
+            .call(admin, Method::GET, &format!("{SCOPE}/plan"), None)
+            .await;
+        (rows["entries"].clone(), lock["lock"].clone(), tokens, plan)
     }
 }
 
@@ -193,6 +212,20 @@ fn endpoints(revocable: &str) -> Vec<Endpoint> {
             path: format!("{SCOPE}/entries"),
             body: || Some(append_body(AuditState::ManualMarkedAsApplied, None)),
             allowed: &["operator", "admin"],
+        },
+        Endpoint {
+            name: "report a plan",
+            method: Method::PUT,
+            path: format!("{SCOPE}/plan"),
+            body: || Some(plan_body()),
+            allowed: &["runner", "admin"],
+        },
+        Endpoint {
+            name: "read the plan",
+            method: Method::GET,
+            path: format!("{SCOPE}/plan"),
+            body: || None,
+            allowed: ALL,
         },
         Endpoint {
             name: "read the lock",
@@ -390,7 +423,7 @@ async fn the_same_append_sent_twice_leaves_one_row() {
         .await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["written"], false);
-    let (rows, _, _) = api.state().await;
+    let (rows, _, _, _) = api.state().await;
     let rows = rows.as_array().expect("rows").clone();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metadata"]["request_id"], body["request_id"]);
@@ -630,6 +663,8 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         format!("GET {scope}/entries"),
         format!("POST {scope}/entries"),
         format!("POST {scope}/history"),
+        format!("PUT {scope}/plan"),
+        format!("GET {scope}/plan"),
         format!("GET {scope}/locks/{{key}}"),
         format!("DELETE {scope}/locks/{{key}}"),
         format!("POST {scope}/locks/{{key}}/acquire"),
@@ -708,6 +743,15 @@ async fn the_openapi_document_describes_every_endpoint_and_is_served_without_a_t
         ("WireLockInfo", &["key", "owner", "expires_at"][..]),
         ("TokenInfo", &["id", "prefix", "role"][..]),
         ("ErrorReply", &["code", "error"][..]),
+        (
+            "RunPlan",
+            &["execution_id", "runner_id", "hostname", "units"][..],
+        ),
+        (
+            "PlanUnit",
+            &["change_id", "order", "checksum", "stage", "system_version"][..],
+        ),
+        ("PlanReply", &["plan", "reported_at", "hostname"][..]),
     ] {
         for field in fields {
             assert!(

@@ -159,8 +159,8 @@ async fn the_api_keeps_to_its_own_openapi_document_under_generated_requests() {
     // revokes it, after which every call it makes is a 401 that tests nothing.
     const NOT_REVOKE: &[&str] = &["--exclude-path-regex", "/revoke$"];
     const ONLY_REVOKE: &[&str] = &["--include-path-regex", "/revoke$"];
-    run(program, &server.base, &runner, "runner", NOT_REVOKE, 13).await;
-    run(program, &server.base, &admin, "admin", NOT_REVOKE, 13).await;
+    run(program, &server.base, &runner, "runner", NOT_REVOKE, 15).await;
+    run(program, &server.base, &admin, "admin", NOT_REVOKE, 15).await;
     assert_token_works(&server.base, &admin).await;
     run(program, &server.base, &admin, "admin", ONLY_REVOKE, 1).await;
 

@@ -119,3 +119,187 @@ pub fn http() -> reqwest::Client {
 }
 
 pub mod reply_dropper;
+
+/// A person's browser without a browser: the dashboard's cookies kept by hand, redirects not
+/// followed (so that each reply can be checked).
+pub struct Visitor {
+    pub client: reqwest::Client,
+    pub base: String,
+    /// `name=value` pairs the dashboard set.
+    pub cookies: Vec<(String, String)>,
+}
+
+/// A reply of the dashboard.
+pub struct Reply {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The `Location` of a redirect.
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `Set-Cookie` lines.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+
+    /// The value of the first hidden field `name` on the page.
+    pub fn hidden(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        let end = self.body[start..].find('"')?;
+        Some(self.body[start..start + end].to_owned())
+    }
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes everything but the unreserved characters.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Visitor {
+    pub fn new(base: &str) -> Visitor {
+        Visitor {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a client"),
+            base: base.to_owned(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, reply: &Reply) {
+        for line in reply.set_cookies() {
+            let pair = line.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Sends `request` with the kept cookies, keeping the ones the reply sets.
+    pub async fn send_with(&mut self, request: reqwest::RequestBuilder) -> Reply {
+        let request = if self.cookies.is_empty() {
+            request
+        } else {
+            request.header("cookie", self.cookie_header())
+        };
+        let response = request.send().await.expect("the server answers");
+        let reply = Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("a body"),
+        };
+        self.keep(&reply);
+        reply
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send_with(request).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(fields));
+        self.send_with(request).await
+    }
+
+    /// Signs in with `token` through the sign-in page; the reply of the form's POST.
+    pub async fn sign_in(&mut self, token: &str) -> Reply {
+        let page = self.get("/dashboard/sign-in").await;
+        assert_eq!(page.status, reqwest::StatusCode::OK, "{}", page.body);
+        let csrf = page.hidden("csrf").expect("the sign-in form's CSRF field");
+        self.post("/dashboard/sign-in", &[("token", token), ("csrf", &csrf)])
+            .await
+    }
+
+    /// The session's CSRF secret, from any page's sign-out form.
+    pub async fn csrf(&mut self) -> String {
+        let page = self.get("/dashboard").await;
+        page.hidden("csrf")
+            .expect("a signed-in page has the CSRF field")
+    }
+}
+
+/// Units of the seeded scope: one applied, one that fails (non-transactional, manual
+/// intervention: blocked from then on) and one after it, never reached.
+pub fn seeded_units() -> Vec<&'static flamingock_core::ChangeUnit> {
+    use flamingock_core::testing::UnitBuilder;
+    vec![
+        UnitBuilder::new("create-clients", "0001", "ana")
+            .transactional(false)
+            .execute_sync(|_| Ok(()))
+            .system_version("1.0.0")
+            .build(),
+        UnitBuilder::new("backfill-emails", "0002", "bob")
+            .transactional(false)
+            .execute_sync(|_| Err("the mail service answered 503, with \"quotes\", commas".into()))
+            .build(),
+        UnitBuilder::new("add-index", "0003", "ana")
+            .transactional(false)
+            .execute_sync(|_| Ok(()))
+            .build(),
+    ]
+}
+
+/// Runs [`seeded_units`] against `service`/`environment` on `server` through the real engine
+/// and the HTTP store: the plan is reported, `create-clients` applied, `backfill-emails` failed
+/// (blocked), `add-index` pending.
+pub async fn seed_blocked(server: &Server, runner: &str, service: &str, environment: &str) {
+    let store = flamingock_client::HttpAuditStore::new(&server.url(service, environment), runner)
+        .expect("a store");
+    let engine = flamingock_core::Engine::new(std::sync::Arc::new(store));
+    let error = engine
+        .run(seeded_units())
+        .await
+        .expect_err("the second unit fails");
+    assert!(
+        matches!(error, flamingock_core::Error::UnitFailed { .. }),
+        "{error}"
+    );
+}
