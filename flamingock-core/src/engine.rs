@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -220,6 +220,10 @@ impl Engine {
     /// set that does not validate is not sent (the run's plan reports it), and a failure to
     /// record is logged, never the run's.
     async fn record_plan(&self, units: &[&'static ChangeUnit], execution_id: &str) {
+        if self.options.validate_only {
+            // A validation run writes nothing, and runs nothing the plan could announce.
+            return;
+        }
         let Ok(ordered) = order_units(units.iter().copied(), &self.options.selection) else {
             return;
         };
@@ -243,11 +247,16 @@ impl Engine {
             app_version: self.options.app_version.clone(),
             units: lines,
         };
-        if let Err(error) = self.store.record_plan(&plan).await {
-            tracing::warn!(
+        match tokio::time::timeout(PLAN_UPLOAD_PATIENCE, self.store.record_plan(&plan)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(
                 error = %crate::model::error_chain(&error),
                 "the run's plan could not be recorded in the audit store; the run goes on (the plan only informs)"
-            );
+            ),
+            Err(_) => tracing::warn!(
+                patience = ?PLAN_UPLOAD_PATIENCE,
+                "the run's plan was not recorded in time; the run goes on without waiting (the plan only informs)"
+            ),
         }
     }
 
@@ -589,6 +598,10 @@ enum Stop {
         change_id: String,
     },
 }
+
+/// How long a run waits for its plan to be recorded before it goes on without: the plan only
+/// informs, and a store slow to take it must not hold every start up for its retries.
+const PLAN_UPLOAD_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Whether the next unit may start: always without a lock; under one, only while the lease is
 /// known to be ours (see [`Lease::may_start_unit`]).

@@ -126,3 +126,20 @@ async fn a_store_that_refuses_the_plan_does_not_stop_the_run() {
     assert_eq!(report.applied(), ["first", "second"]);
     assert!(store.plans.lock().expect("not poisoned").is_empty());
 }
+
+#[tokio::test]
+async fn a_validation_run_records_no_plan() {
+    let store = PlanStore::default();
+    let engine = Engine::new(Arc::new(store.clone())).with_options(RunOptions {
+        validate_only: true,
+        ..RunOptions::default()
+    });
+    engine
+        .run(units())
+        .await
+        .expect_err("units are pending: the validation fails");
+    assert!(
+        store.plans.lock().expect("not poisoned").is_empty(),
+        "a validation run writes nothing, its plan neither"
+    );
+}

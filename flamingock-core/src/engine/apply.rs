@@ -278,7 +278,9 @@ async fn record_started(attempt: &Attempt<'_>) -> Result<(), Tried<UnitOutcome>>
         Ok(()) => Ok(()),
         Err(error @ StoreError::OutcomeUnknown { .. }) => {
             match attempt.find_out(AuditState::Started, Some(error)).await {
-                Written::Yes => Ok(()),
+                Written::Yes => lease_still_ours(attempt)
+                    .await
+                    .map_err(|error| not_started(attempt, error)),
                 Written::No(error) | Written::Unknown(error) => Err(not_started(
                     attempt,
                     error.expect("find_out hands back the error it was given"),
@@ -286,6 +288,20 @@ async fn record_started(attempt: &Attempt<'_>) -> Result<(), Tried<UnitOutcome>>
             }
         }
         Err(error) => Err(not_started(attempt, error)),
+    }
+}
+
+/// After a write found in the audit only by looking (its replies were lost, the retries took
+/// their time): the lease must still be ours before the code it announced runs, since finding
+/// the row proves only that the lease was held when one try landed. Not ours: the row stays,
+/// nothing runs, and the next run judges the unit as after a crash before its execution.
+pub(super) async fn lease_still_ours(attempt: &Attempt<'_>) -> Result<(), StoreError> {
+    match attempt.lease {
+        Some(lease) if !lease.may_start_unit().await => Err(StoreError::LockLost {
+            key: lease.fence.key.clone(),
+            owner: lease.fence.owner.clone(),
+        }),
+        _ => Ok(()),
     }
 }
 

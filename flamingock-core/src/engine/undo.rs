@@ -208,13 +208,13 @@ impl Engine {
 }
 
 /// Appends the undo's intent (`ROLLBACK_STARTED`). A write whose reply was lost (every retry's
-/// too) is looked up in the audit: found there, it is as good as written, and the rollback runs;
-/// otherwise it is not run.
+/// too) is looked up in the audit: found there, it is as good as written, and the rollback runs
+/// if the lease is still ours; otherwise it is not run.
 async fn record_intent(attempt: &Attempt<'_>, intent: &AuditEntry) -> Result<(), StoreError> {
     match attempt.append(intent).await {
         Err(error @ StoreError::OutcomeUnknown { .. }) => {
             match attempt.find_out(intent.state, Some(error)).await {
-                Written::Yes => Ok(()),
+                Written::Yes => super::apply::lease_still_ours(attempt).await,
                 Written::No(error) | Written::Unknown(error) => {
                     Err(error.expect("find_out hands back the error it was given"))
                 }
