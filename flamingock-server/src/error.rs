@@ -79,17 +79,24 @@ impl ServerError {
     }
 }
 
-impl IntoResponse for ServerError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let error = match &self {
-            // Not the store's words, which name the server's own database file.
+impl ServerError {
+    /// What a reply (JSON or a dashboard page) says of the error: never the server's own
+    /// database file, which the store's words for a missing table name.
+    pub fn public_message(&self) -> String {
+        match self {
             ServerError::Store(StoreError::NoAuditTable { table, .. }) => format!(
                 "there is no audit table `{table}` on this server: nothing has run for this service and environment yet"
             ),
             ServerError::Store(store) => flamingock_core::model::error_chain(store),
             other => flamingock_core::model::error_chain(other),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let error = self.public_message();
         if status.is_server_error() {
             tracing::warn!(%status, code, %error, "request failed");
         }

@@ -134,7 +134,7 @@ impl From<ServerError> for PageError {
         }
         PageError::Page {
             status,
-            message: flamingock_core::model::error_chain(&error),
+            message: error.public_message(),
         }
     }
 }
