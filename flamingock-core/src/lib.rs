@@ -19,6 +19,7 @@ pub mod plan;
 pub mod report;
 pub mod sql_unit;
 pub mod store;
+pub mod summary;
 pub mod target;
 pub mod testing;
 pub mod type_label;
