@@ -85,6 +85,7 @@ impl Engine {
             return;
         }
         let digest = PlanDigest::of(planned.iter().map(|p| p.unit));
+        crate::failpoint!("summary.before_write");
         log_summary(self.store.record_summary(&digest, fence).await);
     }
 
