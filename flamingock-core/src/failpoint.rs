@@ -35,7 +35,10 @@ pub const STORE_POINTS: &[&str] = &["summary.before_commit"];
 pub fn reached(name: &'static str) {
     #[cfg(feature = "failpoints")]
     {
-        debug_assert!(STORE_POINTS.contains(&name), "unknown store failure point {name}");
+        debug_assert!(
+            STORE_POINTS.contains(&name),
+            "unknown store failure point {name}"
+        );
         if std::env::var(ENV).is_ok_and(|armed| armed == name) {
             eprintln!("flamingock: failure point {name} reached: aborting");
             std::process::abort();

@@ -278,7 +278,11 @@ mod tests {
             vec![unit("ac", "a", false), unit("every", "ce", true)],
         ];
         for units in variants {
-            assert_ne!(PlanDigest::from_units(units.clone()).digest(), base, "{units:?}");
+            assert_ne!(
+                PlanDigest::from_units(units.clone()).digest(),
+                base,
+                "{units:?}"
+            );
         }
         assert_eq!(plan().digest(), base);
     }
@@ -286,7 +290,8 @@ mod tests {
     #[test]
     fn a_summary_is_established_only_when_every_other_unit_is_applied_unchanged() {
         let plan = plan();
-        let mut states = HashMap::from([("a".to_owned(), state("a", AuditState::Applied, "ca", 1))]);
+        let mut states =
+            HashMap::from([("a".to_owned(), state("a", AuditState::Applied, "ca", 1))]);
         assert_eq!(plan.establish(&states), Some(vec![]));
         let every = state("every", AuditState::Applied, "ce", 4);
         states.insert("every".into(), every.clone());
@@ -303,7 +308,10 @@ mod tests {
             states.insert("a".into(), refused.clone());
             assert_eq!(plan.establish(&states), None, "{refused:?}");
         }
-        states.insert("a".into(), state("a", AuditState::ManualMarkedAsApplied, "ca", 1));
+        states.insert(
+            "a".into(),
+            state("a", AuditState::ManualMarkedAsApplied, "ca", 1),
+        );
         assert!(plan.establish(&states).is_some());
         states.remove("a");
         assert_eq!(plan.establish(&states), None, "a unit that never ran");

@@ -28,8 +28,8 @@ use crate::sql::{
     TableKind, begin, ensure_table, inspect_columns, query_error, serialize_creation, sql,
     write_error,
 };
-use crate::target::SqlTarget;
 use crate::summary::{SUMMARY_COLUMNS, SUMMARY_TABLE, SummaryTable};
+use crate::target::SqlTarget;
 use crate::upgrade::{missing_columns, upgrade_audit_table};
 
 /// The audit table, as [`ensure_table`] creates or checks it.

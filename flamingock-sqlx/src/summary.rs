@@ -39,8 +39,13 @@ pub(crate) const SUMMARY_TABLE: TableKind = TableKind {
 };
 
 /// The columns every summary table has; a table lacking one is not ours.
-pub(crate) const SUMMARY_COLUMNS: [&str; 5] =
-    ["plan_digest", "covers_id", "run_always", "units", "written_at"];
+pub(crate) const SUMMARY_COLUMNS: [&str; 5] = [
+    "plan_digest",
+    "covers_id",
+    "run_always",
+    "units",
+    "written_at",
+];
 
 /// The summary table beside one audit table, and its SQL, built once from validated names.
 pub(crate) struct SummaryTable {
@@ -69,7 +74,10 @@ impl SummaryTable {
             base: DB::select_summary_base(name).into(),
             after: DB::select_entries_after(audit).into(),
             newest: DB::select_newest_id(audit).into(),
-            quiesce: DB::quiesce_audit(audit).into_iter().map(Arc::from).collect(),
+            quiesce: DB::quiesce_audit(audit)
+                .into_iter()
+                .map(Arc::from)
+                .collect(),
             lock_whole: DB::lock_whole_audit(audit).map(Arc::from),
             upsert: DB::upsert_summary_fenced(name, lock_table).into(),
             table,
@@ -118,7 +126,10 @@ where
         return Ok(None);
     }
     let text: String = row.try_get("run_always").map_err(query_error(ACTION))?;
-    Ok(decode_states(&text, &summary.table).map(|run_always| CurrentSummary { covers, run_always }))
+    Ok(
+        decode_states(&text, &summary.table)
+            .map(|run_always| CurrentSummary { covers, run_always }),
+    )
 }
 
 /// Establishes `plan`'s summary from the audit and writes it under `fence`'s lease (see the
@@ -139,9 +150,9 @@ where
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    let mut tx = begin(pool)
-        .await
-        .map_err(query_error("opening the transaction that writes the audit's summary"))?;
+    let mut tx = begin(pool).await.map_err(query_error(
+        "opening the transaction that writes the audit's summary",
+    ))?;
     for statement in &summary.quiesce {
         if let Err(error) = sqlx::raw_sql(sql(statement)).execute(&mut *tx).await {
             if DB::is_lock_timeout(&error) {

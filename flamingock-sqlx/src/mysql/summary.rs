@@ -54,7 +54,9 @@ FROM `{summary}` AS s WHERE s.plan_digest = ?"#
     }
 
     fn lock_whole_audit(audit: &str) -> Option<String> {
-        Some(format!(r#"SELECT COUNT(*) AS n FROM `{audit}` LOCK IN SHARE MODE"#))
+        Some(format!(
+            r#"SELECT COUNT(*) AS n FROM `{audit}` LOCK IN SHARE MODE"#
+        ))
     }
 
     fn upsert_summary_fenced(summary: &str, lock: &str) -> String {
