@@ -6,10 +6,12 @@
 //! checks), `attempt` (one try of one unit and its audit rows), `transaction` (the unit's
 //! transaction, shared or separate), `apply` and `separate` (the write sequences), `undo`,
 //! `manual` (fix), `drift` (applied units whose checksum changed) and `repair`, `lease` (the lock
-//! during a run), `admin` and `inspect` (operators' views).
+//! during a run), `admin` and `inspect` (operators' views), `warm` (planning from the summary
+//! the store keeps beside the audit, and keeping it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -18,7 +20,7 @@ use crate::error::{BlockedUnit, Error};
 use crate::inject::Dependencies;
 use crate::listener::{Listeners, RunEvent, RunListener};
 use crate::lock::LockOptions;
-use crate::model::ChangeUnit;
+use crate::model::{ChangeUnit, UnitState};
 use crate::plan::{Decision, Selection, decide, order_units};
 use crate::report::{RunReport, UnitOutcome, UnitReport};
 use crate::store::{AuditStore, StoreError};
@@ -43,6 +45,7 @@ mod separate;
 mod transaction;
 mod undo;
 mod unwind;
+mod warm;
 
 pub use admin::LockRelease;
 pub use baseline::{BaselineError, BaselineRequest};
@@ -58,6 +61,7 @@ pub use undo::{UndoError, UndoLine, UndoOutcome, UndoRefusal, UndoReport, UndoSc
 use attempt::Attempt;
 use lease::{Acquired, Lease};
 use planned::blocked_units;
+use warm::Source;
 
 pub use crate::model::TxStrategy;
 
@@ -181,15 +185,31 @@ impl Engine {
         &self,
         units: impl IntoIterator<Item = &'static ChangeUnit>,
     ) -> Result<Vec<PlannedUnit>, Error> {
+        let mut planned = self.routed(units)?;
+        let states = self.read_states().await?;
+        self.decide_from(&mut planned, states);
+        Ok(planned)
+    }
+
+    /// The selected units in run order, checked and routed, not yet decided.
+    fn routed(
+        &self,
+        units: impl IntoIterator<Item = &'static ChangeUnit>,
+    ) -> Result<Vec<PlannedUnit>, Error> {
         let ordered = order_units(units, &self.options.selection).map_err(Error::Validation)?;
         crate::plan::check_limits(&ordered, &self.store.limits()).map_err(Error::Validation)?;
         let mut planned = Vec::with_capacity(ordered.len());
         for unit in ordered {
             planned.push(PlannedUnit::new(unit, self.resolve_route(unit)?));
         }
+        Ok(planned)
+    }
+
+    /// Every unit's state, in one round trip.
+    async fn read_states(&self) -> Result<HashMap<String, UnitState>, Error> {
         // The state read comes first: when every unit is applied it is the only round trip a
         // start-up makes. Tables are created (and checked) only when it fails or work is due.
-        let mut states = match self.store.unit_states().await {
+        Ok(match self.store.unit_states().await {
             Ok(states) => states,
             // A store opened read-only only checks its tables (and reports them missing before
             // any target's marker table is made).
@@ -199,8 +219,12 @@ impl Engine {
                 Err(error) => return Err(error),
                 Ok(()) => self.store.unit_states().await?,
             },
-        };
-        for unit in &mut planned {
+        })
+    }
+
+    /// Decides each unit of `planned` from its state among `states`.
+    fn decide_from(&self, planned: &mut [PlannedUnit], mut states: HashMap<String, UnitState>) {
+        for unit in planned {
             unit.current = states.remove(unit.unit.id);
             unit.decision = decide(
                 unit.strategy(),
@@ -213,7 +237,6 @@ impl Engine {
                 unit.decision = Decision::Skip;
             }
         }
-        Ok(planned)
     }
 
     /// Tells the store the plan of run `execution_id` ([`AuditStore::record_plan`]); a unit
@@ -301,9 +324,11 @@ impl Engine {
             // Sent beside the first state read, so a warm start still waits for one round trip.
             let (_, planned) = tokio::join!(
                 self.record_plan(&units, &execution_id),
-                self.plan(units.iter().copied())
+                self.plan_summary_first(&units)
             );
-            let mut planned = planned?;
+            let (mut planned, source) = planned?;
+            // Whether the plan the run ends with came from the summary (a waiter's replan may).
+            let summarized = AtomicBool::new(source == Source::Summary);
             self.check_dependencies(&planned)?;
             if self.options.validate_only {
                 // Nothing is run, taken or written: a unit pending or blocked fails the run, a
@@ -340,7 +365,11 @@ impl Engine {
             // right now: only a plan made under the lock can tell a crash's leftovers from work
             // in progress. Units all applied need no lock.
             if planned.iter().any(|p| p.decision != Decision::Skip) {
-                let replan = || async { self.plan(units.iter().copied()).await.map(Some) };
+                let replan = || async {
+                    let (planned, source) = self.plan_summary_first(&units).await?;
+                    summarized.store(source == Source::Summary, Ordering::Relaxed);
+                    Ok(Some(planned))
+                };
                 match Lease::acquire(
                     &self.store,
                     &self.lock_options,
@@ -365,7 +394,7 @@ impl Engine {
                         }
                         lease = Some(held);
                         // Another instance may have done the work while this one waited.
-                        planned = self.plan(units.iter().copied()).await?;
+                        planned = self.plan_summary_first(&units).await?.0;
                         self.check_dependencies(&planned)?;
                     }
                     Acquired::NotNeeded(fresh) => planned = fresh,
@@ -410,7 +439,16 @@ impl Engine {
                 (Some(lease), Err(Stop::InDoubt { change_id, .. })) => {
                     lease.leave_to_expire(change_id).await
                 }
-                (Some(lease), _) => lease.release().await,
+                (Some(lease), Ok(())) => {
+                    if !lease.is_lost() {
+                        self.keep_summary(&planned, &lease.fence).await;
+                    }
+                    lease.release().await
+                }
+                (Some(lease), Err(_)) => lease.release().await,
+                (None, Ok(())) if !summarized.load(Ordering::Relaxed) => {
+                    self.refresh_summary(&planned).await
+                }
                 (None, _) => {}
             }
             report.duration_ms = started.elapsed().as_millis() as u64;

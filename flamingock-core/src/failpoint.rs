@@ -23,7 +23,29 @@ pub const POINTS: &[&str] = &[
     "non_tx.after_rollback",
     "undo.after_rollback_started",
     "undo.after_rollback",
+    "summary.before_write",
 ];
+
+/// The failure points a store hits through [`reached`] (a driver crate's own features cannot
+/// switch this crate's `failpoint!`).
+pub const STORE_POINTS: &[&str] = &["summary.before_commit"];
+
+/// Aborts the process if `name` is the armed failure point; nothing at all without this crate's
+/// `failpoints` feature. For the points of [`STORE_POINTS`].
+pub fn reached(name: &'static str) {
+    #[cfg(feature = "failpoints")]
+    {
+        debug_assert!(
+            STORE_POINTS.contains(&name),
+            "unknown store failure point {name}"
+        );
+        if std::env::var(ENV).is_ok_and(|armed| armed == name) {
+            eprintln!("flamingock: failure point {name} reached: aborting");
+            std::process::abort();
+        }
+    }
+    let _ = name;
+}
 
 /// The environment variable naming the point to crash at.
 pub const ENV: &str = "FLAMINGOCK_FAILPOINT";
@@ -102,6 +124,7 @@ mod tests {
         let source = [
             include_str!("engine/apply.rs"),
             include_str!("engine/undo.rs"),
+            include_str!("engine/warm.rs"),
         ]
         .concat();
         let used: Vec<&str> = source

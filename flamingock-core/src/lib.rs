@@ -20,6 +20,7 @@ pub mod report;
 pub mod run_plan;
 pub mod sql_unit;
 pub mod store;
+pub mod summary;
 pub mod target;
 pub mod testing;
 pub mod type_label;

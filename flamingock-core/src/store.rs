@@ -242,6 +242,37 @@ pub trait AuditStore: Send + Sync {
         None
     }
 
+    /// Whether the store keeps the warm start's summaries ([`current_summary`](Self::current_summary),
+    /// [`record_summary`](Self::record_summary)) and may write them. The default: no.
+    fn keeps_summaries(&self) -> bool {
+        false
+    }
+
+    /// The summary kept for `plan` when it is current (no audit row is newer than those it
+    /// covers), read in one round trip together with the audit's newest id; `None` when there is
+    /// none, or it is stale. A start that finds one needs no unit's state: every unit of the plan
+    /// that does not run always is applied, unchanged (docs/architecture.md#the-warm-starts-summary).
+    /// The default: `None`, so every start reads [`unit_states`](Self::unit_states).
+    async fn current_summary(
+        &self,
+        _plan: &crate::summary::PlanDigest,
+    ) -> Result<Option<crate::summary::CurrentSummary>, StoreError> {
+        Ok(None)
+    }
+
+    /// Establishes and writes `plan`'s summary from the audit as it is now, only while `fence`'s
+    /// lease is held ([`StoreError::LockLost`] otherwise, nothing written). The store, not the
+    /// caller, decides what the summary says: it reads the audit (the rows since the plan's last
+    /// summary, or every unit's state) while no audit write can be in flight. The default:
+    /// [`SummaryWrite::Unsupported`](crate::summary::SummaryWrite::Unsupported).
+    async fn record_summary(
+        &self,
+        _plan: &crate::summary::PlanDigest,
+        _fence: &Fence,
+    ) -> Result<crate::summary::SummaryWrite, StoreError> {
+        Ok(crate::summary::SummaryWrite::Unsupported)
+    }
+
     /// Appends `entries` in order, all or none where the store can (the SQL store: one
     /// transaction). With a fence, only while its lease is held. The default appends them one by
     /// one, so a failure may leave the first ones written.

@@ -19,6 +19,7 @@ pub trait Dialect:
     + sealed::Sealed
     + HistorySql
     + LockDialect
+    + SummaryDialect
     + crate::script::ScriptBackend
     + crate::import::ForeignSql
 {
@@ -166,6 +167,45 @@ pub trait LockDialect: Database {
     /// Whether `error` says the database was busy (locked by another connection) rather than
     /// broken: an acquisition attempt that meets it reports the lock as held.
     fn is_busy(error: &sqlx::Error) -> bool;
+}
+
+/// The SQL of the warm start's summary table (`generic summary` module), per database. Every
+/// function takes names that passed [`validate_identifier`](crate::validate_identifier).
+///
+/// What each backend must guarantee is the module's soundness argument: while a summary is
+/// written, no audit insert is in flight and none can begin (SQLite: `BEGIN IMMEDIATE` holds the
+/// database's write lock; PostgreSQL: a `SHARE` lock on the audit table, which every insert's
+/// `ROW EXCLUSIVE` conflicts with; MySQL/MariaDB: locking reads, whose next-key locks wait for
+/// uncommitted inserts and keep new ones out of the range read).
+#[doc(hidden)]
+pub trait SummaryDialect: Database {
+    /// Creates the summary table if it is missing.
+    fn create_summary_table(table: &str) -> String;
+    /// One row: the summary of the bound plan digest (`covers_id`, `run_always`) and the audit
+    /// table's newest id (`newest`), read together in one statement (one snapshot).
+    fn select_current_summary(summary: &str, audit: &str) -> String;
+    /// The summary of the bound plan digest (`covers_id`, `run_always`), read inside the
+    /// summary's transaction (a locking read where the database needs one).
+    fn select_summary_base(summary: &str) -> String;
+    /// The audit rows with an id above the first bound value, oldest first, at most the second
+    /// bound value of them, with the columns `decode_entry` reads (a locking read where the
+    /// database needs one).
+    fn select_entries_after(audit: &str) -> String;
+    /// Selects the audit's newest id as `newest` (NULL when it is empty).
+    fn select_newest_id(audit: &str) -> String;
+    /// The statements that begin the summary's transaction, so that no audit insert is in flight
+    /// and none begins before it ends (PostgreSQL: a bounded wait for the table lock).
+    fn quiesce_audit(audit: &str) -> Vec<String>;
+    /// A statement that, before every unit's state is read inside the summary's transaction,
+    /// waits for every uncommitted audit insert and keeps new ones out (MySQL: a locking read
+    /// of the whole table); `None` where [`quiesce_audit`](Self::quiesce_audit) did so already.
+    fn lock_whole_audit(audit: &str) -> Option<String>;
+    /// Inserts or replaces the summary of a plan (binds: digest, covers id, run-always states as
+    /// JSON text, unit count, then the lease's key and owner) only while that lease is ours and
+    /// unexpired by the database clock, in one statement.
+    fn upsert_summary_fenced(summary: &str, lock: &str) -> String;
+    /// Whether `error` says the wait for a lock ran out (the audit table is busy).
+    fn is_lock_timeout(error: &sqlx::Error) -> bool;
 }
 
 /// What each dialect spells its own way in a history query. Implemented for every [`Dialect`];

@@ -11,7 +11,7 @@
 //!   once), `sql` (running SQL, `ensure_table`), `pool`, `row`, `identifier`, `url`, `options`;
 //! - backends: `sqlite/`, `postgres/`, `mysql/`, each with all of its SQL (audit, fenced insert,
 //!   lock, marker, history) and the opening of its pool;
-//! - generic: `lock/`, `history`, `target/`, `script/` (the SQL files of `sql_units!`), `import/`
+//! - generic: `lock/`, `summary` (the warm start's summary table), `history`, `target/`, `script/` (the SQL files of `sql_units!`), `import/`
 //!   (other tools' history tables, read for the engine's import);
 //! - top: `store` ([`SqlAuditStore`]) and `connect` (by URL or on an application's pool).
 
@@ -40,6 +40,7 @@ pub mod script;
 mod sql;
 mod sql_tx;
 mod store;
+mod summary;
 mod target;
 mod upgrade;
 mod url;

@@ -12,6 +12,7 @@ use flamingock_core::inject::Dependencies;
 use flamingock_core::lock::{Acquisition, DistributedLock, Fence, LeaseKeeper, LockInfo};
 use flamingock_core::model::UnitState;
 use flamingock_core::store::SharedTransaction;
+use flamingock_core::summary::{CurrentSummary, PlanDigest, SummaryWrite};
 use flamingock_core::target::TransactionalTarget;
 use flamingock_core::{AuditEntry, AuditStore, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
@@ -27,6 +28,7 @@ use crate::sql::{
     TableKind, begin, ensure_table, inspect_columns, query_error, serialize_creation, sql,
     write_error,
 };
+use crate::summary::{SUMMARY_COLUMNS, SUMMARY_TABLE, SummaryTable};
 use crate::target::SqlTarget;
 use crate::upgrade::{missing_columns, upgrade_audit_table};
 
@@ -55,6 +57,8 @@ pub struct SqlAuditStore<DB: Dialect> {
     table: TableName,
     sql: Arc<Statements>,
     lock: Arc<LockTable>,
+    /// The warm start's summary table (`<audit table>_summary`).
+    summary: Arc<SummaryTable>,
     location: String,
     identity: String,
     /// Opened only to read (see [`StoreOptions::read_only`]).
@@ -85,6 +89,7 @@ impl<DB: Dialect> Clone for SqlAuditStore<DB> {
             table: self.table.clone(),
             sql: Arc::clone(&self.sql),
             lock: Arc::clone(&self.lock),
+            summary: Arc::clone(&self.summary),
             location: self.location.clone(),
             identity: self.identity.clone(),
             read_only: self.read_only,
@@ -124,12 +129,14 @@ impl<DB: Dialect> SqlAuditStore<DB> {
             unit_states: DB::select_unit_states(table.as_str()).into(),
         };
         let lock = LockTable::new::<DB>(options, &table)?;
+        let summary = SummaryTable::new::<DB>(&table, lock.name())?;
         let identity = DB::database_identity(&pool.connect_options());
         Ok(Self {
             pool,
             table,
             sql: Arc::new(sql),
             lock: Arc::new(lock),
+            summary: Arc::new(summary),
             location,
             identity,
             read_only: options.read_only,
@@ -266,8 +273,8 @@ where
         }
         // Tables that are there and ours need no write transaction: on SQLite that would wait
         // for a holder's write lock (up to the busy timeout) before the lock wait even began.
-        let (shape, lock_there) = self.tables().await?;
-        if shape == AuditShape::Current && lock_there {
+        let (shape, lock_there, summary_there) = self.tables().await?;
+        if shape == AuditShape::Current && lock_there && summary_there {
             let _ = self.readable.set(());
             return Ok(());
         }
@@ -281,6 +288,19 @@ where
             tracing::info!(table = %self.table, store = %self.describe(), "created the audit table");
         }
         lock::ensure_table::<DB>(&mut tx, &self.lock).await?;
+        // Tables made by a release without summaries get theirs in place.
+        let create = [Arc::clone(&self.summary.create)];
+        if ensure_table::<DB>(
+            &mut tx,
+            &self.summary.table,
+            &SUMMARY_TABLE,
+            SUMMARY_COLUMNS,
+            &create,
+        )
+        .await?
+        {
+            tracing::info!(table = %self.summary.table, "created the summary table");
+        }
         tx.commit()
             .await
             .map_err(query_error("committing the creation of the audit table"))?;
@@ -413,6 +433,38 @@ where
         Some(self)
     }
 
+    fn keeps_summaries(&self) -> bool {
+        !self.read_only
+    }
+
+    async fn current_summary(
+        &self,
+        plan: &PlanDigest,
+    ) -> Result<Option<CurrentSummary>, StoreError> {
+        crate::summary::current(&self.pool, &self.summary, plan).await
+    }
+
+    async fn record_summary(
+        &self,
+        plan: &PlanDigest,
+        fence: &Fence,
+    ) -> Result<SummaryWrite, StoreError> {
+        if self.read_only {
+            return Ok(SummaryWrite::Unsupported);
+        }
+        // Whole rows are read since the last summary: a table of an earlier shape is upgraded first.
+        self.ensure_readable().await?;
+        crate::summary::record(
+            &self.pool,
+            &self.table,
+            &self.sql.unit_states,
+            &self.summary,
+            plan,
+            fence,
+        )
+        .await
+    }
+
     async fn append_all(
         &self,
         entries: &[AuditEntry],
@@ -483,19 +535,29 @@ where
     &'static str: ColumnIndex<DB::Row>,
     String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
 {
-    /// The audit table's shape, and whether the lock table is there (and ours), read without a
-    /// transaction.
-    async fn tables(&self) -> Result<(AuditShape, bool), StoreError> {
+    /// The audit table's shape, and whether the lock and summary tables are there (and ours),
+    /// read without a transaction.
+    async fn tables(&self) -> Result<(AuditShape, bool, bool), StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(query_error("reading the audit table's columns"))?;
         let shape = self.audit_shape(&mut conn).await?;
-        Ok((
-            shape,
-            lock::table_is_there::<DB>(&mut conn, &self.lock).await?,
-        ))
+        let lock_there = lock::table_is_there::<DB>(&mut conn, &self.lock).await?;
+        let summary_there = crate::sql::inspect_table::<DB>(
+            &mut conn,
+            &self.summary.table,
+            &SUMMARY_TABLE,
+            SUMMARY_COLUMNS,
+        )
+        .await?;
+        Ok((shape, lock_there, summary_there))
+    }
+
+    /// The warm start's summary table's name (`<audit table>_summary`).
+    pub fn summary_table(&self) -> &str {
+        self.summary.table.as_str()
     }
 
     /// What the audit table's columns say: absent, ours of an earlier shape, or current; an

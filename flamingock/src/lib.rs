@@ -70,6 +70,7 @@ pub use flamingock_core::lock::{
 pub use flamingock_core::model::{SourceLocation, UnitState, metadata_keys};
 pub use flamingock_core::plan::{Decision, Selection, natural_cmp};
 pub use flamingock_core::store::{AuditStore, SharedTransaction, StoreError};
+pub use flamingock_core::summary;
 pub use flamingock_core::target::{
     Marker, NonTxTarget, TargetError, TargetSystem, TargetTransaction, TransactionalTarget,
 };

@@ -63,7 +63,8 @@ impl FleetDb {
         Some(db)
     }
 
-    async fn execute(&self, statement: &str) {
+    /// Runs SQL text (no binds) on the fleet database.
+    pub async fn execute(&self, statement: &str) {
         let statement = AssertSqlSafe(statement.to_owned());
         let result = match self.backend {
             Backend::Sqlite => match self.sqlite.as_ref() {
@@ -83,6 +84,30 @@ impl FleetDb {
             },
         };
         result.expect("a statement on the fleet database");
+    }
+
+    /// The one integer `query` selects (NULL: `None`).
+    pub async fn scalar(&self, query: &str) -> Option<i64> {
+        let query = AssertSqlSafe(query.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = self.sqlite.as_ref().expect("the SQLite file").pool().await;
+                sqlx::query_scalar(query).fetch_one(&pool).await
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(query).fetch_one(&mut conn).await
+            }
+            Backend::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(query).fetch_one(&mut conn).await
+            }
+        }
+        .expect("a scalar query on the fleet database")
     }
 
     /// How many rows of `fleet_effects` each change id has.

@@ -2,6 +2,7 @@
 //! a fresh database per test on the servers ([`servers`]); the non-SQL services ([`services`]).
 
 pub mod conformance;
+pub mod counting;
 #[cfg(unix)]
 pub mod fleet;
 pub mod proxy;

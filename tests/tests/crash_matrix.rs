@@ -446,6 +446,44 @@ const MATRIX: &[Case] = &[
     ),
     fix_case("non_tx", FOUND),
     fix_case("non_tx", BLIND),
+    // The warm start's summary: a crash after the last APPLIED, before the summary is written,
+    // and one inside the summary's transaction, before it commits. The next start finds no
+    // current summary, reads every unit's state and skips the applied unit.
+    case(
+        "shared",
+        "summary.before_write",
+        false,
+        Some(Applied),
+        Skips,
+    ),
+    case(
+        "separate",
+        "summary.before_write",
+        false,
+        Some(Applied),
+        Skips,
+    ),
+    case(
+        "non_tx",
+        "summary.before_write",
+        false,
+        Some(Applied),
+        Skips,
+    ),
+    case(
+        "shared",
+        "summary.before_commit",
+        false,
+        Some(Applied),
+        Skips,
+    ),
+    case(
+        "separate",
+        "summary.before_commit",
+        false,
+        Some(Applied),
+        Skips,
+    ),
 ];
 
 fn strategy_of(stage: &str) -> &'static str {
@@ -965,6 +1003,8 @@ fn the_matrix_covers_every_failure_point_of_the_engine() {
     }
 }
 
-fn flamingock_core_points() -> &'static [&'static str] {
+fn flamingock_core_points() -> impl Iterator<Item = &'static &'static str> {
     flamingock_core::failpoint::POINTS
+        .iter()
+        .chain(flamingock_core::failpoint::STORE_POINTS)
 }

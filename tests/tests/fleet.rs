@@ -59,6 +59,16 @@ macro_rules! fleet_suite {
             });
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn eight_processes_start_warm_from_the_summary() {
+                super::eight_processes_start_warm($backend, false).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn eight_processes_start_together_on_a_stale_summary() {
+                super::eight_processes_start_warm($backend, true).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_run_with_nothing_pending_takes_no_lock() {
                 super::a_run_with_nothing_pending_takes_no_lock($backend).await;
             }
@@ -293,6 +303,70 @@ async fn a_run_with_nothing_pending_takes_no_lock(backend: Backend) {
     let removed = engine.force_release_lock().await.expect("force");
     assert_eq!(removed.map(|info| info.owner), Some("operator-test".into()));
     assert_lock_free(&db).await;
+    drop(fleet);
+    db.drop_database().await;
+}
+
+/// One instance applies every unit (and writes the summary); then eight start together, with the
+/// summary current or made stale by a row of another plan: none applies or records anything,
+/// none holds the lock afterwards, and the summary is current again.
+async fn eight_processes_start_warm(backend: Backend, stale: bool) {
+    let Some(db) = FleetDb::create(backend, if stale { "warm_stale" } else { "warm" }).await else {
+        return;
+    };
+    let mut fleet = Fleet::new(RUNNER, &db.url);
+    let first = fleet.spawn(1, &[]);
+    fleet.go();
+    fleet.wait_exit(first.clone());
+    assert_eq!(
+        fleet.runners[first.start].code(),
+        Some(0),
+        "{}",
+        fleet.outputs()
+    );
+    const SUMMARY: &str = "SELECT MAX(covers_id) FROM flamingock_audit_log_summary";
+    const NEWEST: &str = "SELECT MAX(id) FROM flamingock_audit_log";
+    assert_eq!(
+        db.scalar(SUMMARY).await,
+        db.scalar(NEWEST).await,
+        "the cold run wrote it"
+    );
+    if stale {
+        let now = match backend {
+            Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            Backend::Postgres => "now()",
+            Backend::MySql => "UTC_TIMESTAMP(3)",
+        };
+        db.execute(&format!(
+            "INSERT INTO flamingock_audit_log (execution_id, change_id, author, change_order, \
+             stage, state, created_at, hostname, runner_id, target_system, tx_strategy, \
+             recovery_strategy, source, checksum) VALUES ('other', 'another-plan', 't', '1', \
+             'default', 'APPLIED', {now}, 'h', 'r', 'default', 'TX_SHARED', \
+             'MANUAL_INTERVENTION', 'test', 'x')"
+        ))
+        .await;
+        assert_ne!(db.scalar(SUMMARY).await, db.scalar(NEWEST).await);
+    }
+    let rows_before = db.entries().await.len();
+    let runners = fleet.spawn(8, &["--lease-ms", "5000", "--wait-ms", "60000"]);
+    fleet.go();
+    fleet.wait_exit(runners.clone());
+    for i in runners.clone() {
+        assert_eq!(fleet.runners[i].code(), Some(0), "{}", fleet.outputs());
+        assert_eq!(fleet.runners[i].applied(), Some(0), "{}", fleet.outputs());
+    }
+    assert_eq!(
+        db.entries().await.len(),
+        rows_before,
+        "a warm start wrote an audit row"
+    );
+    assert_applied_once(&db, &fleet, &unit_ids(None)).await;
+    assert_lock_free(&db).await;
+    assert_eq!(
+        db.scalar(SUMMARY).await,
+        db.scalar(NEWEST).await,
+        "the summary is current after the fleet started"
+    );
     drop(fleet);
     db.drop_database().await;
 }

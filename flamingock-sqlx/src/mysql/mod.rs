@@ -10,6 +10,7 @@
 mod history;
 mod lock;
 mod marker;
+mod summary;
 
 use std::str::FromStr;
 

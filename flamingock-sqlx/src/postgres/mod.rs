@@ -9,6 +9,7 @@
 mod history;
 mod lock;
 mod marker;
+mod summary;
 
 use std::str::FromStr;
 

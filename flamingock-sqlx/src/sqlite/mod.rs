@@ -8,6 +8,7 @@
 mod history;
 mod lock;
 mod marker;
+mod summary;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -14,6 +14,7 @@ mod servers_smoke;
 mod sql_units;
 mod store_unreachable;
 mod suite;
+mod summary;
 mod system_versions;
 mod targets;
 mod upgrade;
