@@ -23,6 +23,7 @@ pub mod store;
 pub mod summary;
 pub mod target;
 pub mod testing;
+pub mod text;
 pub mod type_label;
 
 pub use engine::{Engine, RunOptions};

@@ -154,22 +154,7 @@ fn push_record(out: &mut String, cells: impl IntoIterator<Item = String>) {
     out.push_str("\r\n");
 }
 
-/// One CSV cell: quoted when it holds a comma, a quote or a line break (quotes doubled); a
-/// leading `=`, `+`, `-`, `@`, tab or carriage return guarded by `'` (a spreadsheet would run it).
-pub fn csv_cell(text: &str) -> String {
-    let guarded;
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{text}");
-        guarded.as_str()
-    } else {
-        text
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
+pub use flamingock_core::text::csv_cell;
 
 #[cfg(test)]
 mod tests {

@@ -5,26 +5,7 @@ use std::fmt::Write as _;
 
 use flamingock_core::AuditState;
 
-/// Text made safe to put in HTML, in an element or in a quoted attribute.
-///
-/// ```
-/// use flamingock_server::dashboard::html::escape;
-/// assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
-/// ```
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use flamingock_core::text::escape_html as escape;
 
 /// `text` as one path segment or query value: everything but the unreserved characters is
 /// percent-encoded (ids may hold `/`, `?`, spaces, anything).

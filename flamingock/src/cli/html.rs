@@ -16,21 +16,7 @@ pub struct PageContext<'a> {
     pub generated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use flamingock_core::text::escape_html as escape;
 
 fn state_class(state: AuditState) -> &'static str {
     match state {

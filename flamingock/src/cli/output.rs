@@ -1,5 +1,6 @@
 //! Printing results: aligned tables for people, CSV and JSON for scripts.
 
+use flamingock_core::text::csv_cell;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -122,23 +123,6 @@ impl Table {
             record(&mut out, &mut row.iter().map(String::as_str));
         }
         out
-    }
-}
-
-fn csv_cell(text: &str) -> String {
-    // A spreadsheet runs a cell starting with one of these as a formula: a leading `'` keeps it
-    // text (the usual guard against CSV injection).
-    let guarded;
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{text}");
-        guarded.as_str()
-    } else {
-        text
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
     }
 }
 
