@@ -76,6 +76,30 @@ impl ServerDb {
         })
     }
 
+    /// Runs one statement on the server's own tables that returns no rows, its `$1`, `$2`, …
+    /// (which SQLite and PostgreSQL both read) bound in order to `values` (`None`: NULL).
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        values: &[Option<&str>],
+        action: &'static str,
+    ) -> Result<(), crate::ServerError> {
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for value in values {
+                    query = query.bind(*value);
+                }
+                query.execute($pool).await.map(drop)
+            }};
+        }
+        match self {
+            ServerDb::Sqlite(pool) => run!(pool),
+            ServerDb::Postgres(pool) => run!(pool),
+        }
+        .map_err(crate::ServerError::database(action))
+    }
+
     /// The database clock.
     pub async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
         let probe = Scope::new("flamingock", "server").expect("a valid scope");

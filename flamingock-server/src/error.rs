@@ -80,6 +80,11 @@ impl ServerError {
 }
 
 impl ServerError {
+    /// Maps a driver error of the server's own tables, met while doing `action`.
+    pub(crate) fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> ServerError {
+        move |source| ServerError::Database { action, source }
+    }
+
     /// What a reply (JSON or a dashboard page) says of the error: never the server's own
     /// database file, which the store's words for a missing table name.
     pub fn public_message(&self) -> String {

@@ -16,13 +16,6 @@ pub const MAX_PLAN_UNITS: usize = 10_000;
 /// The longest text a plan's field may hold.
 pub const MAX_FIELD_LEN: usize = 255;
 
-fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> ServerError {
-    move |error| ServerError::Database {
-        action,
-        source: error,
-    }
-}
-
 /// Refuses a plan the dashboard could not show: too many units, an empty id or order, a field
 /// over [`MAX_FIELD_LEN`] characters, two units of one id.
 pub fn check(plan: &RunPlan) -> Result<(), ServerError> {
@@ -81,34 +74,15 @@ pub async fn record(db: &ServerDb, scope: &Scope, plan: &RunPlan) -> Result<(), 
         "INSERT INTO {PLAN_TABLE} (service, environment, plan, hostname, reported_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (service, environment) DO UPDATE SET plan = excluded.plan, hostname = excluded.hostname, reported_at = excluded.reported_at"
     );
-    let values = (
-        scope.service().to_owned(),
-        scope.environment().to_owned(),
-        text,
-        plan.hostname.clone(),
-        Utc::now().to_rfc3339(),
-    );
-    macro_rules! run {
-        ($pool:expr) => {
-            sqlx::query(sqlx::AssertSqlSafe(upsert))
-                .bind(values.0)
-                .bind(values.1)
-                .bind(values.2)
-                .bind(values.3)
-                .bind(values.4)
-                .execute($pool)
-                .await
-                .map_err(db_error("recording a plan"))?
-        };
-    }
-    match db {
-        ServerDb::Sqlite(pool) => {
-            run!(pool);
-        }
-        ServerDb::Postgres(pool) => {
-            run!(pool);
-        }
-    }
+    let reported_at = Utc::now().to_rfc3339();
+    let values = [
+        Some(scope.service()),
+        Some(scope.environment()),
+        Some(text.as_str()),
+        Some(plan.hostname.as_str()),
+        Some(reported_at.as_str()),
+    ];
+    db.execute(&upsert, &values, "recording a plan").await?;
     Ok(())
 }
 
@@ -119,7 +93,7 @@ where
 {
     let get = |column: &'static str| -> Result<String, ServerError> {
         row.try_get::<String, _>(column)
-            .map_err(db_error("reading the plan table"))
+            .map_err(ServerError::database("reading the plan table"))
     };
     let corrupt = |what: String| ServerError::Internal(format!("the plan table holds {what}"));
     let scope = Scope::new(&get("service")?, &get("environment")?)
@@ -144,7 +118,7 @@ pub async fn latest(db: &ServerDb, scope: &Scope) -> Result<Option<PlanReply>, S
     let select = format!(
         "SELECT service, environment, plan, hostname, reported_at FROM {PLAN_TABLE} WHERE service = $1 AND environment = $2"
     );
-    let action = db_error("reading a plan");
+    let action = ServerError::database("reading a plan");
     let (service, environment) = (scope.service().to_owned(), scope.environment().to_owned());
     let row = match db {
         ServerDb::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(select))
@@ -174,7 +148,7 @@ pub async fn all(db: &ServerDb) -> Result<Vec<(Scope, PlanReply)>, ServerError> 
     let select = format!(
         "SELECT service, environment, plan, hostname, reported_at FROM {PLAN_TABLE} ORDER BY service, environment"
     );
-    let action = db_error("reading the plans");
+    let action = ServerError::database("reading the plans");
     match db {
         ServerDb::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(select))
             .fetch_all(pool)

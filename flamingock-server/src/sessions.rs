@@ -52,13 +52,6 @@ fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> ServerError {
-    move |error| ServerError::Database {
-        action,
-        source: error,
-    }
-}
-
 /// Opens a session for `caller`; returns the session id (for the cookie, never stored) and the
 /// session. Sessions that ended are removed on the way.
 pub async fn open(db: &ServerDb, caller: &Caller) -> Result<(String, Session), ServerError> {
@@ -74,41 +67,20 @@ pub async fn open(db: &ServerDb, caller: &Caller) -> Result<(String, Session), S
     let insert = format!(
         "INSERT INTO {SESSION_TABLE} (id_hash, token_id, role, service, environment, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     );
-    let values = (
-        session.id_hash.clone(),
-        caller.token_id.clone(),
-        caller.role.as_str().to_owned(),
-        caller.scope.as_ref().map(|s| s.service().to_owned()),
-        caller.scope.as_ref().map(|s| s.environment().to_owned()),
-        session.csrf.clone(),
-        stamp(now),
-        stamp(session.expires_at),
-    );
-    macro_rules! run {
-        ($pool:expr) => {{
-            sqlx::query(sqlx::AssertSqlSafe(purge))
-                .bind(stamp(now))
-                .execute($pool)
-                .await
-                .map_err(db_error("removing ended sessions"))?;
-            sqlx::query(sqlx::AssertSqlSafe(insert))
-                .bind(values.0)
-                .bind(values.1)
-                .bind(values.2)
-                .bind(values.3)
-                .bind(values.4)
-                .bind(values.5)
-                .bind(values.6)
-                .bind(values.7)
-                .execute($pool)
-                .await
-                .map_err(db_error("recording a session"))?;
-        }};
-    }
-    match db {
-        ServerDb::Sqlite(pool) => run!(pool),
-        ServerDb::Postgres(pool) => run!(pool),
-    }
+    let (now, expires_at) = (stamp(now), stamp(session.expires_at));
+    db.execute(&purge, &[Some(now.as_str())], "removing ended sessions")
+        .await?;
+    let values = [
+        Some(session.id_hash.as_str()),
+        Some(caller.token_id.as_str()),
+        Some(caller.role.as_str()),
+        caller.scope.as_ref().map(Scope::service),
+        caller.scope.as_ref().map(Scope::environment),
+        Some(session.csrf.as_str()),
+        Some(now.as_str()),
+        Some(expires_at.as_str()),
+    ];
+    db.execute(&insert, &values, "recording a session").await?;
     Ok((id, session))
 }
 
@@ -120,7 +92,7 @@ pub async fn find(db: &ServerDb, id: &str) -> Result<Option<Session>, ServerErro
          FROM {SESSION_TABLE} s JOIN {TOKEN_TABLE} t ON t.id = s.token_id \
          WHERE s.id_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL"
     );
-    let action = db_error("reading a session");
+    let action = ServerError::database("reading a session");
     let (id_hash, now) = (hash(id), stamp(Utc::now()));
     match db {
         ServerDb::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(select))
@@ -151,7 +123,7 @@ where
 {
     let get = |column: &'static str| -> Result<Option<String>, ServerError> {
         row.try_get::<Option<String>, _>(column)
-            .map_err(db_error("reading a session"))
+            .map_err(ServerError::database("reading a session"))
     };
     let corrupt =
         |what: &str| ServerError::Internal(format!("the session table holds a row with {what}"));
@@ -184,7 +156,7 @@ where
 /// Ends the session `id_hash` (sign-out).
 pub async fn close(db: &ServerDb, id_hash: &str) -> Result<(), ServerError> {
     let delete = format!("DELETE FROM {SESSION_TABLE} WHERE id_hash = $1");
-    let action = db_error("ending a session");
+    let action = ServerError::database("ending a session");
     match db {
         ServerDb::Sqlite(pool) => {
             sqlx::query(sqlx::AssertSqlSafe(delete))

@@ -59,13 +59,6 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
 
-fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> ServerError {
-    move |error| ServerError::Database {
-        action,
-        source: error,
-    }
-}
-
 /// Makes a token; only the returned value ever holds it.
 pub async fn create(
     db: &ServerDb,
@@ -103,38 +96,18 @@ pub async fn create(
     let insert = format!(
         "INSERT INTO {TOKEN_TABLE} (id, token_hash, prefix, role, service, environment, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"
     );
-    let values = (
-        info.id.clone(),
-        hash(&token),
-        info.prefix.clone(),
-        role.as_str().to_owned(),
-        info.service.clone(),
-        info.environment.clone(),
-        info.created_at.to_rfc3339(),
-    );
-    macro_rules! run {
-        ($pool:expr) => {
-            sqlx::query(sqlx::AssertSqlSafe(insert))
-                .bind(values.0)
-                .bind(values.1)
-                .bind(values.2)
-                .bind(values.3)
-                .bind(values.4)
-                .bind(values.5)
-                .bind(values.6)
-                .execute($pool)
-                .await
-                .map_err(db_error("recording a new token"))?
-        };
-    }
-    match db {
-        ServerDb::Sqlite(pool) => {
-            run!(pool);
-        }
-        ServerDb::Postgres(pool) => {
-            run!(pool);
-        }
-    }
+    let (token_hash, created_at) = (hash(&token), info.created_at.to_rfc3339());
+    let values = [
+        Some(info.id.as_str()),
+        Some(token_hash.as_str()),
+        Some(info.prefix.as_str()),
+        Some(role.as_str()),
+        info.service.as_deref(),
+        info.environment.as_deref(),
+        Some(created_at.as_str()),
+    ];
+    db.execute(&insert, &values, "recording a new token")
+        .await?;
     Ok(CreatedToken { token, info })
 }
 
@@ -148,7 +121,7 @@ where
 {
     let get = |column: &'static str| -> Result<Option<String>, ServerError> {
         row.try_get::<Option<String>, _>(column)
-            .map_err(db_error("reading the token table"))
+            .map_err(ServerError::database("reading the token table"))
     };
     let corrupt =
         |what: &str| ServerError::Internal(format!("the token table holds a row with {what}"));
@@ -177,7 +150,7 @@ where
 /// Every token, oldest first, none of them shown.
 pub async fn list(db: &ServerDb) -> Result<Vec<TokenInfo>, ServerError> {
     let select = format!("SELECT {COLUMNS} FROM {TOKEN_TABLE} ORDER BY created_at, id");
-    let action = db_error("listing the tokens");
+    let action = ServerError::database("listing the tokens");
     match db {
         ServerDb::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(select))
             .fetch_all(pool)
@@ -202,7 +175,7 @@ async fn find_by(
     value: &str,
 ) -> Result<Option<TokenInfo>, ServerError> {
     let select = format!("SELECT {COLUMNS} FROM {TOKEN_TABLE} WHERE {column} = $1");
-    let action = db_error("reading the token table");
+    let action = ServerError::database("reading the token table");
     let value = value.to_owned();
     match db {
         ServerDb::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(select))
@@ -228,7 +201,7 @@ async fn find_by(
 pub async fn revoke(db: &ServerDb, id: &str) -> Result<TokenInfo, ServerError> {
     let update =
         format!("UPDATE {TOKEN_TABLE} SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
-    let action = db_error("revoking a token");
+    let action = ServerError::database("revoking a token");
     let now = Utc::now().to_rfc3339();
     match db {
         ServerDb::Sqlite(pool) => {
