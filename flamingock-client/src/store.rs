@@ -273,6 +273,10 @@ impl AuditStore for HttpAuditStore {
         Ok(reply.entries)
     }
 
+    fn keeps_plans(&self) -> bool {
+        true
+    }
+
     async fn record_plan(
         &self,
         plan: &flamingock_core::run_plan::RunPlan,

@@ -243,8 +243,9 @@ impl Engine {
     /// set that does not validate is not sent (the run's plan reports it), and a failure to
     /// record is logged, never the run's.
     async fn record_plan(&self, units: &[&'static ChangeUnit], execution_id: &str) {
-        if self.options.validate_only {
-            // A validation run writes nothing, and runs nothing the plan could announce.
+        if self.options.validate_only || !self.store.keeps_plans() {
+            // A validation run writes nothing, and runs nothing the plan could announce; a store
+            // that keeps no plans would only drop it.
             return;
         }
         let Ok(ordered) = order_units(units.iter().copied(), &self.options.selection) else {

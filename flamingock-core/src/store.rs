@@ -178,6 +178,13 @@ pub trait AuditStore: Send + Sync {
         Ok(())
     }
 
+    /// Whether the store keeps the plans [`record_plan`](Self::record_plan) is told of. The
+    /// engine builds a run's plan only for a store that does (the default: no), so a start on a
+    /// store in the application's own database does not order and route its units twice.
+    fn keeps_plans(&self) -> bool {
+        false
+    }
+
     /// Opens a transaction on the store's own database for a `TX_SHARED` unit.
     async fn begin_shared(&self) -> Result<Box<dyn SharedTransaction>, StoreError>;
 

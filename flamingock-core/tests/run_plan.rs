@@ -33,6 +33,9 @@ impl AuditStore for PlanStore {
     async fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.inner.entries().await
     }
+    fn keeps_plans(&self) -> bool {
+        true
+    }
     async fn record_plan(&self, plan: &RunPlan) -> Result<(), StoreError> {
         if self.refuse {
             return Err(StoreError::Unsupported(
