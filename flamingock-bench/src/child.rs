@@ -62,9 +62,10 @@ pub fn run(args: ChildArgs) -> ExitCode {
 fn measure(args: ChildArgs) -> Result<ChildResult, BenchError> {
     let url = match args.database {
         Database::Sqlite => Job::sqlite_url(&args.workdir),
-        Database::Postgres => std::env::var(URL_ENV).map_err(|_| {
+        Database::Postgres | Database::Mariadb => std::env::var(URL_ENV).map_err(|_| {
             BenchError::Usage(format!(
-                "a PostgreSQL child needs its database URL in {URL_ENV}"
+                "a {} child needs its database URL in {URL_ENV}",
+                args.database
             ))
         })?,
     };

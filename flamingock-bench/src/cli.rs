@@ -19,13 +19,19 @@ OPTIONS:
     --sizes N,N,...        the numbers of changes (default 100,1000,5000)
     --runs R               repetitions for N <= 1000 (default 5)
     --runs-large R         repetitions for N > 1000 (default 5)
-    --databases D,D        sqlite, postgres (default both)
-    --postgres-url URL     the server fresh databases are created on (default
+    --databases D,D,...    sqlite, postgres, mariadb (default all three)
+    --postgres-url URL     the PostgreSQL server fresh databases are created on (default
                            $FLAMINGOCK_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/test)
+    --mysql-url URL        the MariaDB server fresh databases are created on (default
+                           $FLAMINGOCK_TEST_MYSQL_URL, else mysql://root@127.0.0.1:3306/test)
     --durable-sizes N,...  the Ns of the extra cold-apply pass with durable commits (default
                            1000; `none` to skip)
-    --fleet-size P         processes started together in the fleet measurement (default 8)
+    --fleet-size P         processes started together in the fleet measurement, on PostgreSQL
+                           and MariaDB (default 8)
     --fleet-n N            changes pending in the fleet measurement (default 200)
+    --history-rows R       the history row: flamingock's warm start with the audit of one cold
+                           apply, and with about R audit rows (default 100000; `none` to skip)
+    --history-n N          units in the history row (default 1000)
     --server-sizes N,...   the Ns measured with the audit store on a flamingock-server on
                            PostgreSQL (default 100,1000; `none` to skip)
     --load SxI             the load run: S services of I instances each starting together
@@ -33,7 +39,8 @@ OPTIONS:
     --load-n N             units per service in the load run (default 20)
     -h, --help             this text
 
-    flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N [--postgres-url URL]
+    flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N
+                           [--postgres-url URL] [--mysql-url URL]
                            one measurement with a timeline of every SQL statement and span on
                            stderr (tools: floor, sqlx, refinery, flamingock, flamingock-macro,
                            sqlx-macro, flamingock-sql-files (these two at N = 20 only);
@@ -65,10 +72,15 @@ pub struct Options {
     pub runs_large: usize,
     pub databases: Vec<Database>,
     pub postgres_url: String,
+    pub mysql_url: String,
     /// The Ns of the cold-apply pass whose commits wait for the disk.
     pub durable_sizes: Vec<usize>,
     pub fleet_size: usize,
     pub fleet_n: usize,
+    /// The audit rows of the history row's long-lived database, if it is measured.
+    pub history_rows: Option<usize>,
+    /// The units of the history row.
+    pub history_n: usize,
     /// The Ns measured through the server (PostgreSQL only).
     pub server_sizes: Vec<usize>,
     /// Services and instances per service of the load run, if any.
@@ -85,13 +97,16 @@ impl Default for Options {
             runs: 5,
             runs_large: 5,
             databases: Database::ALL.to_vec(),
-            postgres_url: std::env::var("FLAMINGOCK_TEST_POSTGRES_URL")
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+            postgres_url: url_from_env(
+                "FLAMINGOCK_TEST_POSTGRES_URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ),
+            mysql_url: url_from_env("FLAMINGOCK_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
             durable_sizes: vec![1_000],
             fleet_size: 8,
             fleet_n: 200,
+            history_rows: Some(Self::HISTORY_ROWS),
+            history_n: 1_000,
             server_sizes: vec![100, 1_000],
             load: Some((50, 4)),
             load_n: 20,
@@ -103,6 +118,9 @@ impl Options {
     /// The N above which `runs_large` applies.
     pub const LARGE_ABOVE: usize = 1_000;
 
+    /// The audit rows of the history row's long-lived database unless told otherwise.
+    pub const HISTORY_ROWS: usize = 100_000;
+
     /// How many repetitions a measurement at `n` gets.
     pub fn runs_for(&self, n: usize) -> usize {
         if n > Self::LARGE_ABOVE {
@@ -111,6 +129,14 @@ impl Options {
             self.runs
         }
     }
+}
+
+/// `variable`'s value when set and not blank, else `default`.
+fn url_from_env(variable: &str, default: &str) -> String {
+    std::env::var(variable)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// One measurement in a child process: `child --tool T --mode M --database D --n N --workdir DIR`
@@ -132,6 +158,7 @@ pub struct ProfileArgs {
     pub database: Database,
     pub n: usize,
     pub postgres_url: String,
+    pub mysql_url: String,
 }
 
 /// Parses the arguments after the program name.
@@ -158,6 +185,10 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
             "--runs-large" => options.runs_large = positive(flag, value)?,
             "--databases" => options.databases = list(flag, value)?,
             "--postgres-url" => options.postgres_url = value.clone(),
+            "--mysql-url" => options.mysql_url = value.clone(),
+            "--history-rows" if value == "none" => options.history_rows = None,
+            "--history-rows" => options.history_rows = Some(positive(flag, &value.replace('_', ""))?),
+            "--history-n" => options.history_n = positive(flag, value)?,
             "--durable-sizes" if value == "none" => options.durable_sizes.clear(),
             "--durable-sizes" => options.durable_sizes = list(flag, value)?,
             "--fleet-size" => options.fleet_size = positive(flag, value)?,
@@ -176,6 +207,17 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
     {
         return Err(BenchError::Usage("sizes must be positive".into()));
     }
+    // The short history already has a row or two per unit: a long one must have more, or
+    // there is nothing to compare.
+    if let Some(rows) = options.history_rows
+        && rows <= 2 * options.history_n
+    {
+        return Err(BenchError::Usage(format!(
+            "`--history-rows` must exceed twice `--history-n` ({}), the rows a cold apply of the \
+             history row's units leaves; not {rows}",
+            2 * options.history_n
+        )));
+    }
     options.sizes.sort_unstable();
     options.sizes.dedup();
     options.durable_sizes.sort_unstable();
@@ -188,18 +230,23 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
 }
 
 fn parse_profile(args: &[String]) -> Result<ProfileArgs, BenchError> {
-    let mut postgres_url = Options::default().postgres_url;
+    let defaults = Options::default();
+    let (mut postgres_url, mut mysql_url) = (defaults.postgres_url, defaults.mysql_url);
     let mut rest = Vec::new();
     let mut args = args.iter();
     while let Some(flag) = args.next() {
-        if flag == "--postgres-url" {
-            postgres_url = args
-                .next()
-                .ok_or_else(|| BenchError::Usage(format!("`{flag}` needs a value")))?
-                .clone();
-        } else {
-            rest.push(flag.clone());
-        }
+        let url = match flag.as_str() {
+            "--postgres-url" => &mut postgres_url,
+            "--mysql-url" => &mut mysql_url,
+            _ => {
+                rest.push(flag.clone());
+                continue;
+            }
+        };
+        *url = args
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("`{flag}` needs a value")))?
+            .clone();
     }
     // The same flags as a child's, less the working directory the profile creates.
     rest.extend(["--workdir".to_owned(), ".".to_owned()]);
@@ -210,6 +257,7 @@ fn parse_profile(args: &[String]) -> Result<ProfileArgs, BenchError> {
         database: child.database,
         n: child.n,
         postgres_url,
+        mysql_url,
     })
 }
 
@@ -314,6 +362,20 @@ mod tests {
         assert!(options.durable_sizes.is_empty());
         assert_eq!(options.server_sizes, vec![100, 1_000]);
         assert_eq!(options.load, Some((50, 4)));
+        assert_eq!(options.history_rows, Some(100_000));
+        let Command::Bench(options) = parse(&args(
+            "--databases mariadb,sqlite,postgres --mysql-url mysql://u@h:1/d --history-rows 20_000",
+        ))
+        .expect("valid") else {
+            panic!("not a bench command");
+        };
+        assert_eq!(options.databases, Database::ALL.to_vec());
+        assert_eq!(options.mysql_url, "mysql://u@h:1/d");
+        assert_eq!(options.history_rows, Some(20_000));
+        let Command::Bench(options) = parse(&args("--history-rows none")).expect("valid") else {
+            panic!("not a bench command");
+        };
+        assert_eq!(options.history_rows, None);
         let Command::Bench(options) =
             parse(&args("--server-sizes none --load 3x2 --load-n 7")).expect("valid")
         else {
@@ -347,6 +409,19 @@ mod tests {
     }
 
     #[test]
+    fn profile_arguments_take_either_server_url() {
+        let Command::Profile(profile) = parse(&args(
+            "profile --tool flamingock --mode warm --database mariadb --n 10 --mysql-url mysql://x@y/z",
+        ))
+        .expect("valid") else {
+            panic!("not a profile command");
+        };
+        assert_eq!(profile.database, Database::Mariadb);
+        assert_eq!(profile.mysql_url, "mysql://x@y/z");
+        assert_eq!(profile.postgres_url, Options::default().postgres_url);
+    }
+
+    #[test]
     fn mistakes_are_usage_errors() {
         for bad in [
             "--runs 0",
@@ -361,6 +436,11 @@ mod tests {
             "--load x4",
             "--server-sizes 0",
             "--load-n 0",
+            "--history-rows 2000",
+            "--history-rows 30 --history-n 20",
+            "--history-rows lots",
+            "--mysql-url",
+            "profile --tool floor --mode cold --database mariadb --n 1 --mysql-url",
         ] {
             assert!(
                 matches!(parse(&args(bad)), Err(BenchError::Usage(_))),

@@ -34,6 +34,12 @@ pub enum BenchError {
     )]
     PostgresUnreachable { url: String, source: sqlx::Error },
 
+    /// MariaDB could not be reached to create a fresh database.
+    #[error(
+        "MariaDB is unreachable at {url}: {source}; start it, set --mysql-url, or leave mariadb out of --databases"
+    )]
+    MariadbUnreachable { url: String, source: sqlx::Error },
+
     /// Flamingock's run failed.
     #[error("flamingock: {0}")]
     Flamingock(#[from] flamingock::Error),
@@ -53,6 +59,10 @@ pub enum BenchError {
     /// tokio-postgres (refinery's PostgreSQL driver) failed outside refinery.
     #[error("tokio-postgres: {0}")]
     TokioPostgres(#[from] tokio_postgres::Error),
+
+    /// mysql_async (refinery's MariaDB driver) failed outside refinery.
+    #[error("mysql_async: {0}")]
+    MysqlAsync(#[from] mysql_async::Error),
 
     /// A tool did something other than what the mode requires (a measurement that would be
     /// meaningless, so it is refused rather than reported).

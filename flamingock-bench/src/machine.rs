@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use crate::fresh::MariadbCommits;
+
 /// The machine and software a run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machine {
@@ -19,11 +21,16 @@ pub struct Machine {
     /// The SQLite library every tool links (one copy: see the crate's Cargo.toml).
     pub sqlite: String,
     pub postgres: Option<String>,
+    /// The MariaDB server's version and its own commit settings (the durable pass's).
+    pub mariadb: Option<(String, MariadbCommits)>,
 }
 
 impl Machine {
     /// Reads the machine's description now.
-    pub fn describe(postgres: Option<String>) -> Machine {
+    pub fn describe(
+        postgres: Option<String>,
+        mariadb: Option<(String, MariadbCommits)>,
+    ) -> Machine {
         Machine {
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             cpu: read("/proc/cpuinfo").and_then(|text| field(&text, "model name")),
@@ -51,6 +58,7 @@ impl Machine {
             },
             sqlite: rusqlite::version().to_owned(),
             postgres,
+            mariadb,
         }
     }
 
@@ -107,6 +115,7 @@ mod tests {
             profile: "release",
             sqlite: "3.50.0".into(),
             postgres: None,
+            mariadb: None,
         };
         assert_eq!(machine.summary(), "AMD EPYC, 2 cores, Linux 6.1");
     }

@@ -12,6 +12,7 @@ pub fn module(database: Database) -> &'static str {
     match database {
         Database::Sqlite => concat!(module_path!(), "::sqlite"),
         Database::Postgres => concat!(module_path!(), "::postgres"),
+        Database::Mariadb => concat!(module_path!(), "::mariadb"),
     }
 }
 
@@ -64,6 +65,14 @@ pub mod postgres {
     use flamingock::prelude::*;
 
     twenty_units!(sqlx::Transaction<'_, sqlx::Postgres>);
+}
+
+/// The MariaDB units (`TX_SEPARATE` there, as every unit on a MySQL or MariaDB audit store's own
+/// database: DDL commits implicitly).
+pub mod mariadb {
+    use flamingock::prelude::*;
+
+    twenty_units!(sqlx::Transaction<'_, sqlx::MySql>);
 }
 
 #[cfg(test)]

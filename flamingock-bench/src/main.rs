@@ -1,5 +1,6 @@
 //! `flamingock-bench`: Flamingock measured beside sqlx's migrator, refinery and the database's
-//! own floor, on SQLite and PostgreSQL: cold apply, warm start, fleet start and peak memory.
+//! own floor, on SQLite, PostgreSQL and MariaDB: cold apply, warm start (after a short and a long
+//! history too), fleet start and peak memory.
 //!
 //! The full run writes `BENCHMARKS.md`:
 //!
@@ -16,6 +17,7 @@ mod child;
 mod cli;
 mod error;
 mod fresh;
+mod history;
 mod machine;
 mod macro_units;
 mod markdown;
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
 /// Measures, prints the report and writes it to `options.out`.
 fn bench(options: &cli::Options) -> Result<(), BenchError> {
     let (results, facts) = orchestrate::measure(options)?;
-    let machine = machine::Machine::describe(facts.postgres_version);
+    let machine = machine::Machine::describe(facts.postgres_version, facts.mariadb);
     let markdown = report::render(&results, &machine, options);
     println!("{markdown}");
     std::fs::write(&options.out, &markdown)

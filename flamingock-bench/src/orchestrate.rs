@@ -1,7 +1,8 @@
 //! The benchmark run: for each database and N, a fresh database per cold measurement, each tool in
 //! a child process of its own, tools taking turns within each repetition (so that a busy machine
 //! slows them alike); warm starts on the last cold run's database; then the macro path, the
-//! compiled-in SQL files and the fleet start. Progress goes to stderr.
+//! compiled-in SQL files, the history row, and the fleet start on each server database.
+//! Progress goes to stderr.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,9 +13,9 @@ use tokio::runtime::Runtime;
 use crate::child::ChildResult;
 use crate::cli::{Options, ProfileArgs, URL_ENV};
 use crate::error::BenchError;
-use crate::fresh::{FreshDb, PostgresServer};
+use crate::fresh::{FreshDb, MariadbCommits, MariadbServer, PostgresServer, Servers};
 use crate::macro_units;
-use crate::results::{Fleet, Key, Load, Results, Sample};
+use crate::results::{Fleet, History, Key, Load, Results, Sample};
 use crate::server::ServerProcess;
 use crate::sql_files;
 use crate::tools::server::SERVER_URL_ENV;
@@ -39,6 +40,8 @@ const TOKEN_ENV: &str = "FLAMINGOCK_TOKEN";
 pub struct RunFacts {
     /// `SHOW server_version` of the PostgreSQL server, when it was used.
     pub postgres_version: Option<String>,
+    /// The MariaDB server's version and own commit settings, when it was used.
+    pub mariadb: Option<(String, MariadbCommits)>,
 }
 
 /// Measures everything `options` asks for.
@@ -57,7 +60,7 @@ pub fn measure(options: &Options) -> Result<(Results, RunFacts), BenchError> {
     let mut bench = Bench {
         runtime,
         exe: exe.as_path(),
-        server: None,
+        servers: Servers::default(),
         results: Results::default(),
     };
     let mut facts = RunFacts::default();
@@ -66,40 +69,68 @@ pub fn measure(options: &Options) -> Result<(Results, RunFacts), BenchError> {
             .runtime
             .block_on(PostgresServer::connect(&options.postgres_url))?;
         facts.postgres_version = Some(server.version().to_owned());
-        bench.server = Some(server);
+        bench.servers.postgres = Some(server);
     }
-    for &database in &options.databases {
-        for &n in &options.sizes {
-            let runs = options.runs_for(n);
-            bench.cold_and_warm(Pass::Main, database, n, &Tool::AT_EVERY_N, runs)?;
-        }
-        bench.cold_and_warm(
-            Pass::Main,
-            database,
-            macro_units::COUNT,
-            &[Tool::Flamingock, Tool::FlamingockMacro],
-            options.runs,
-        )?;
-        bench.cold_and_warm(
-            Pass::Main,
-            database,
-            sql_files::COUNT,
-            &[Tool::SqlxMacro, Tool::FlamingockSqlFiles],
-            options.runs,
-        )?;
-        for &n in &options.durable_sizes {
-            let runs = options.runs_for(n);
-            bench.cold_and_warm(Pass::Durable, database, n, &Tool::AT_EVERY_N, runs)?;
-        }
+    if options.databases.contains(&Database::Mariadb) {
+        let server = bench
+            .runtime
+            .block_on(MariadbServer::connect(&options.mysql_url))?;
+        facts.mariadb = Some((server.version().to_owned(), server.own_commits()));
+        bench.servers.mariadb = Some(server);
     }
-    if options.databases.contains(&Database::Postgres) {
-        bench.results.fleet = bench.fleet(options)?;
-        bench.through_server(options)?;
-        if let Some((services, instances)) = options.load {
-            bench.results.load = Some(bench.load(services, instances, options.load_n)?);
-        }
-    }
+    let measured = bench.everything(options);
+    // MariaDB's own commit settings go back whatever happened.
+    let restored = bench.runtime.block_on(bench.servers.restore());
+    measured?;
+    restored?;
     Ok((bench.results, facts))
+}
+
+impl Bench<'_> {
+    /// Every measurement `options` asks for, into `self.results`.
+    fn everything(&mut self, options: &Options) -> Result<(), BenchError> {
+        for &database in &options.databases {
+            for &n in &options.sizes {
+                let runs = options.runs_for(n);
+                self.cold_and_warm(Pass::Main, database, n, &Tool::AT_EVERY_N, runs)?;
+            }
+            self.cold_and_warm(
+                Pass::Main,
+                database,
+                macro_units::COUNT,
+                &[Tool::Flamingock, Tool::FlamingockMacro],
+                options.runs,
+            )?;
+            self.cold_and_warm(
+                Pass::Main,
+                database,
+                sql_files::COUNT,
+                &[Tool::SqlxMacro, Tool::FlamingockSqlFiles],
+                options.runs,
+            )?;
+            if let Some(rows) = options.history_rows {
+                let history = self.history(database, options.history_n, rows, options.runs)?;
+                self.results.history.insert(database, history);
+            }
+            for &n in &options.durable_sizes {
+                let runs = options.runs_for(n);
+                self.cold_and_warm(Pass::Durable, database, n, &Tool::AT_EVERY_N, runs)?;
+            }
+        }
+        for database in Database::SERVERS {
+            if options.databases.contains(&database) {
+                let fleet = self.fleet(database, options)?;
+                self.results.fleets.insert(database, fleet);
+            }
+        }
+        if options.databases.contains(&Database::Postgres) {
+            self.through_server(options)?;
+            if let Some((services, instances)) = options.load {
+                self.results.load = Some(self.load(services, instances, options.load_n)?);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One measurement with its timeline on stderr (see [`crate::trace`]); a warm one is set up by
@@ -116,59 +147,76 @@ pub fn profile(args: &ProfileArgs) -> Result<(), BenchError> {
         "finding the benchmark's own executable",
         ".",
     ))?;
-    let server = match args.database {
-        Database::Postgres => Some(runtime.block_on(PostgresServer::connect(&args.postgres_url))?),
-        Database::Sqlite => None,
-    };
+    let mut servers = Servers::default();
+    match args.database {
+        Database::Postgres => {
+            servers.postgres = Some(runtime.block_on(PostgresServer::connect(&args.postgres_url))?);
+        }
+        Database::Mariadb => {
+            servers.mariadb = Some(runtime.block_on(MariadbServer::connect(&args.mysql_url))?);
+        }
+        Database::Sqlite => {}
+    }
     let mut bench = Bench {
         runtime,
         exe: exe.as_path(),
-        server,
+        servers,
         results: Results::default(),
     };
-    let fresh = bench.fresh(args.database, false)?;
-    if args.mode == Mode::Warm {
-        bench.one(args.tool, Mode::Cold, &fresh, args.n)?;
-    }
-    let (processes, stamps) = match args.mode {
-        Mode::Fleet => (Options::default().fleet_size, WALL_CLOCK),
-        Mode::Cold | Mode::Warm => (1, "1"),
-    };
-    let what = describe(args.database, args.mode, args.n, args.tool);
-    let started = Instant::now();
-    let children = (0..processes)
-        .map(|_| {
-            let mut command = bench.command(args.tool, args.mode, &fresh, args.n);
-            command.env(TRACE_ENV, stamps).stderr(Stdio::inherit());
-            command.spawn().map_err(|error| BenchError::Child {
-                what: what.clone(),
-                detail: format!("cannot start {}: {error}", exe.display()),
+    let profiled = bench.profile(args);
+    let restored = bench.runtime.block_on(bench.servers.restore());
+    profiled?;
+    restored
+}
+
+impl Bench<'_> {
+    /// [`profile`]'s measurement, on the servers it connected to.
+    fn profile(&mut self, args: &ProfileArgs) -> Result<(), BenchError> {
+        let exe = self.exe;
+        let fresh = self.fresh(args.database, false)?;
+        if args.mode == Mode::Warm {
+            self.one(args.tool, Mode::Cold, &fresh, args.n)?;
+        }
+        let (processes, stamps) = match args.mode {
+            Mode::Fleet => (Options::default().fleet_size, WALL_CLOCK),
+            Mode::Cold | Mode::Warm => (1, "1"),
+        };
+        let what = describe(args.database, args.mode, args.n, args.tool);
+        let started = Instant::now();
+        let children = (0..processes)
+            .map(|_| {
+                let mut command = self.command(args.tool, args.mode, &fresh, args.n);
+                command.env(TRACE_ENV, stamps).stderr(Stdio::inherit());
+                command.spawn().map_err(|error| BenchError::Child {
+                    what: what.clone(),
+                    detail: format!("cannot start {}: {error}", exe.display()),
+                })
             })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for child in children {
-        let result = finish(child, &what)?;
-        eprintln!(
-            "{what}: {:.2} ms, peak RSS {} KiB",
-            result.elapsed().as_secs_f64() * 1e3,
-            result
-                .peak_rss_kib
-                .map_or_else(|| "?".to_owned(), |kib| kib.to_string())
-        );
+            .collect::<Result<Vec<_>, _>>()?;
+        for child in children {
+            let result = finish(child, &what)?;
+            eprintln!(
+                "{what}: {:.2} ms, peak RSS {} KiB",
+                result.elapsed().as_secs_f64() * 1e3,
+                result
+                    .peak_rss_kib
+                    .map_or_else(|| "?".to_owned(), |kib| kib.to_string())
+            );
+        }
+        if processes > 1 {
+            eprintln!(
+                "{processes} processes: {:.2} ms wall time",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        self.remove(fresh)
     }
-    if processes > 1 {
-        eprintln!(
-            "{processes} processes: {:.2} ms wall time",
-            started.elapsed().as_secs_f64() * 1e3
-        );
-    }
-    bench.remove(fresh)
 }
 
 struct Bench<'a> {
     runtime: Runtime,
     exe: &'a Path,
-    server: Option<PostgresServer>,
+    servers: Servers,
     results: Results,
 }
 
@@ -262,10 +310,11 @@ impl Bench<'_> {
         command
     }
 
-    /// The fleet: `runs` times one process alone, then `size` processes together, each on a
-    /// fresh database with `fleet_n` changes pending; checks that each change was applied once.
-    fn fleet(&mut self, options: &Options) -> Result<Fleet, BenchError> {
-        if let Some(reason) = self.lock_missing()? {
+    /// The fleet on `database`: `runs` times one process alone, then `size` processes
+    /// together, each on a fresh database with `fleet_n` changes pending; checks that each
+    /// change was applied once.
+    fn fleet(&mut self, database: Database, options: &Options) -> Result<Fleet, BenchError> {
+        if let Some(reason) = self.lock_missing(database)? {
             eprintln!("fleet start skipped: {reason}");
             return Ok(Fleet::Skipped(reason));
         }
@@ -274,9 +323,9 @@ impl Bench<'_> {
         let mut together = Vec::with_capacity(runs);
         for run in 1..=runs {
             for (processes, samples) in [(1, &mut alone), (size, &mut together)] {
-                let fresh = self.fresh(Database::Postgres, false)?;
+                let fresh = self.fresh(database, false)?;
                 self.checkpoint()?;
-                let what = format!("fleet start of {processes} on PostgreSQL, N = {n}");
+                let what = format!("fleet start of {processes} on {database}, N = {n}");
                 let started = Instant::now();
                 let children = (0..processes)
                     .map(|_| self.spawn(Tool::Flamingock, Mode::Fleet, &fresh, n, &what))
@@ -289,7 +338,7 @@ impl Bench<'_> {
                 let wall = started.elapsed();
                 self.check_applied_once(&fresh, n)?;
                 eprintln!(
-                    "[PostgreSQL N={n} fleet] {processes} process(es) run {run}/{runs}: {:.1} ms",
+                    "[{database} N={n} fleet] {processes} process(es) run {run}/{runs}: {:.1} ms",
                     wall.as_secs_f64() * 1e3
                 );
                 samples.push(Sample {
@@ -487,8 +536,8 @@ impl Bench<'_> {
 
     /// Why a fleet cannot be measured: the audit store offers no distributed lock, so the
     /// processes would all apply every change.
-    fn lock_missing(&mut self) -> Result<Option<String>, BenchError> {
-        let fresh = self.fresh(Database::Postgres, false)?;
+    fn lock_missing(&mut self, database: Database) -> Result<Option<String>, BenchError> {
+        let fresh = self.fresh(database, false)?;
         let store = self.runtime.block_on(flamingock::sqlx_store::connect(
             &fresh.url,
             flamingock::sqlx_store::StoreOptions::default(),
@@ -507,17 +556,35 @@ impl Bench<'_> {
 
     /// Every change has exactly one `APPLIED` row: the fleet applied each once.
     fn check_applied_once(&self, fresh: &FreshDb, n: usize) -> Result<(), BenchError> {
+        const APPLIED: &str = "SELECT COUNT(*), COUNT(DISTINCT change_id) \
+                               FROM flamingock_audit_log WHERE state = 'APPLIED'";
+        let connecting = BenchError::sql("connecting to check the fleet's audit");
+        let counting = BenchError::sql("counting the fleet's APPLIED rows");
         let counts: (i64, i64) = self.runtime.block_on(async {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
-                .await
-                .map_err(BenchError::sql("connecting to check the fleet's audit"))?;
-            sqlx::query_as(
-                "SELECT COUNT(*), COUNT(DISTINCT change_id) FROM flamingock_audit_log \
-                 WHERE state = 'APPLIED'",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .map_err(BenchError::sql("counting the fleet's APPLIED rows"))
+            match fresh.database {
+                Database::Postgres => {
+                    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
+                        .await
+                        .map_err(connecting)?;
+                    sqlx::query_as(APPLIED)
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(counting)
+                }
+                Database::Mariadb => {
+                    let mut conn =
+                        <sqlx::MySqlConnection as sqlx::Connection>::connect(&fresh.url)
+                            .await
+                            .map_err(connecting)?;
+                    sqlx::query_as(APPLIED)
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(counting)
+                }
+                Database::Sqlite => Err(BenchError::Usage(
+                    "the fleet start runs on a server database only".into(),
+                )),
+            }
         })?;
         let expected = i64::try_from(n).unwrap_or(i64::MAX);
         if counts == (expected, expected) {
@@ -533,21 +600,67 @@ impl Bench<'_> {
         }
     }
 
-    fn fresh(&mut self, database: Database, durable: bool) -> Result<FreshDb, BenchError> {
-        self.runtime
-            .block_on(FreshDb::create(database, durable, self.server.as_mut()))
+    /// The history row on `database`: two databases with the same `n` units applied by
+    /// Flamingock, one of them then lengthened to about `rows` audit rows (see
+    /// [`crate::history`]); `runs` warm starts of each, in turns.
+    fn history(
+        &mut self,
+        database: Database,
+        n: usize,
+        rows: usize,
+        runs: usize,
+    ) -> Result<History, BenchError> {
+        let tool = Tool::Flamingock;
+        let short = self.fresh(database, false)?;
+        let long = self.fresh(database, false)?;
+        for fresh in [&short, &long] {
+            self.checkpoint()?;
+            self.one(tool, Mode::Cold, fresh, n)?;
+        }
+        let (short_rows, long_rows) = self
+            .runtime
+            .block_on(crate::history::lengthen(&long.url, rows))?;
+        eprintln!(
+            "[{database} N={n} history] {short_rows} audit rows lengthened to {long_rows}"
+        );
+        let mut history = History {
+            n,
+            short_rows,
+            long_rows,
+            short: Vec::with_capacity(runs),
+            long: Vec::with_capacity(runs),
+        };
+        self.checkpoint()?;
+        for run in 1..=runs {
+            for (fresh, rows, samples) in [
+                (&short, short_rows, &mut history.short),
+                (&long, long_rows, &mut history.long),
+            ] {
+                let sample = self.one(tool, Mode::Warm, fresh, n)?;
+                eprintln!(
+                    "[{database} N={n} history] warm start with {rows} audit rows run {run}/{runs}: {:.1} ms",
+                    sample.elapsed.as_secs_f64() * 1e3
+                );
+                samples.push(sample);
+            }
+        }
+        self.remove(short)?;
+        self.remove(long)?;
+        Ok(history)
     }
 
-    /// A PostgreSQL `CHECKPOINT` (untimed) when the server is in use.
+    fn fresh(&mut self, database: Database, durable: bool) -> Result<FreshDb, BenchError> {
+        self.runtime
+            .block_on(FreshDb::create(database, durable, &mut self.servers))
+    }
+
+    /// A PostgreSQL `CHECKPOINT` (untimed) when that server is in use.
     fn checkpoint(&mut self) -> Result<(), BenchError> {
-        match self.server.as_mut() {
-            Some(server) => self.runtime.block_on(server.checkpoint()),
-            None => Ok(()),
-        }
+        self.runtime.block_on(self.servers.checkpoint())
     }
 
     fn remove(&mut self, fresh: FreshDb) -> Result<(), BenchError> {
-        self.runtime.block_on(fresh.remove(self.server.as_mut()))
+        self.runtime.block_on(fresh.remove(&mut self.servers))
     }
 }
 

@@ -17,7 +17,8 @@ pub struct Sample {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
     /// Whether commits waited for the disk (`false`: SQLite on tmpfs, PostgreSQL
-    /// `synchronous_commit = off`, so that fsync latency does not drown the tools' own costs).
+    /// `synchronous_commit = off`, MariaDB `innodb_flush_log_at_trx_commit = 2`, so that fsync
+    /// latency does not drown the tools' own costs).
     pub durable: bool,
     pub database: Database,
     pub mode: Mode,
@@ -28,8 +29,6 @@ pub struct Key {
 /// The fleet measurement: the same N pending, one process alone against `size` together.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fleet {
-    /// Not asked for (PostgreSQL not among the databases).
-    NotRun,
     /// Asked for but impossible, and why.
     Skipped(String),
     /// Wall times from spawning the first process to the last one's exit; the RSS is the highest
@@ -40,6 +39,25 @@ pub enum Fleet {
         alone: Vec<Sample>,
         together: Vec<Sample>,
     },
+}
+
+/// The history row: Flamingock's warm start at the same N on two databases that differ only in
+/// how long their audit is, measured in turns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub n: usize,
+    /// Audit rows of the short history (one per unit) and of the long one.
+    pub short_rows: usize,
+    pub long_rows: usize,
+    pub short: Vec<Sample>,
+    pub long: Vec<Sample>,
+}
+
+impl History {
+    /// The long history's median warm start over the short one's.
+    pub fn ratio(&self) -> Option<f64> {
+        ratio(median(&self.long)?, median(&self.short)?)
+    }
 }
 
 /// The load run: many services' instances starting together against one server.
@@ -63,7 +81,10 @@ pub struct Load {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Results {
     pub series: BTreeMap<Key, Vec<Sample>>,
-    pub fleet: Fleet,
+    /// The fleet start on each server database measured.
+    pub fleets: BTreeMap<Database, Fleet>,
+    /// The history row on each database measured.
+    pub history: BTreeMap<Database, History>,
     /// `None` when not asked for (or PostgreSQL not among the databases).
     pub load: Option<Load>,
 }
@@ -72,7 +93,8 @@ impl Default for Results {
     fn default() -> Self {
         Self {
             series: BTreeMap::new(),
-            fleet: Fleet::NotRun,
+            fleets: BTreeMap::new(),
+            history: BTreeMap::new(),
             load: None,
         }
     }

@@ -9,17 +9,22 @@ use std::str::FromStr;
 pub enum Database {
     Sqlite,
     Postgres,
+    Mariadb,
 }
 
 impl Database {
     /// Every database, in table order.
-    pub const ALL: [Database; 2] = [Database::Sqlite, Database::Postgres];
+    pub const ALL: [Database; 3] = [Database::Sqlite, Database::Postgres, Database::Mariadb];
+
+    /// The databases on a server (fresh databases are created on it; fleets can share one).
+    pub const SERVERS: [Database; 2] = [Database::Postgres, Database::Mariadb];
 
     /// The name used on the command line.
     pub fn key(self) -> &'static str {
         match self {
             Database::Sqlite => "sqlite",
             Database::Postgres => "postgres",
+            Database::Mariadb => "mariadb",
         }
     }
 
@@ -28,6 +33,7 @@ impl Database {
         match self {
             Database::Sqlite => "SQLite",
             Database::Postgres => "PostgreSQL",
+            Database::Mariadb => "MariaDB",
         }
     }
 }
@@ -39,7 +45,7 @@ impl FromStr for Database {
         Database::ALL
             .into_iter()
             .find(|d| d.key() == s)
-            .ok_or_else(|| format!("unknown database `{s}` (known: sqlite, postgres)"))
+            .ok_or_else(|| format!("unknown database `{s}` (known: sqlite, postgres, mariadb)"))
     }
 }
 
@@ -215,7 +221,7 @@ mod tests {
         for database in Database::ALL {
             assert_eq!(database.key().parse::<Database>(), Ok(database));
         }
-        assert!("mysql".parse::<Database>().is_err());
+        assert!("oracle".parse::<Database>().is_err());
         assert_eq!("warm".parse::<Mode>(), Ok(Mode::Warm));
     }
 }

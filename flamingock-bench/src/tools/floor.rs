@@ -5,16 +5,20 @@
 //! One connection, not a pool: with a pool, consecutive transactions may land on different
 //! connections, and after DDL each one has to reload the schema (SQLite) or rebuild its catalog
 //! caches (PostgreSQL); the floor is the cost without that.
+//!
+//! On MariaDB the same statements run, but DDL commits implicitly: `CREATE TABLE` ends the
+//! transaction `BEGIN` opened, and the bookkeeping `INSERT` then commits on its own (autocommit),
+//! so the floor there is two commits per change, as it is for any tool on MariaDB.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use sqlx::{
-    AssertSqlSafe, Connection, Database, Decode, Encode, Executor, IntoArguments, PgConnection,
-    Postgres, Sqlite, SqliteConnection, Type,
+    AssertSqlSafe, Connection, Database, Decode, Encode, Executor, IntoArguments, MySql,
+    MySqlConnection, PgConnection, Postgres, Sqlite, SqliteConnection, Type,
 };
 
-use super::{Job, expect_count, postgres_options, sqlite_options};
+use super::{Job, expect_count, mariadb_options, postgres_options, sqlite_options};
 use crate::error::BenchError;
 use crate::workload::{Database as Db, Mode, Tool, change_id, statement};
 
@@ -37,6 +41,13 @@ const POSTGRES_SQL: FloorSql = FloorSql {
              (id TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     select: "SELECT id FROM bench_floor_log",
     insert: "INSERT INTO bench_floor_log (id) VALUES ($1)",
+};
+
+const MARIADB_SQL: FloorSql = FloorSql {
+    create: "CREATE TABLE IF NOT EXISTS bench_floor_log \
+             (id VARCHAR(255) PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))",
+    select: "SELECT id FROM bench_floor_log",
+    insert: "INSERT INTO bench_floor_log (id) VALUES (?)",
 };
 
 /// Runs the floor for `job`.
@@ -68,6 +79,20 @@ pub async fn run(job: &Job) -> Result<Duration, BenchError> {
                 elapsed,
                 applied,
                 recorded::<Postgres>(&mut conn, &POSTGRES_SQL).await?,
+            )
+        }
+        Db::Mariadb => {
+            let options = mariadb_options(&job.url)?;
+            let started = Instant::now();
+            let mut conn = MySqlConnection::connect_with(&options)
+                .await
+                .map_err(BenchError::sql("connecting the floor to MariaDB"))?;
+            let applied = apply::<MySql>(&mut conn, &MARIADB_SQL, job.n).await?;
+            let elapsed = started.elapsed();
+            (
+                elapsed,
+                applied,
+                recorded::<MySql>(&mut conn, &MARIADB_SQL).await?,
             )
         }
     };

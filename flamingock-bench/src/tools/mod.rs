@@ -92,3 +92,9 @@ pub fn postgres_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, B
     sqlx::postgres::PgConnectOptions::from_str(url)
         .map_err(BenchError::sql("parsing the PostgreSQL URL"))
 }
+
+/// The MariaDB options of `url`, as sqlx parses them (the audit store does the same).
+pub fn mariadb_options(url: &str) -> Result<sqlx::mysql::MySqlConnectOptions, BenchError> {
+    sqlx::mysql::MySqlConnectOptions::from_str(url)
+        .map_err(BenchError::sql("parsing the MariaDB URL"))
+}

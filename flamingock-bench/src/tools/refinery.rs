@@ -1,5 +1,6 @@
 //! refinery's `Runner` with its defaults (one transaction per migration, divergent and missing
-//! migrations refused): on SQLite through rusqlite, on PostgreSQL through tokio-postgres.
+//! migrations refused): on SQLite through rusqlite, on PostgreSQL through tokio-postgres, on
+//! MariaDB through mysql_async (a pool of its own, as refinery's async MySQL driver takes).
 //!
 //! The migrations are built in the timed part with `Migration::unapplied`, which is what
 //! `embed_migrations!`'s generated `runner()` does at start-up too (it parses each name and
@@ -18,6 +19,7 @@ pub async fn run(job: &Job) -> Result<Duration, BenchError> {
     let (elapsed, applied) = match job.database {
         Database::Sqlite => run_sqlite(job)?,
         Database::Postgres => run_postgres(job).await?,
+        Database::Mariadb => run_mariadb(job).await?,
     };
     let expected = match job.mode {
         Mode::Cold | Mode::Fleet => job.n,
@@ -58,5 +60,18 @@ async fn run_postgres(job: &Job) -> Result<(Duration, usize), BenchError> {
     drop(client);
     // The connection task ends when the client is dropped; its error, if any, is not ours.
     let _ = driver.await;
+    Ok((elapsed, report.applied_migrations().len()))
+}
+
+async fn run_mariadb(job: &Job) -> Result<(Duration, usize), BenchError> {
+    let options = mysql_async::Opts::from_url(&job.url).map_err(|error| BenchError::Usage(
+        format!("refinery cannot use the MariaDB URL: {error}"),
+    ))?;
+    let started = Instant::now();
+    let mut pool = mysql_async::Pool::new(options);
+    let runner = Runner::new(&migrations(job.n)?);
+    let report = runner.run_async(&mut pool).await?;
+    let elapsed = started.elapsed();
+    pool.disconnect().await?;
     Ok((elapsed, report.applied_migrations().len()))
 }

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use flamingock::{Flamingock, UnitOutcome};
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{MySql, Pool, Postgres, Sqlite};
 
-use super::{Job, expect_count, postgres_options, sqlite_options};
+use super::{Job, expect_count, mariadb_options, postgres_options, sqlite_options};
 use crate::error::BenchError;
 use crate::sql_files::{COUNT, MIGRATOR, MODULE};
 use crate::workload::{Database, Mode, Tool};
@@ -79,6 +79,16 @@ pub async fn run_sqlx(job: &Job) -> Result<Duration, BenchError> {
             let pool = Pool::<Postgres>::connect_with(options)
                 .await
                 .map_err(BenchError::sql("connecting sqlx's migrator to PostgreSQL"))?;
+            MIGRATOR.run(&pool).await?;
+            let elapsed = started.elapsed();
+            (elapsed, super::sqlx_migrator::count(&pool).await?)
+        }
+        Database::Mariadb => {
+            let options = mariadb_options(&job.url)?;
+            let started = Instant::now();
+            let pool = Pool::<MySql>::connect_with(options)
+                .await
+                .map_err(BenchError::sql("connecting sqlx's migrator to MariaDB"))?;
             MIGRATOR.run(&pool).await?;
             let elapsed = started.elapsed();
             (elapsed, super::sqlx_migrator::count(&pool).await?)

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{MySql, Pool, Postgres, Sqlite};
 
-use super::{Job, expect_count, postgres_options, sqlite_options};
+use super::{Job, expect_count, mariadb_options, postgres_options, sqlite_options};
 use crate::error::BenchError;
 use crate::workload::{Database, Tool, statement};
 
@@ -39,6 +39,17 @@ pub async fn run(job: &Job) -> Result<Duration, BenchError> {
             let pool = Pool::<Postgres>::connect_with(options)
                 .await
                 .map_err(BenchError::sql("connecting sqlx's migrator to PostgreSQL"))?;
+            let migrator = Migrator::new(directory).await?;
+            migrator.run(&pool).await?;
+            let elapsed = started.elapsed();
+            (elapsed, count(&pool).await?)
+        }
+        Database::Mariadb => {
+            let options = mariadb_options(&job.url)?;
+            let started = Instant::now();
+            let pool = Pool::<MySql>::connect_with(options)
+                .await
+                .map_err(BenchError::sql("connecting sqlx's migrator to MariaDB"))?;
             let migrator = Migrator::new(directory).await?;
             migrator.run(&pool).await?;
             let elapsed = started.elapsed();
