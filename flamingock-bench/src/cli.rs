@@ -101,7 +101,10 @@ impl Default for Options {
                 "FLAMINGOCK_TEST_POSTGRES_URL",
                 "postgres://postgres@127.0.0.1:5432/test",
             ),
-            mysql_url: url_from_env("FLAMINGOCK_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+            mysql_url: url_from_env(
+                "FLAMINGOCK_TEST_MYSQL_URL",
+                "mysql://root@127.0.0.1:3306/test",
+            ),
             durable_sizes: vec![1_000],
             fleet_size: 8,
             fleet_n: 200,
@@ -187,7 +190,9 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
             "--postgres-url" => options.postgres_url = value.clone(),
             "--mysql-url" => options.mysql_url = value.clone(),
             "--history-rows" if value == "none" => options.history_rows = None,
-            "--history-rows" => options.history_rows = Some(positive(flag, &value.replace('_', ""))?),
+            "--history-rows" => {
+                options.history_rows = Some(positive(flag, &value.replace('_', ""))?)
+            }
             "--history-n" => options.history_n = positive(flag, value)?,
             "--durable-sizes" if value == "none" => options.durable_sizes.clear(),
             "--durable-sizes" => options.durable_sizes = list(flag, value)?,

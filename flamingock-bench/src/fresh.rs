@@ -160,7 +160,9 @@ impl MariadbServer {
         )
         .fetch_one(&mut admin)
         .await
-        .map_err(BenchError::sql("reading the MariaDB version and commit settings"))?;
+        .map_err(BenchError::sql(
+            "reading the MariaDB version and commit settings",
+        ))?;
         Ok(Self {
             url: url.to_owned(),
             admin,
@@ -199,7 +201,11 @@ impl MariadbServer {
         if self.relaxed == relax {
             return Ok(());
         }
-        let settings = if durable { self.own } else { MariadbCommits::RELAXED };
+        let settings = if durable {
+            self.own
+        } else {
+            MariadbCommits::RELAXED
+        };
         self.set(settings).await?;
         self.relaxed = !durable;
         Ok(())

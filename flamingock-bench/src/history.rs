@@ -9,7 +9,6 @@
 //! every unit stays `APPLIED`, so a warm start on it still has nothing to do; what differs from
 //! the short history is only how much audit there is to read past.
 
-use flamingock::AuditStore;
 use flamingock::sqlx_store::{StoreOptions, connect};
 use flamingock_core::model::{AuditEntry, AuditState};
 
@@ -18,9 +17,9 @@ use crate::error::BenchError;
 /// Rows appended per transaction.
 const BATCH_ROWS: usize = 2_000;
 
-/// Appends undo and re-apply pairs to the audit at `url` until it holds about `rows` rows (an
-/// even number added, so every unit ends `APPLIED`); returns the counts it held before and holds
-/// after.
+/// Appends undo and re-apply pairs to the audit at `url` until it holds at least `rows` rows
+/// (one more at most: pairs, so every unit ends `APPLIED`); returns the counts it held before
+/// and holds after.
 pub async fn lengthen(url: &str, rows: usize) -> Result<(usize, usize), BenchError> {
     let store = connect(url, StoreOptions::default())
         .await
@@ -36,7 +35,7 @@ pub async fn lengthen(url: &str, rows: usize) -> Result<(usize, usize), BenchErr
             detail: "the database to lengthen has no APPLIED row to copy".into(),
         });
     }
-    let pairs = rows.saturating_sub(entries.len()) / 2;
+    let pairs = rows.saturating_sub(entries.len()).div_ceil(2);
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     for pair in 0..pairs {
         let unit = applied[pair % applied.len()];

@@ -572,10 +572,9 @@ impl Bench<'_> {
                         .map_err(counting)
                 }
                 Database::Mariadb => {
-                    let mut conn =
-                        <sqlx::MySqlConnection as sqlx::Connection>::connect(&fresh.url)
-                            .await
-                            .map_err(connecting)?;
+                    let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&fresh.url)
+                        .await
+                        .map_err(connecting)?;
                     sqlx::query_as(APPLIED)
                         .fetch_one(&mut conn)
                         .await
@@ -620,9 +619,7 @@ impl Bench<'_> {
         let (short_rows, long_rows) = self
             .runtime
             .block_on(crate::history::lengthen(&long.url, rows))?;
-        eprintln!(
-            "[{database} N={n} history] {short_rows} audit rows lengthened to {long_rows}"
-        );
+        eprintln!("[{database} N={n} history] {short_rows} audit rows lengthened to {long_rows}");
         let mut history = History {
             n,
             short_rows,

@@ -64,9 +64,9 @@ async fn run_postgres(job: &Job) -> Result<(Duration, usize), BenchError> {
 }
 
 async fn run_mariadb(job: &Job) -> Result<(Duration, usize), BenchError> {
-    let options = mysql_async::Opts::from_url(&job.url).map_err(|error| BenchError::Usage(
-        format!("refinery cannot use the MariaDB URL: {error}"),
-    ))?;
+    let options = mysql_async::Opts::from_url(&job.url).map_err(|error| {
+        BenchError::Usage(format!("refinery cannot use the MariaDB URL: {error}"))
+    })?;
     let started = Instant::now();
     let mut pool = mysql_async::Pool::new(options);
     let runner = Runner::new(&migrations(job.n)?);
