@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use crate::cli::Options;
 use crate::machine::Machine;
@@ -744,6 +743,7 @@ fn key(durable: bool, database: Database, mode: Mode, n: usize, tool: Tool) -> K
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn verdicts_say_by_how_much() {
