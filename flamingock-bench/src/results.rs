@@ -78,7 +78,7 @@ pub struct Load {
 }
 
 /// Everything one benchmark run measured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
     pub series: BTreeMap<Key, Vec<Sample>>,
     /// The fleet start on each server database measured.
@@ -87,17 +87,6 @@ pub struct Results {
     pub history: BTreeMap<Database, History>,
     /// `None` when not asked for (or PostgreSQL not among the databases).
     pub load: Option<Load>,
-}
-
-impl Default for Results {
-    fn default() -> Self {
-        Self {
-            series: BTreeMap::new(),
-            fleets: BTreeMap::new(),
-            history: BTreeMap::new(),
-            load: None,
-        }
-    }
 }
 
 impl Results {
