@@ -66,6 +66,8 @@ pub struct Results {
     pub fleet: Fleet,
     /// `None` when not asked for (or PostgreSQL not among the databases).
     pub load: Option<Load>,
+    /// The compile-time measurement; `None` when not asked for (`--compile-sizes none`).
+    pub compile: Option<crate::compile::CompileResults>,
 }
 
 impl Default for Results {
@@ -74,6 +76,7 @@ impl Default for Results {
             series: BTreeMap::new(),
             fleet: Fleet::NotRun,
             load: None,
+            compile: None,
         }
     }
 }
