@@ -37,7 +37,16 @@ OPTIONS:
     --load SxI             the load run: S services of I instances each starting together
                            against one server (default 50x4; `none` to skip)
     --load-n N             units per service in the load run (default 20)
+    --compile-sizes N,...  the Ns of the compile-time measurement: generated crates of N
+                           `#[change_unit]` units and of N SQL files under `sqlx::migrate!`
+                           (default 10,100,1000; `none` to skip)
+    --compile-runs R       timed builds of each kind per crate (default 3)
+    --compile-dir DIR      generate the compile-time workspace there and keep it (default: a
+                           temporary folder, removed afterwards)
     -h, --help             this text
+
+    flamingock-bench compile [OPTIONS]
+                           the compile-time measurement alone, its sections on stdout
 
     flamingock-bench profile --tool T --mode cold|warm|fleet --database D --n N
                            [--postgres-url URL] [--mysql-url URL]
@@ -56,6 +65,8 @@ pub const URL_ENV: &str = "FLAMINGOCK_BENCH_URL";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Bench(Options),
+    /// The compile-time measurement alone (`compile [OPTIONS]`), its sections on stdout.
+    Compile(Options),
     Child(ChildArgs),
     Profile(ProfileArgs),
     /// The server process the measurements through the server use (see `crate::server`).
@@ -87,6 +98,12 @@ pub struct Options {
     pub load: Option<(usize, usize)>,
     /// Units per service in the load run.
     pub load_n: usize,
+    /// The Ns of the compile-time measurement (empty: skipped).
+    pub compile_sizes: Vec<usize>,
+    /// Timed builds of each kind per generated crate.
+    pub compile_runs: usize,
+    /// Where the compile-time workspace is generated and kept (`None`: a temporary folder).
+    pub compile_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -113,6 +130,9 @@ impl Default for Options {
             server_sizes: vec![100, 1_000],
             load: Some((50, 4)),
             load_n: 20,
+            compile_sizes: crate::compile::DEFAULT_SIZES.to_vec(),
+            compile_runs: crate::compile::DEFAULT_RUNS,
+            compile_dir: None,
         }
     }
 }
@@ -170,6 +190,12 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
         Some("child") => return parse_child(&args[1..]).map(Command::Child),
         Some("profile") => return parse_profile(&args[1..]).map(Command::Profile),
         Some("serve") if args.len() == 1 => return Ok(Command::Serve),
+        Some("compile") => {
+            return match parse(&args[1..])? {
+                Command::Bench(options) => Ok(Command::Compile(options)),
+                other => Ok(other),
+            };
+        }
         _ => {}
     }
     let mut options = Options::default();
@@ -203,12 +229,17 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
             "--load" if value == "none" => options.load = None,
             "--load" => options.load = Some(services_by_instances(flag, value)?),
             "--load-n" => options.load_n = positive(flag, value)?,
+            "--compile-sizes" if value == "none" => options.compile_sizes.clear(),
+            "--compile-sizes" => options.compile_sizes = list(flag, value)?,
+            "--compile-runs" => options.compile_runs = positive(flag, value)?,
+            "--compile-dir" => options.compile_dir = Some(PathBuf::from(value)),
             _ => return Err(BenchError::Usage(format!("unknown option `{flag}`"))),
         }
     }
     if options.sizes.contains(&0)
         || options.durable_sizes.contains(&0)
         || options.server_sizes.contains(&0)
+        || options.compile_sizes.contains(&0)
     {
         return Err(BenchError::Usage("sizes must be positive".into()));
     }
@@ -229,6 +260,8 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
     options.durable_sizes.dedup();
     options.server_sizes.sort_unstable();
     options.server_sizes.dedup();
+    options.compile_sizes.sort_unstable();
+    options.compile_sizes.dedup();
     options.databases.sort_unstable();
     options.databases.dedup();
     Ok(Command::Bench(options))
@@ -392,6 +425,27 @@ mod tests {
             panic!("not a bench command");
         };
         assert_eq!(options.load, None);
+        assert_eq!(options.compile_sizes, vec![10, 100, 1_000]);
+        let Command::Bench(options) =
+            parse(&args("--compile-sizes 100,10 --compile-runs 2")).expect("valid")
+        else {
+            panic!("not a bench command");
+        };
+        assert_eq!(
+            (options.compile_sizes, options.compile_runs),
+            (vec![10, 100], 2)
+        );
+        let Command::Bench(options) = parse(&args("--compile-sizes none")).expect("valid") else {
+            panic!("not a bench command");
+        };
+        assert!(options.compile_sizes.is_empty());
+        let Command::Compile(options) =
+            parse(&args("compile --compile-sizes 10 --compile-dir /tmp/c")).expect("valid")
+        else {
+            panic!("not a compile command");
+        };
+        assert_eq!(options.compile_sizes, vec![10]);
+        assert_eq!(options.compile_dir, Some(PathBuf::from("/tmp/c")));
         assert_eq!(parse(&args("serve")).expect("valid"), Command::Serve);
     }
 
@@ -446,6 +500,8 @@ mod tests {
             "--history-rows lots",
             "--mysql-url",
             "profile --tool floor --mode cold --database mariadb --n 1 --mysql-url",
+            "--compile-sizes 0",
+            "--compile-runs 0",
         ] {
             assert!(
                 matches!(parse(&args(bad)), Err(BenchError::Usage(_))),

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 mod child;
 mod cli;
+mod compile;
 mod error;
 mod fresh;
 mod history;
@@ -23,6 +24,7 @@ mod macro_units;
 mod markdown;
 mod orchestrate;
 mod report;
+mod report_compile;
 mod results;
 mod server;
 mod sql_files;
@@ -41,6 +43,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Child(args)) => child::run(args),
+        Ok(Command::Compile(options)) => match compile::measure(&options) {
+            Ok(compile) => {
+                let mut out = String::new();
+                report_compile::render(
+                    &mut out,
+                    &results::Results {
+                        compile: Some(compile),
+                        ..results::Results::default()
+                    },
+                );
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(Command::Serve) => server::serve(),
         Ok(Command::Profile(args)) => match orchestrate::profile(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -65,7 +85,10 @@ fn main() -> ExitCode {
 
 /// Measures, prints the report and writes it to `options.out`.
 fn bench(options: &cli::Options) -> Result<(), BenchError> {
-    let (results, facts) = orchestrate::measure(options)?;
+    let (mut results, facts) = orchestrate::measure(options)?;
+    if !options.compile_sizes.is_empty() {
+        results.compile = Some(compile::measure(options)?);
+    }
     let machine = machine::Machine::describe(facts.postgres_version, facts.mariadb);
     let markdown = report::render(&results, &machine, options);
     println!("{markdown}");

@@ -42,6 +42,7 @@ pub fn render(results: &Results, machine: &Machine, options: &Options) -> String
     fleet(&mut out, &results.fleets);
     through_server(&mut out, results);
     load(&mut out, results.load.as_ref());
+    crate::report_compile::render(&mut out, results);
     out.push_str(METHOD);
     out.push('\n');
     out.push_str(ANALYSIS.trim_end());

@@ -87,6 +87,8 @@ pub struct Results {
     pub history: BTreeMap<Database, History>,
     /// `None` when not asked for (or PostgreSQL not among the databases).
     pub load: Option<Load>,
+    /// The compile-time measurement; `None` when not asked for (`--compile-sizes none`).
+    pub compile: Option<crate::compile::CompileResults>,
 }
 
 impl Results {

@@ -110,6 +110,8 @@ fn the_whole_benchmark_runs_and_reports_every_row() {
         .args(["--server-sizes", &N.to_string()])
         .args(["--load", &format!("{LOAD_SERVICES}x{LOAD_INSTANCES}")])
         .args(["--load-n", &N.to_string()])
+        // Building generated crates takes minutes: the generator and its sections are unit-tested.
+        .args(["--compile-sizes", "none"])
         .args(["--history-n", &N.to_string()])
         .args(["--history-rows", &HISTORY_ROWS.to_string()])
         .args(["--postgres-url", &postgres_url])
