@@ -356,7 +356,7 @@ mod tests {
         assert!(out.contains("## Compile time"), "{out}");
         assert!(out.contains("## Binary size and memory per unit"), "{out}");
         // Medians: the 10× outlier among the incremental runs is not the one shown.
-        assert!(out.contains("| 1.90 s"), "{out}");
+        assert!(out.contains("| 1900 ms"), "{out}");
         assert!(out.contains("| 1.90 |"), "{out}");
         // (1,990,000 − 1,000,000) / 990 bytes per unit, and half of it stripped.
         assert!(out.contains("| 1000 B"), "{out}");
