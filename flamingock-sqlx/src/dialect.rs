@@ -56,6 +56,11 @@ pub trait Dialect:
     /// that a commit whose reply is lost can be settled (`None`: the database cannot be asked).
     #[doc(hidden)]
     const TRANSACTION_ID: Option<&'static str> = None;
+    /// A clause that, appended to an `INSERT`, returns the current transaction's id as `txid`
+    /// (what [`TRANSACTION_ID`](Self::TRANSACTION_ID) selects): a shared transaction's audit
+    /// insert reads it this way, saving the `SELECT`'s round trip before every unit's `COMMIT`.
+    #[doc(hidden)]
+    const RETURNING_TRANSACTION_ID: Option<&'static str> = None;
     /// Selects what became of the transaction whose id is bound, as text (`status`):
     /// `committed`, `aborted`, `in progress`, or NULL when too old to know.
     #[doc(hidden)]
@@ -133,8 +138,6 @@ pub trait LockDialect: Database {
     /// Whether a shared transaction holds the whole database's write lock from its `BEGIN` until
     /// it ends (SQLite): see the `lock::write_hold` module.
     const TRANSACTION_LOCKS_DATABASE: bool;
-    /// Selects the database clock as column `now`, in the lock table's timestamp format.
-    const SELECT_NOW: &'static str;
 
     /// Creates the lock table if it is missing.
     fn create_lock_table(table: &str) -> String;
@@ -151,8 +154,8 @@ pub trait LockDialect: Database {
     /// unexpired; the number of rows matched tells.
     fn extend_lock(table: &str) -> String;
     /// Moves the expiry to now + lease (binds: lease ms, key, owner, since) if the row is ours and
-    /// was unexpired at `since`, a time read from [`SELECT_NOW`](Self::SELECT_NOW). Only for
-    /// databases whose transactions lock the whole database.
+    /// was unexpired at `since`, this process's clock as the lock table writes times (the
+    /// `lock::write_hold` module). Only for databases whose transactions lock the whole database.
     fn renew_lock_since(table: &str) -> Option<String>;
     /// Removes the row if it is ours (binds: key, owner).
     fn release_lock(table: &str) -> String;

@@ -4,7 +4,7 @@
 //!
 //! [`DistributedLock`]: flamingock_core::lock::DistributedLock
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flamingock_core::StoreError;
 use flamingock_core::lock::{Acquisition, Fence, LockInfo};
@@ -69,6 +69,7 @@ where
             {
                 return Ok(Acquisition::Held(holder.clone()));
             }
+            let sent = Instant::now();
             let outcome = match self.upsert_and_read(fence, hostname, lease_ms).await {
                 Ok(row) => row.map(|row| decode_lock(&row, &lock.table)).transpose()?,
                 Err(error) if DB::is_busy(&error) => match seen {
@@ -86,6 +87,7 @@ where
                         HeldLease {
                             owner: fence.owner.clone(),
                             lease_ms,
+                            renewed: sent,
                         },
                     );
                     return Ok(Acquisition::Acquired);
@@ -118,6 +120,7 @@ where
             // lease meanwhile, and the transaction renews it before it ends (module docs).
             return Ok(true);
         }
+        let sent = Instant::now();
         let matched = sqlx::query(sql(&lock.sql.extend))
             .bind(lease_ms(lease))
             .bind(fence.key.clone())
@@ -128,6 +131,8 @@ where
         let matched = DB::rows_affected(&matched);
         if matched == 0 {
             lock.forget(&fence.key, Some(&fence.owner));
+        } else {
+            lock.renewed(&fence.key, &fence.owner, sent);
         }
         Ok(matched > 0)
     }

@@ -21,7 +21,7 @@ mod write_hold;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use flamingock_core::StoreError;
@@ -89,6 +89,18 @@ struct LockStatements {
 struct HeldLease {
     owner: String,
     lease_ms: i64,
+    /// When the last statement that moved its expiry was sent (so the expiry is at least a lease
+    /// later than this, by the database clock).
+    renewed: Instant,
+}
+
+impl HeldLease {
+    /// Whether a third of the lease has passed since it was last renewed: when the heartbeat
+    /// would renew it, and when a SQLite shared transaction does (see [`write_hold`]).
+    fn due(&self, now: Instant) -> bool {
+        let lease = Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(0));
+        now.saturating_duration_since(self.renewed) >= lease / 3
+    }
 }
 
 /// The lock table of one store, and what this process knows about the leases it holds there.
@@ -143,6 +155,26 @@ impl LockTable {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The held leases a third of whose time has passed since they were last renewed.
+    fn due_for_renewal(&self) -> Vec<(String, HeldLease)> {
+        let now = Instant::now();
+        self.held()
+            .iter()
+            .filter(|(_, lease)| lease.due(now))
+            .map(|(key, lease)| (key.clone(), lease.clone()))
+            .collect()
+    }
+
+    /// Notes that a statement sent at `sent` moved the expiry of `owner`'s lease on `key`.
+    fn renewed(&self, key: &str, owner: &str, sent: Instant) {
+        if let Some(held) = self.held().get_mut(key)
+            && held.owner == owner
+            && held.renewed < sent
+        {
+            held.renewed = sent;
+        }
     }
 
     fn forget(&self, key: &str, owner: Option<&str>) {
@@ -294,6 +326,26 @@ mod tests {
             name("audit", Some("AUDIT")),
             Err(StoreError::InvalidIdentifier { .. })
         ));
+    }
+
+    #[test]
+    fn a_lease_is_due_for_renewal_after_a_third_of_it() {
+        let sent = Instant::now();
+        let lease = HeldLease {
+            owner: "me".to_owned(),
+            lease_ms: 30_000,
+            renewed: sent,
+        };
+        assert!(!lease.due(sent));
+        assert!(!lease.due(sent + Duration::from_millis(9_999)));
+        assert!(lease.due(sent + Duration::from_secs(10)));
+        // A clock read before the renewal was sent is never "due".
+        assert!(!lease.due(sent.checked_sub(Duration::from_secs(60)).unwrap_or(sent)));
+        let zero = HeldLease {
+            lease_ms: 0,
+            ..lease
+        };
+        assert!(zero.due(sent));
     }
 
     #[test]

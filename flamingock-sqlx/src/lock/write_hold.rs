@@ -5,23 +5,39 @@
 //! cannot extend the lease while a unit runs. Nobody else can change the lease row then either:
 //! another instance would need that same write lock to take it. So while a shared transaction of
 //! this store is open, `extend` reports the lease as kept without writing ([`WriteHold`]); the
-//! transaction itself records the database time at which it took the write lock, and before it
-//! commits (or, through a savepoint, after it rolls the unit's work back) it renews every lease
-//! this store holds, *only* if that lease was still valid when the write lock was taken. The
-//! renewal never resurrects a lease someone else could have taken: from that moment on no other
-//! connection could write. Its fenced insert then finds a valid lease, however long the unit ran.
+//! transaction itself notes the time at which it took the write lock, and before it commits
+//! renews the leases this store holds, *only* if a lease was still valid when the write lock was
+//! taken. The renewal never resurrects a lease someone else could have taken: from that moment on
+//! no other connection could write. Its fenced insert then finds a valid lease, however long the
+//! unit ran.
+//!
+//! Two things keep a unit at the floor's four statements (`BEGIN`, the change, the fenced insert,
+//! `COMMIT`):
+//!
+//! - The time the write lock was taken comes from this process's clock right after `BEGIN`
+//!   returns, not from a `SELECT`: SQLite's `'now'` *is* this process's clock (the VFS reads the
+//!   system time; [`clock_text`] writes it as the lock table does), and a time read after the
+//!   lock was granted can only be later than the grant, which makes the check stricter.
+//! - A lease is renewed in the transaction only once a third of it has passed since this process
+//!   last moved its expiry (timed on the monotonic clock from before that statement was sent), as
+//!   the heartbeat would; until then at least two thirds of it remain, and the fenced insert,
+//!   which still judges the lease by the database clock, finds it valid.
+//!
+//! A unit that fails rolls the whole transaction back (no savepoint); the leases due for renewal
+//! are then renewed the same way right after, from the pool: the renewal still requires the row to
+//! be ours and valid at the moment the write lock was taken, so a lease that lapsed while the unit
+//! held the lock comes back only if nobody has taken it since, exactly as re-acquiring it would.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
+use chrono::{DateTime, Utc};
+use sqlx::{Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
-use super::{HeldLease, LockTable};
+use super::LockTable;
 use crate::dialect::Dialect;
 use crate::sql::{begin, sql};
-
-/// The savepoint a SQLite shared transaction rolls back to, keeping its write lock.
-const UNIT_SAVEPOINT: &str = "flamingock_unit";
 
 impl LockTable {
     /// Notes that a shared transaction is about to take the database's write lock; the returned
@@ -43,7 +59,7 @@ impl LockTable {
 /// A shared transaction's hold on SQLite's database-wide write lock.
 pub(crate) struct WriteHold {
     lock: Arc<LockTable>,
-    /// The database clock right after the write lock was taken.
+    /// The clock right after the write lock was taken, as the lock table writes times.
     since: Option<String>,
 }
 
@@ -53,18 +69,21 @@ impl Drop for WriteHold {
     }
 }
 
+/// `at` as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', ..)` writes it in the lock table: RFC 3339
+/// in UTC with milliseconds (truncated, as SQLite's millisecond clock is), whose text order is
+/// time order.
+pub(crate) fn clock_text(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 /// Opens a shared transaction; on a database whose transactions lock it whole (SQLite), also
-/// records when the write lock was taken and sets the savepoint a rollback returns to.
+/// notes when the write lock was taken.
 pub(crate) async fn begin_shared<DB>(
     pool: &Pool<DB>,
     lock: &Arc<LockTable>,
 ) -> Result<(Transaction<'static, DB>, Option<WriteHold>), sqlx::Error>
 where
     DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    &'static str: ColumnIndex<DB::Row>,
-    String: Type<DB> + for<'r> Decode<'r, DB>,
 {
     if !DB::TRANSACTION_LOCKS_DATABASE {
         return Ok((begin(pool).await?, None));
@@ -72,20 +91,14 @@ where
     // Counted before BEGIN: while it waits for the write lock the heartbeat does not write
     // either; if the lease lapses meanwhile and someone takes it, the fence refuses the commit.
     let mut hold = lock.hold_writes();
-    let mut tx = begin(pool).await?;
-    let now: String = sqlx::query(DB::SELECT_NOW)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("now")?;
-    hold.since = Some(now);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {UNIT_SAVEPOINT}")))
-        .execute(&mut *tx)
-        .await?;
+    let tx = begin(pool).await?;
+    // After BEGIN IMMEDIATE returned: no earlier than the moment the write lock was granted.
+    hold.since = Some(clock_text(Utc::now()));
     Ok((tx, Some(hold)))
 }
 
-/// Renews every lease this store holds that was valid when `hold`'s transaction took the write
-/// lock (see the module documentation).
+/// Renews every lease this store holds that is due for renewal (see the module documentation)
+/// and was valid when `hold`'s transaction took the write lock, through `conn`.
 pub(crate) async fn renew_held<DB>(
     conn: &mut DB::Connection,
     hold: &WriteHold,
@@ -100,30 +113,31 @@ where
     let (Some(statement), Some(since)) = (&hold.lock.sql.renew_since, &hold.since) else {
         return Ok(());
     };
-    let held: Vec<(String, HeldLease)> = hold
-        .lock
-        .held()
-        .iter()
-        .map(|(key, lease)| (key.clone(), lease.clone()))
-        .collect();
-    for (key, lease) in held {
-        sqlx::query(sql(statement))
+    let due = hold.lock.due_for_renewal();
+    for (key, lease) in due {
+        let sent = Instant::now();
+        let renewed = sqlx::query(sql(statement))
             .bind(lease.lease_ms)
-            .bind(key)
-            .bind(lease.owner)
+            .bind(key.clone())
+            .bind(lease.owner.clone())
             .bind(since.clone())
             .execute(&mut *conn)
             .await?;
+        if DB::rows_affected(&renewed) > 0 {
+            hold.lock.renewed(&key, &lease.owner, sent);
+        }
     }
     Ok(())
 }
 
-/// Rolls the unit's work back to the savepoint set at `BEGIN`, renews the held leases while the
-/// write lock is still ours, and commits that (empty) transaction; on any failure the whole
-/// transaction is rolled back instead, which undoes the unit's work all the same.
+/// Rolls the whole transaction back, then renews, from `pool`, the held leases that are due and
+/// were valid when the transaction took the write lock (the module documentation says why that
+/// is safe once the write lock is released). A failed renewal is left to the heartbeat: the
+/// rollback itself is what must not fail.
 pub(crate) async fn rollback_keeping_lease<DB>(
-    mut tx: Transaction<'static, DB>,
+    tx: Transaction<'static, DB>,
     hold: WriteHold,
+    pool: &Pool<DB>,
 ) -> Result<(), sqlx::Error>
 where
     DB: Dialect,
@@ -132,20 +146,42 @@ where
     String: Type<DB> + for<'q> Encode<'q, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB>,
 {
-    let undo =
-        format!("ROLLBACK TO SAVEPOINT {UNIT_SAVEPOINT}; RELEASE SAVEPOINT {UNIT_SAVEPOINT}");
-    let kept = async {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(undo))
-            .execute(&mut *tx)
-            .await?;
-        renew_held::<DB>(&mut tx, &hold).await
+    tx.rollback().await?;
+    if hold.lock.due_for_renewal().is_empty() {
+        return Ok(());
+    }
+    let renewed = async {
+        let mut conn = pool.acquire().await?;
+        renew_held::<DB>(&mut conn, &hold).await
     }
     .await;
-    match kept {
-        Ok(()) => tx.commit().await,
-        Err(error) => {
-            tracing::warn!(%error, "could not keep the lease while rolling back; rolling back plainly");
-            tx.rollback().await
+    if let Err(error) = renewed {
+        tracing::warn!(%error, "could not renew the lease after rolling a unit back; the heartbeat will try");
+    }
+    Ok(())
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The module's premise: SQLite's `'now'` is this process's clock, written as [`clock_text`]
+    /// writes it, so a time noted here right after `BEGIN` is comparable with the lease row's.
+    #[tokio::test]
+    async fn sqlite_now_is_this_process_clock_in_the_lock_table_format() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for _ in 0..50 {
+            let before = clock_text(Utc::now());
+            let (now,): (String,) = sqlx::query_as("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let after = clock_text(Utc::now());
+            assert_eq!(now.len(), before.len(), "{now} against {before}");
+            assert!(
+                before <= now && now <= after,
+                "{before} <= {now} <= {after}"
+            );
         }
     }
 }

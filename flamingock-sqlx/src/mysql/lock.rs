@@ -23,8 +23,6 @@ impl LockDialect for sqlx::MySql {
     }
 
     const TRANSACTION_LOCKS_DATABASE: bool = false;
-    const SELECT_NOW: &'static str =
-        "SELECT DATE_FORMAT(UTC_TIMESTAMP(3), '%Y-%m-%dT%H:%i:%s.%fZ') AS now";
 
     fn create_lock_table(table: &str) -> String {
         format!(

@@ -28,7 +28,6 @@ impl LockDialect for sqlx::Postgres {
     }
 
     const TRANSACTION_LOCKS_DATABASE: bool = false;
-    const SELECT_NOW: &'static str = "SELECT clock_timestamp()::text AS now";
 
     fn create_lock_table(table: &str) -> String {
         format!(

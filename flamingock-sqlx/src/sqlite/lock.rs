@@ -19,7 +19,6 @@ impl LockDialect for sqlx::Sqlite {
     }
 
     const TRANSACTION_LOCKS_DATABASE: bool = true;
-    const SELECT_NOW: &'static str = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS now";
 
     fn create_lock_table(table: &str) -> String {
         format!(
