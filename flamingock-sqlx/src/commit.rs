@@ -58,6 +58,24 @@ where
         ),
         None => None,
     };
+    commit_settled_as(tx, pool, txid).await
+}
+
+/// [`commit_settled`] for a transaction whose id (`txid`, as [`Dialect::TRANSACTION_ID`] reads
+/// it) is already known, for instance from an insert's `RETURNING` clause; `None` where the
+/// dialect cannot name transactions.
+pub(crate) async fn commit_settled_as<DB>(
+    tx: Transaction<'static, DB>,
+    pool: &Pool<DB>,
+    txid: Option<String>,
+) -> Result<(), CommitFailure>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    String: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+{
     let error = match tx.commit().await {
         Ok(()) => return Ok(()),
         Err(error) if crate::sql::reply_may_be_lost(&error) => error,

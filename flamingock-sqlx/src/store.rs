@@ -18,7 +18,7 @@ use flamingock_core::{AuditEntry, AuditStore, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use crate::columns::{bind_entry, bind_fenced, first_shape_column_names};
-use crate::commit::{CommitFailure, commit_settled};
+use crate::commit::{CommitFailure, commit_settled, commit_settled_as};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
 use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
@@ -44,6 +44,11 @@ pub(crate) const AUDIT_TABLE: TableKind = TableKind {
 struct Statements {
     schema: Vec<Arc<str>>,
     insert: Arc<str>,
+    /// A shared transaction's audit insert, unfenced and fenced: the insert and the fenced
+    /// insert, returning the transaction's id where the dialect can
+    /// ([`Dialect::RETURNING_TRANSACTION_ID`]).
+    shared_insert: Arc<str>,
+    shared_insert_fenced: Arc<str>,
     entries: Arc<str>,
     unit_states: Arc<str>,
 }
@@ -119,16 +124,20 @@ impl<DB: Dialect> SqlAuditStore<DB> {
     ) -> Result<Self, StoreError> {
         let table = TableName::new(&options.audit_table)?;
         let index = table.derived("change_id_idx");
+        let lock = LockTable::new::<DB>(options, &table)?;
+        let insert = DB::insert_entry(table.as_str());
+        let returning = DB::RETURNING_TRANSACTION_ID.unwrap_or("");
         let sql = Statements {
             schema: DB::create_schema(table.as_str(), &index)
                 .into_iter()
                 .map(Arc::from)
                 .collect(),
-            insert: DB::insert_entry(table.as_str()).into(),
+            shared_insert: format!("{insert}{returning}").into(),
+            shared_insert_fenced: format!("{}{returning}", lock.insert_fenced()).into(),
+            insert: insert.into(),
             entries: DB::select_entries(table.as_str()).into(),
             unit_states: DB::select_unit_states(table.as_str()).into(),
         };
-        let lock = LockTable::new::<DB>(options, &table)?;
         let summary = SummaryTable::new::<DB>(&table, lock.name())?;
         let identity = DB::database_identity(&pool.connect_options());
         Ok(Self {
@@ -378,7 +387,6 @@ where
             tx,
             pool: self.pool.clone(),
             sql: Arc::clone(&self.sql),
-            lock: Arc::clone(&self.lock),
             hold,
         }))
     }
@@ -640,7 +648,6 @@ struct SqlSharedTransaction<DB: Dialect> {
     /// Where a commit whose reply was lost is settled from (another connection).
     pool: Pool<DB>,
     sql: Arc<Statements>,
-    lock: Arc<LockTable>,
     /// On SQLite: the database's write lock, held since `BEGIN` (see the `lock` module).
     hold: Option<WriteHold>,
 }
@@ -670,53 +677,69 @@ where
             mut tx,
             pool,
             sql: statements,
-            lock,
             hold,
         } = *self;
         let action = "recording the audit entry of a shared transaction";
-        match fence {
-            None => {
-                bind_entry(sqlx::query(sql(&statements.insert)), entry)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error(action))?;
+        if let (Some(_), Some(hold)) = (fence, &hold) {
+            lock::renew_held::<DB>(&mut tx, hold)
+                .await
+                .map_err(query_error("renewing the lock's lease"))?;
+        }
+        let query = match fence {
+            None => bind_entry(sqlx::query(sql(&statements.shared_insert)), entry),
+            Some(fence) => bind_fenced(
+                sqlx::query(sql(&statements.shared_insert_fenced)),
+                entry,
+                fence,
+            ),
+        };
+        // Where the insert returns the transaction's id, no row back means nothing was inserted.
+        let (inserted, txid) = if DB::RETURNING_TRANSACTION_ID.is_some() {
+            match query
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error(action))?
+            {
+                Some(row) => (
+                    1,
+                    Some(
+                        row.try_get::<String, _>("txid")
+                            .map_err(query_error(action))?,
+                    ),
+                ),
+                None => (0, None),
             }
-            Some(fence) => {
-                if let Some(hold) = &hold {
-                    lock::renew_held::<DB>(&mut tx, hold)
-                        .await
-                        .map_err(query_error("renewing the lock's lease"))?;
-                }
-                let inserted = bind_fenced(sqlx::query(sql(lock.insert_fenced())), entry, fence)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error(action))?;
-                let inserted = DB::rows_affected(&inserted);
-                if inserted == 0 {
-                    // Nothing of the unit may commit once the lease is gone.
-                    if let Err(error) = tx.rollback().await {
-                        tracing::warn!(%error, "rolling back after losing the lock failed; the connection is discarded");
-                    }
-                    return fenced_outcome(inserted, fence);
-                }
+        } else {
+            let done = query.execute(&mut *tx).await.map_err(query_error(action))?;
+            (DB::rows_affected(&done), None)
+        };
+        if let Some(fence) = fence
+            && inserted == 0
+        {
+            // Nothing of the unit may commit once the lease is gone.
+            if let Err(error) = tx.rollback().await {
+                tracing::warn!(%error, "rolling back after losing the lock failed; the connection is discarded");
             }
+            return fenced_outcome(inserted, fence);
         }
         let action = "committing a shared transaction";
-        commit_settled(tx, &pool)
-            .await
-            .map_err(|failure| match failure {
-                CommitFailure::NotCommitted(error) => query_error(action)(error),
-                CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
-                    action,
-                    source: Box::new(error),
-                },
-            })
+        let committed = match txid {
+            Some(txid) => commit_settled_as(tx, &pool, Some(txid)).await,
+            None => commit_settled(tx, &pool).await,
+        };
+        committed.map_err(|failure| match failure {
+            CommitFailure::NotCommitted(error) => query_error(action)(error),
+            CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {
+                action,
+                source: Box::new(error),
+            },
+        })
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
-        let Self { tx, hold, .. } = *self;
+        let Self { tx, hold, pool, .. } = *self;
         match hold {
-            Some(hold) => lock::rollback_keeping_lease(tx, hold).await,
+            Some(hold) => lock::rollback_keeping_lease(tx, hold, &pool).await,
             None => tx.rollback().await,
         }
         .map_err(query_error("rolling back a shared transaction"))

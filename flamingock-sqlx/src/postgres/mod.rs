@@ -43,6 +43,8 @@ impl Dialect for Postgres {
          WHERE table_schema = current_schema() AND table_name = $1";
     const DDL_COMMITS: bool = false;
     const TRANSACTION_ID: Option<&'static str> = Some("SELECT txid_current()::text AS txid");
+    const RETURNING_TRANSACTION_ID: Option<&'static str> =
+        Some(" RETURNING txid_current()::text AS txid");
     const TRANSACTION_STATUS: Option<&'static str> =
         Some("SELECT txid_status(CAST($1 AS bigint)) AS status");
     const NAME_RESOLUTION: Option<&'static str> =
