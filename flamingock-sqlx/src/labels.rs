@@ -13,7 +13,7 @@ macro_rules! sqlx_version {
     };
 }
 
-/// The sqlx version this crate is built on (the `major.minor` its dependency requires), which
+/// The sqlx version this crate is built on (the `major.minor` of the version its dependency requires), which
 /// `flamingock::sqlx` re-exports. Units name their pool and transaction types from this version.
 pub const SQLX_VERSION: &str = sqlx_version!();
 
@@ -67,8 +67,13 @@ mod tests {
             .lines()
             .find(|line| line.starts_with("sqlx = "))
             .expect("the workspace names its sqlx");
+        // `major.minor`, or a patch release of it as the lowest version required.
+        let named = [
+            format!("version = \"{SQLX_VERSION}\""),
+            format!("version = \"{SQLX_VERSION}."),
+        ];
         assert!(
-            line.contains(&format!("version = \"{SQLX_VERSION}\"")),
+            named.iter().any(|named| line.contains(named.as_str())),
             "SQLX_VERSION is {SQLX_VERSION}, the workspace says {line}"
         );
     }
