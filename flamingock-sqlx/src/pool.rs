@@ -52,8 +52,10 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Opens a pool once one connection could be made, retrying while the server is unreachable.
 ///
 /// sqlx's pool would itself wait for a refused server until its acquire timeout, unbounded by
-/// our attempts; so each try is one plain connection, and the pool is built after the first
-/// success.
+/// our attempts, and report only that it timed out; so for a server each try is one plain
+/// connection (whose error is the server's own), and the pool is built after the first success.
+/// A SQLite file needs no such probe, and every connection to it parses the whole schema first
+/// (milliseconds once it holds thousands of tables): there each try builds the pool itself.
 pub(crate) async fn open_pool<DB: Database>(
     url: &str,
     connect_options: <DB::Connection as Connection>::Options,
@@ -62,21 +64,52 @@ pub(crate) async fn open_pool<DB: Database>(
 ) -> Result<Pool<DB>, StoreError> {
     refuse_unnamed_sqlite(url)?;
     let redacted = redact_url(url);
+    // A server lost mid-run fails each statement after the connect timeout, not sqlx's 30 s.
+    let pool_options = pool_options
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .acquire_timeout(options.connect_timeout);
+    let probe_first = !DB::URL_SCHEMES.contains(&"sqlite");
     let attempts = options.connect_attempts.max(1);
     let mut backoff = options.connect_backoff;
-    for attempt in 1..=attempts {
-        let error =
-            match tokio::time::timeout(options.connect_timeout, connect_options.connect()).await {
-                Ok(Ok(probe)) => {
-                    // The probe only proves the server answers; the pool makes its own connections.
-                    let _ = probe.close().await;
-                    break;
-                }
-                Ok(Err(error)) if !is_transient(&error) => return Err(connect_error(url, error)),
-                Ok(Err(error)) => scrub(&error.to_string(), url),
-                Err(_) => format!("no answer within {:?}", options.connect_timeout),
-            };
-        if attempt == attempts {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let tried = if probe_first {
+            tokio::time::timeout(options.connect_timeout, async {
+                let probe = connect_options.connect().await?;
+                // The probe only proves the server answers; the pool makes its own connections.
+                let _ = probe.close().await;
+                pool_options
+                    .clone()
+                    .connect_with(connect_options.clone())
+                    .await
+            })
+            .await
+        } else {
+            tokio::time::timeout(
+                options.connect_timeout,
+                pool_options.clone().connect_with(connect_options.clone()),
+            )
+            .await
+        };
+        let error = match tried {
+            Ok(Ok(pool)) => {
+                tracing::debug!(url = %redacted, "connected to the audit store");
+                return Ok(pool);
+            }
+            Ok(Err(error)) if !is_transient(&error) => return Err(connect_error(url, error)),
+            Ok(Err(error)) => scrub(&error.to_string(), url),
+            Err(_) => format!("no answer within {:?}", options.connect_timeout),
+        };
+        if attempt >= attempts {
             return Err(connect_error(
                 url,
                 format!(
@@ -96,23 +129,6 @@ pub(crate) async fn open_pool<DB: Database>(
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
     }
-    // A server lost mid-run fails each statement after the connect timeout, not sqlx's 30 s.
-    let pool = pool_options
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                    conn.ping().await?;
-                }
-                Ok(true)
-            })
-        })
-        .acquire_timeout(options.connect_timeout)
-        .connect_with(connect_options)
-        .await
-        .map_err(|error| connect_error(url, error))?;
-    tracing::debug!(url = %redacted, "connected to the audit store");
-    Ok(pool)
 }
 
 /// Whether a failed connection may succeed later: the server is down, starting or overloaded, or
