@@ -52,9 +52,8 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Opens a pool once one connection could be made, retrying while the server is unreachable.
 ///
 /// sqlx's pool would itself wait for a refused server until its acquire timeout, unbounded by
-/// our attempts, and report only that it timed out; so for a server each try is one plain
-/// connection (whose error is the server's own), and the pool is built after the first success.
-/// A SQLite file needs no such probe, and every connection to it parses the whole schema first
+/// our attempts, and report only that it timed out; so for a server each try also makes one
+/// plain connection, whose error is the server's own ([`probed`]). A SQLite file needs no such probe, and every connection to it parses the whole schema first
 /// (milliseconds once it holds thousands of tables): there each try builds the pool itself.
 pub(crate) async fn open_pool<DB: Database>(
     url: &str,
@@ -83,15 +82,10 @@ pub(crate) async fn open_pool<DB: Database>(
     loop {
         attempt += 1;
         let tried = if probe_first {
-            tokio::time::timeout(options.connect_timeout, async {
-                let probe = connect_options.connect().await?;
-                // The probe only proves the server answers; the pool makes its own connections.
-                let _ = probe.close().await;
-                pool_options
-                    .clone()
-                    .connect_with(connect_options.clone())
-                    .await
-            })
+            tokio::time::timeout(
+                options.connect_timeout,
+                probed(&connect_options, pool_options.clone()),
+            )
             .await
         } else {
             tokio::time::timeout(
@@ -128,6 +122,39 @@ pub(crate) async fn open_pool<DB: Database>(
         );
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
+    }
+}
+
+/// The pool, connected beside a probe connection that tells what is wrong when the server does
+/// not answer. Both connect at once, so that a start waits for one connection, not two: a probe
+/// that fails stops the pool's attempt (which would otherwise retry a refused server until its
+/// acquire timeout and then report only that it timed out); one that succeeds is closed while
+/// the pool finishes.
+async fn probed<DB: Database>(
+    connect_options: &<DB::Connection as Connection>::Options,
+    pool_options: PoolOptions<DB>,
+) -> Result<Pool<DB>, sqlx::Error> {
+    let probe = async {
+        let probe = connect_options.connect().await?;
+        let _ = probe.close().await;
+        Ok::<(), sqlx::Error>(())
+    };
+    let pool = pool_options.connect_with(connect_options.clone());
+    tokio::pin!(probe, pool);
+    tokio::select! {
+        probed = &mut probe => {
+            probed?;
+            pool.await
+        }
+        pooled = &mut pool => match pooled {
+            Ok(pool) => {
+                // Closed politely rather than cut mid-handshake; its outcome no longer matters.
+                let _ = probe.await;
+                Ok(pool)
+            }
+            // The probe's error is the server's own.
+            Err(error) => probe.await.and(Err(error)),
+        },
     }
 }
 
