@@ -46,15 +46,21 @@ fn scrub_error(
 /// A connection that went back to the pool less than this long ago is handed out again without a
 /// ping: sqlx pings every connection as it returns to the pool, so it answered moments ago. One
 /// idle for longer is pinged first (sqlx's `test_before_acquire`), and replaced if it fails. A
-/// run's units take a connection one after another, each a round trip cheaper this way.
+/// run's units take a connection one after another, each a round trip cheaper this way. A server
+/// lost within that second fails the next statement instead of the ping, which the engine treats
+/// as any lost reply (docs/architecture.md, unknown outcomes).
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// How long the probe and the pool's first connection wait for each other once one has finished.
+const PROBE_GRACE: Duration = Duration::from_millis(100);
 
 /// Opens a pool once one connection could be made, retrying while the server is unreachable.
 ///
 /// sqlx's pool would itself wait for a refused server until its acquire timeout, unbounded by
 /// our attempts, and report only that it timed out; so for a server each try also makes one
-/// plain connection, whose error is the server's own ([`probed`]). A SQLite file needs no such probe, and every connection to it parses the whole schema first
-/// (milliseconds once it holds thousands of tables): there each try builds the pool itself.
+/// plain connection, whose error is the server's own ([`probed`]). A SQLite file needs no such
+/// probe, and every connection to it parses the whole schema first (milliseconds once it holds
+/// thousands of tables): there each try builds the pool itself.
 pub(crate) async fn open_pool<DB: Database>(
     url: &str,
     connect_options: <DB::Connection as Connection>::Options,
@@ -142,18 +148,27 @@ async fn probed<DB: Database>(
     let pool = pool_options.connect_with(connect_options.clone());
     tokio::pin!(probe, pool);
     tokio::select! {
-        probed = &mut probe => {
-            probed?;
-            pool.await
-        }
+        probed = &mut probe => match probed {
+            Ok(()) => pool.await,
+            // Near the server's connection limit the probe may lose the last free connection to
+            // the pool: a pool that connects within the grace is what was asked for.
+            Err(error) => match tokio::time::timeout(PROBE_GRACE, &mut pool).await {
+                Ok(Ok(pool)) => Ok(pool),
+                _ => Err(error),
+            },
+        },
         pooled = &mut pool => match pooled {
             Ok(pool) => {
-                // Closed politely rather than cut mid-handshake; its outcome no longer matters.
-                let _ = probe.await;
+                // Closed politely rather than cut mid-handshake, if it answers soon; its outcome
+                // no longer matters.
+                let _ = tokio::time::timeout(PROBE_GRACE, probe).await;
                 Ok(pool)
             }
             // The probe's error is the server's own.
-            Err(error) => probe.await.and(Err(error)),
+            Err(error) => match tokio::time::timeout(PROBE_GRACE, probe).await {
+                Ok(Err(probed)) => Err(probed),
+                _ => Err(error),
+            },
         },
     }
 }

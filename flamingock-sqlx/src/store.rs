@@ -21,7 +21,7 @@ use crate::columns::{bind_entry, bind_fenced, first_shape_column_names};
 use crate::commit::{CommitFailure, commit_settled, commit_settled_as};
 use crate::dialect::{Dialect, TargetDialect};
 use crate::identifier::TableName;
-use crate::lock::{self, Leases, LockTable, SqlKeeper, WriteHold};
+use crate::lock::{self, Leases, LockTable, Renewals, SqlKeeper, WriteHold};
 use crate::options::StoreOptions;
 use crate::row;
 use crate::sql::{
@@ -680,11 +680,14 @@ where
             hold,
         } = *self;
         let action = "recording the audit entry of a shared transaction";
-        if let (Some(_), Some(hold)) = (fence, &hold) {
-            lock::renew_held::<DB>(&mut tx, hold)
-                .await
-                .map_err(query_error("renewing the lock's lease"))?;
-        }
+        let renewals = match (fence, &hold) {
+            (Some(_), Some(hold)) => Some(
+                lock::renew_held::<DB>(&mut tx, hold)
+                    .await
+                    .map_err(query_error("renewing the lock's lease"))?,
+            ),
+            _ => None,
+        };
         let query = match fence {
             None => bind_entry(sqlx::query(sql(&statements.shared_insert)), entry),
             Some(fence) => bind_fenced(
@@ -727,6 +730,10 @@ where
             Some(txid) => commit_settled_as(tx, &pool, Some(txid)).await,
             None => commit_settled(tx, &pool).await,
         };
+        if committed.is_ok() {
+            // Only now: a renewal rolled back with its transaction left the lease where it was.
+            renewals.into_iter().for_each(Renewals::note);
+        }
         committed.map_err(|failure| match failure {
             CommitFailure::NotCommitted(error) => query_error(action)(error),
             CommitFailure::Unknown(error) => StoreError::OutcomeUnknown {

@@ -117,7 +117,8 @@ where
                 .is_some_and(|held| held.owner == fence.owner)
         {
             // A shared transaction of ours holds the database's write lock: nobody can take the
-            // lease meanwhile, and the transaction renews it before it ends (module docs).
+            // lease meanwhile, and the transaction renews it when due, before its fenced insert
+            // or right after it rolls back (`write_hold`).
             return Ok(true);
         }
         let sent = Instant::now();

@@ -34,7 +34,9 @@ use crate::options::{DEFAULT_AUDIT_TABLE, StoreOptions};
 
 pub(crate) use keeper::SqlKeeper;
 pub(crate) use lease::Leases;
-pub(crate) use write_hold::{WriteHold, begin_shared, renew_held, rollback_keeping_lease};
+pub(crate) use write_hold::{
+    Renewals, WriteHold, begin_shared, renew_held, rollback_keeping_lease,
+};
 
 /// The lock table's name next to the default audit table.
 pub const DEFAULT_LOCK_TABLE: &str = "flamingock_lock";
@@ -95,8 +97,8 @@ struct HeldLease {
 }
 
 impl HeldLease {
-    /// Whether a third of the lease has passed since it was last renewed: when the heartbeat
-    /// would renew it, and when a SQLite shared transaction does (see [`write_hold`]).
+    /// Whether a third of the lease has passed since it was last renewed (the heartbeat's
+    /// period): when a SQLite shared transaction renews it (see [`write_hold`]).
     fn due(&self, now: Instant) -> bool {
         let lease = Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(0));
         now.saturating_duration_since(self.renewed) >= lease / 3

@@ -97,12 +97,30 @@ where
     Ok((tx, Some(hold)))
 }
 
+/// Leases a statement renewed, each with when that statement was sent: noted in the lock table
+/// ([`Renewals::note`]) once the renewal is known to have committed.
+#[must_use = "renewals count only once noted, after their transaction committed"]
+pub(crate) struct Renewals {
+    lock: Arc<LockTable>,
+    renewed: Vec<(String, String, Instant)>,
+}
+
+impl Renewals {
+    /// Records the renewals: their transaction committed.
+    pub(crate) fn note(self) {
+        for (key, owner, sent) in &self.renewed {
+            self.lock.renewed(key, owner, *sent);
+        }
+    }
+}
+
 /// Renews every lease this store holds that is due for renewal (see the module documentation)
-/// and was valid when `hold`'s transaction took the write lock, through `conn`.
+/// and was valid when `hold`'s transaction took the write lock, through `conn`. The renewals
+/// returned count once their transaction has committed.
 pub(crate) async fn renew_held<DB>(
     conn: &mut DB::Connection,
     hold: &WriteHold,
-) -> Result<(), sqlx::Error>
+) -> Result<Renewals, sqlx::Error>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -110,11 +128,14 @@ where
     String: Type<DB> + for<'q> Encode<'q, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB>,
 {
-    let (Some(statement), Some(since)) = (&hold.lock.sql.renew_since, &hold.since) else {
-        return Ok(());
+    let mut renewals = Renewals {
+        lock: Arc::clone(&hold.lock),
+        renewed: Vec::new(),
     };
-    let due = hold.lock.due_for_renewal();
-    for (key, lease) in due {
+    let (Some(statement), Some(since)) = (&hold.lock.sql.renew_since, &hold.since) else {
+        return Ok(renewals);
+    };
+    for (key, lease) in hold.lock.due_for_renewal() {
         let sent = Instant::now();
         let renewed = sqlx::query(sql(statement))
             .bind(lease.lease_ms)
@@ -124,10 +145,10 @@ where
             .execute(&mut *conn)
             .await?;
         if DB::rows_affected(&renewed) > 0 {
-            hold.lock.renewed(&key, &lease.owner, sent);
+            renewals.renewed.push((key, lease.owner, sent));
         }
     }
-    Ok(())
+    Ok(renewals)
 }
 
 /// Rolls the whole transaction back, then renews, from `pool`, the held leases that are due and
@@ -155,8 +176,12 @@ where
         renew_held::<DB>(&mut conn, &hold).await
     }
     .await;
-    if let Err(error) = renewed {
-        tracing::warn!(%error, "could not renew the lease after rolling a unit back; the heartbeat will try");
+    match renewed {
+        // Outside a transaction: each renewal committed as it ran.
+        Ok(renewals) => renewals.note(),
+        Err(error) => {
+            tracing::warn!(%error, "could not renew the lease after rolling a unit back; the heartbeat will try");
+        }
     }
     Ok(())
 }
