@@ -268,53 +268,32 @@ impl Workspace {
 
     /// `cargo <args>` in the workspace, on its own target directory; fails with cargo's output.
     pub fn cargo(&self, args: &[&str]) -> Result<Duration, BenchError> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let start = Instant::now();
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo());
+        command
             .args(args)
             .current_dir(&self.root)
             .env("CARGO_TARGET_DIR", self.target_dir())
-            .env_remove("RUSTC_BOOTSTRAP")
-            .output()
-            .map_err(|error| BenchError::Child {
-                what: format!("cargo {}", args.join(" ")),
-                detail: error.to_string(),
-            })?;
-        let elapsed = start.elapsed();
-        if !output.status.success() {
-            return Err(BenchError::Child {
-                what: format!("cargo {}", args.join(" ")),
-                detail: tail(&String::from_utf8_lossy(&output.stderr), 40),
-            });
-        }
-        Ok(elapsed)
+            .env_remove("RUSTC_BOOTSTRAP");
+        let start = Instant::now();
+        run(&mut command, &format!("cargo {}", args.join(" ")), 40)?;
+        Ok(start.elapsed())
     }
 
     /// The crate's code after macro expansion, from rustc itself (`-Zunpretty=expanded`, which
     /// needs `RUSTC_BOOTSTRAP=1` on a stable toolchain).
     pub fn expanded(&self, flavour: Flavour, n: usize) -> Result<String, BenchError> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let name = flavour.crate_name(n);
         let what = format!("the expansion of {name}");
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo());
+        command
             .args(["rustc", "-q", "-p", &name, "--", "-Zunpretty=expanded"])
             .current_dir(&self.root)
             // Its own target directory: flags of their own would otherwise rebuild the crate
             // measured in the shared one.
             .env("CARGO_TARGET_DIR", self.root.join("target-expand"))
-            .env("RUSTC_BOOTSTRAP", "1")
-            .output()
-            .map_err(|error| BenchError::Child {
-                what: what.clone(),
-                detail: error.to_string(),
-            })?;
-        if !output.status.success() {
-            return Err(BenchError::Child {
-                what,
-                detail: tail(&String::from_utf8_lossy(&output.stderr), 40),
-            });
-        }
-        String::from_utf8(output.stdout).map_err(|error| BenchError::Child {
+            .env("RUSTC_BOOTSTRAP", "1");
+        let stdout = run(&mut command, &what, 40)?;
+        String::from_utf8(stdout).map_err(|error| BenchError::Child {
             what,
             detail: error.to_string(),
         })
@@ -329,24 +308,36 @@ impl Workspace {
             .join(flavour.crate_name(n));
         let folder = self.root.join(format!("run-{}", flavour.crate_name(n)));
         std::fs::create_dir_all(&folder).map_err(BenchError::io("creating the folder", &folder))?;
-        let what = format!("running {}", binary.display());
-        let output = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .current_dir(&folder)
             .env_remove("FLAMINGOCK_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .output()
-            .map_err(|error| BenchError::Child {
-                what: what.clone(),
-                detail: error.to_string(),
-            })?;
-        if !output.status.success() {
-            return Err(BenchError::Child {
-                what,
-                detail: tail(&String::from_utf8_lossy(&output.stderr), 20),
-            });
-        }
+            .env_remove("DATABASE_URL");
+        run(&mut command, &format!("running {}", binary.display()), 20)?;
         Ok(binary)
     }
+}
+
+/// The cargo that runs this benchmark (`$CARGO`), else the one on the path.
+fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Runs `command` to its end and returns its standard output; a failure to start it, or an exit
+/// that is not a success, is [`BenchError::Child`] named `what`, with the last `lines` lines of
+/// its standard error.
+fn run(command: &mut Command, what: &str, lines: usize) -> Result<Vec<u8>, BenchError> {
+    let output = command.output().map_err(|error| BenchError::Child {
+        what: what.to_owned(),
+        detail: error.to_string(),
+    })?;
+    if !output.status.success() {
+        return Err(BenchError::Child {
+            what: what.to_owned(),
+            detail: tail(&String::from_utf8_lossy(&output.stderr), lines),
+        });
+    }
+    Ok(output.stdout)
 }
 
 /// `main` of a units crate: the README's.

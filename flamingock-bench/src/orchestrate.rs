@@ -563,22 +563,12 @@ impl Bench<'_> {
         let counts: (i64, i64) = self.runtime.block_on(async {
             match fresh.database {
                 Database::Postgres => {
-                    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
+                    fetch_counts::<sqlx::PgConnection>(&fresh.url, APPLIED, connecting, counting)
                         .await
-                        .map_err(connecting)?;
-                    sqlx::query_as(APPLIED)
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(counting)
                 }
                 Database::Mariadb => {
-                    let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&fresh.url)
+                    fetch_counts::<sqlx::MySqlConnection>(&fresh.url, APPLIED, connecting, counting)
                         .await
-                        .map_err(connecting)?;
-                    sqlx::query_as(APPLIED)
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(counting)
                 }
                 Database::Sqlite => Err(BenchError::Usage(
                     "the fleet start runs on a server database only".into(),
@@ -719,4 +709,24 @@ fn progress(key: Key, run: usize, runs: usize, elapsed: Duration) {
         key.tool.key(),
         elapsed.as_secs_f64() * 1e3
     );
+}
+
+/// The one row of two counts `statement` selects, on a connection of its own to `url`.
+async fn fetch_counts<C>(
+    url: &str,
+    statement: &'static str,
+    connecting: impl FnOnce(sqlx::Error) -> BenchError,
+    counting: impl FnOnce(sqlx::Error) -> BenchError,
+) -> Result<(i64, i64), BenchError>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    (i64, i64): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+{
+    let mut conn = C::connect(url).await.map_err(connecting)?;
+    sqlx::query_as(statement)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(counting)
 }
