@@ -13,8 +13,9 @@ macro_rules! sqlx_version {
     };
 }
 
-/// The sqlx version this crate is built on (the `major.minor` of the version its dependency requires), which
-/// `flamingock::sqlx` re-exports. Units name their pool and transaction types from this version.
+/// The sqlx version this crate is built on (the `major.minor` of the version its dependency
+/// requires), which `flamingock::sqlx` re-exports. Units name their pool and transaction types
+/// from this version.
 pub const SQLX_VERSION: &str = sqlx_version!();
 
 /// Where the types of this crate's sqlx come from, for the message that two versions are linked.

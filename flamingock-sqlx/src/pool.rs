@@ -87,19 +87,17 @@ pub(crate) async fn open_pool<DB: Database>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let tried = if probe_first {
-            tokio::time::timeout(
-                options.connect_timeout,
-                probed(&connect_options, pool_options.clone()),
-            )
-            .await
-        } else {
-            tokio::time::timeout(
-                options.connect_timeout,
-                pool_options.clone().connect_with(connect_options.clone()),
-            )
-            .await
+        let connecting = async {
+            if probe_first {
+                probed(&connect_options, pool_options.clone()).await
+            } else {
+                pool_options
+                    .clone()
+                    .connect_with(connect_options.clone())
+                    .await
+            }
         };
+        let tried = tokio::time::timeout(options.connect_timeout, connecting).await;
         let error = match tried {
             Ok(Ok(pool)) => {
                 tracing::debug!(url = %redacted, "connected to the audit store");
@@ -133,9 +131,9 @@ pub(crate) async fn open_pool<DB: Database>(
 
 /// The pool, connected beside a probe connection that tells what is wrong when the server does
 /// not answer. Both connect at once, so that a start waits for one connection, not two: a probe
-/// that fails stops the pool's attempt (which would otherwise retry a refused server until its
-/// acquire timeout and then report only that it timed out); one that succeeds is closed while
-/// the pool finishes.
+/// that fails stops the pool's attempt unless the pool connects within [`PROBE_GRACE`] (it would
+/// otherwise retry a refused server until its acquire timeout and then report only that it timed
+/// out); one that succeeds is closed while the pool finishes.
 async fn probed<DB: Database>(
     connect_options: &<DB::Connection as Connection>::Options,
     pool_options: PoolOptions<DB>,
